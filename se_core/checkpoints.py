@@ -1,0 +1,230 @@
+"""Checkpoints that are safe to open: safetensors with metadata; ``.pt``/``.pth`` only through
+``torch.load(weights_only=True)``; nothing is ever unpickled otherwise.
+
+A checkpoint's metadata (``CheckpointMeta``) names the architecture, SE config, class names,
+normalization and provenance, so a file alone is enough to rebuild and label its model.
+
+CLI: ``python -m se_core.checkpoints check FILE`` prints one line describing the model (exit 0)
+or one line saying why not (exit 2); never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import struct
+import sys
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+"""A safetensors header larger than this is refused before it is read (a real one is KBs)."""
+MAX_UNZIPPED_BYTES = 4 * 1024**3
+"""``.pt`` zip archives that would expand beyond this are refused (zip-bomb guard)."""
+MAX_ZIP_RATIO = 200
+"""...as are archives whose entries compress better than this ratio (tensors don't)."""
+META_KEY = "se_lens"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; ``str()`` is a one-line reason with what to do."""
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """What a checkpoint file says about its model (stored as JSON in the safetensors header)."""
+
+    arch: str
+    se_config: dict | None = None
+    num_classes: int = 10
+    class_names: tuple[str, ...] = ()
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    input_size: tuple[int, int] = (32, 32)
+    provenance: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "CheckpointMeta":
+        try:
+            d = json.loads(text)
+            if not isinstance(d, dict) or not isinstance(d.get("arch"), str):
+                raise ValueError("no 'arch' string")
+            known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+            for k in ("class_names", "mean", "std", "input_size"):
+                if k in known and known[k] is not None:
+                    known[k] = tuple(known[k])
+            return cls(**known)
+        except (ValueError, TypeError) as e:
+            raise CheckpointError(f"checkpoint metadata is malformed ({e}); re-save it with se_core.checkpoints.save_checkpoint") from None
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that the final name never shows a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> None:
+    """Atomically write a safetensors file (tensors made contiguous, CPU)."""
+    from safetensors.torch import save
+
+    clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    atomic_write_bytes(path, save(clean, metadata=dict(metadata)))
+
+
+def save_checkpoint(path: str | os.PathLike, model_or_state: nn.Module | Mapping[str, torch.Tensor],
+                    meta: CheckpointMeta) -> None:
+    """Save weights (a module's ``state_dict`` or a dict of tensors) with metadata, atomically."""
+    state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    save_tensors(path, state, {META_KEY: meta.to_json()})
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise CheckpointError(f"{path.name}: file is {size} bytes, too short for safetensors; the file is truncated or not a checkpoint")
+        (n,) = struct.unpack("<Q", head)
+        if n > MAX_HEADER_BYTES:
+            raise CheckpointError(f"{path.name}: safetensors header claims {n:,} bytes (limit {MAX_HEADER_BYTES:,}); the file is corrupt or hostile")
+        if 8 + n > size:
+            raise CheckpointError(f"{path.name}: header runs past the end of the file ({size:,} bytes); the file is truncated")
+        header = f.read(n)
+    try:
+        hdr = json.loads(header)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(f"{path.name}: safetensors header is not valid JSON; the file is corrupt") from None
+    if not isinstance(hdr, dict):
+        raise CheckpointError(f"{path.name}: safetensors header is not a JSON object; the file is corrupt")
+    meta = hdr.get("__metadata__") or {}
+    try:
+        tensors = load(path.read_bytes())
+    except (SafetensorError, ValueError, RuntimeError, OSError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{path.name}: safetensors payload is unreadable ({reason}); the file is truncated or corrupt") from None
+    return tensors, {str(k): str(v) for k, v in meta.items()}
+
+
+def _check_zip(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            total = 0
+            for info in zf.infolist():
+                total += info.file_size
+                if info.compress_size and info.file_size / max(info.compress_size, 1) > MAX_ZIP_RATIO and info.file_size > 1 << 20:
+                    raise CheckpointError(f"{path.name}: archive entry {info.filename!r} expands {info.file_size / info.compress_size:.0f}x; refused as a zip bomb")
+            if total > MAX_UNZIPPED_BYTES:
+                raise CheckpointError(f"{path.name}: archive would expand to {total:,} bytes (limit {MAX_UNZIPPED_BYTES:,}); refused")
+    except zipfile.BadZipFile:
+        raise CheckpointError(f"{path.name}: not a torch.save zip archive (legacy or truncated .pt files are refused); re-save with torch.save or convert to safetensors") from None
+
+
+def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    _check_zip(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any failure of the restricted unpickler is a refusal
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise CheckpointError(f"{path.name}: refused by torch.load(weights_only=True): {first}; only plain tensors/state dicts are accepted") from None
+    meta: dict[str, str] = {}
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        if isinstance(obj.get(META_KEY), str):
+            meta[META_KEY] = obj[META_KEY]
+        obj = obj["state_dict"]
+    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        obj = obj["model"]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+        raise CheckpointError(f"{path.name}: holds no state dict of tensors (found {type(obj).__name__}); save model.state_dict()")
+    return {k.removeprefix("module."): v for k, v in obj.items()}, meta
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], CheckpointMeta | None]:
+    """Read weights and metadata; raises :class:`CheckpointError` with a one-line reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".safetensors":
+            tensors, meta = _read_safetensors(path)
+        elif suffix in (".pt", ".pth"):
+            tensors, meta = _read_torch(path)
+        else:
+            raise CheckpointError(f"{path.name}: '{suffix or 'no extension'}' files are refused (they may hold pickled code); use .safetensors, or .pt/.pth state dicts")
+    except OSError as e:
+        raise CheckpointError(f"{path.name}: cannot read file ({e.strerror or e})") from None
+    return tensors, (CheckpointMeta.from_json(meta[META_KEY]) if META_KEY in meta else None)
+
+
+def compare_state(model: nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:
+    """Key-by-key differences between ``model`` and ``state``: missing, unexpected, mis-shaped."""
+    own = model.state_dict()
+    problems = [f"missing {k} {tuple(v.shape)}" for k, v in own.items() if k not in state]
+    problems += [f"unexpected {k} {tuple(v.shape)}" for k, v in state.items() if k not in own]
+    problems += [f"shape {k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+                 for k, v in own.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    return problems
+
+
+def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], what: str = "checkpoint") -> nn.Module:
+    """Load ``state`` into ``model`` after checking every key and shape; names each mismatch."""
+    problems = compare_state(model, state)
+    if problems:
+        shown = "; ".join(problems[:8]) + (f"; ... {len(problems) - 8} more" if len(problems) > 8 else "")
+        raise CheckpointError(f"{what} does not fit {type(model).__name__}: {shown}")
+    model.load_state_dict(dict(state), strict=True)
+    return model
+
+
+def describe(path: str | os.PathLike) -> str:
+    """One line describing a checkpoint (used by the CLI and the Models page)."""
+    from se_core.registry import build_from_checkpoint
+
+    model, meta = build_from_checkpoint(path)
+    n = sum(p.numel() for p in model.parameters())
+    se = "vanilla" if not meta.se_config else "SE " + json.dumps(meta.se_config, sort_keys=True)
+    return f"ok {meta.arch} {se} params={n:,} classes={meta.num_classes} input={meta.input_size[0]}x{meta.input_size[1]}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m se_core.checkpoints", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("check", help="check that FILE is a usable checkpoint").add_argument("file")
+    args = ap.parse_args(argv)
+    try:
+        print(describe(args.file))
+        return 0
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - the CLI promises one line, never a traceback
+        print(f"error: {Path(args.file).name}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

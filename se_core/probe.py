@@ -1,0 +1,241 @@
+"""Read the squeeze descriptors z and excitation gates s of every SE unit in one forward pass.
+
+Works on this project's :class:`~se_core.se.SqueezeExcite`, torchvision's
+``SqueezeExcitation`` and timm's SE modules (``SEModule``, legacy ``senet.SEModule``,
+EfficientNet ``SqueezeExcite``, ...) without editing their code: the SE unit is found by
+structure (a reduce conv, an expand conv and a gate child), z is the spatial mean of the
+unit's input, s is the output of its gate child.
+
+Concurrency: a Streamlit server shares one cached model between all its sessions. Every
+hook-using operation (probe, intervention, attribution) holds the model's lock
+(:func:`model_lock`) while its hooks exist, hooks only record calls made on the thread that
+installed them, and hooks are removed in ``finally``, so nothing is left behind after an
+exception.
+"""
+from __future__ import annotations
+
+import re
+import threading
+import weakref
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator, Literal, Sequence
+
+import torch
+from torch import nn
+
+_GATE_NAMES = ("scale_activation", "gate", "sigmoid")
+_REDUCE_NAMES = ("fc1", "conv_reduce", "reduce", "se_reduce")
+_EXPAND_NAMES = ("fc2", "conv_expand", "expand", "se_expand")
+
+_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model: nn.Module) -> threading.RLock:
+    """The re-entrant lock guarding hook-using calls on ``model`` (one per module object)."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+        return lock
+
+
+@dataclass(frozen=True)
+class Site:
+    """One place where a network recalibrates channels (or, in a vanilla net, could).
+
+    ``name`` is the module path; ``stage``/``block`` are parsed from it when it follows the
+    ``layer{stage}.{block}`` / ``stages.{s}.{b}`` conventions (else ``stage=0`` and
+    ``block`` = running index). ``gate`` is the gate child's name; ``None`` marks a
+    vanilla site (``nn.Identity`` at the SE position) where only z exists.
+    """
+
+    name: str
+    stage: int
+    block: int
+    channels: int | None
+    gate: str | None
+    kind: str
+
+    @property
+    def label(self) -> str:
+        return f"s{self.stage}.b{self.block}" if self.stage else self.name
+
+
+def _child(module: nn.Module, names: Sequence[str]) -> tuple[str, nn.Module] | None:
+    for n in names:
+        m = getattr(module, n, None)
+        if isinstance(m, nn.Module):
+            return n, m
+    return None
+
+
+def _channels(conv: nn.Module) -> int | None:
+    return getattr(conv, "in_channels", None) or getattr(conv, "in_features", None)
+
+
+_STAGE_RE = re.compile(r"(?:layer|stage|stages|features|trunk_output\.block|blocks)[._]?(\d+)\.(?:[a-z_]*?)?(\d+)")
+
+
+def _stage_block(name: str, index: int) -> tuple[int, int]:
+    m = _STAGE_RE.search(name)
+    if m:
+        return int(m.group(1)), int(m.group(2))
+    return 0, index
+
+
+def find_sites(model: nn.Module) -> list[Site]:
+    """Every SE unit of ``model`` (and ``.se`` Identity placeholders of vanilla nets), in order."""
+    sites: list[Site] = []
+    for name, mod in model.named_modules():
+        if not name:
+            continue
+        gate = _child(mod, _GATE_NAMES)
+        red, exp = _child(mod, _REDUCE_NAMES), _child(mod, _EXPAND_NAMES)
+        if gate is not None and red is not None and exp is not None:
+            kind = f"{type(mod).__module__.split('.')[0]}.{type(mod).__name__}"
+            stage, block = _stage_block(name, len(sites))
+            sites.append(Site(name, stage, block, _channels(red[1]), gate[0], kind))
+        elif isinstance(mod, nn.Identity) and name.rsplit(".", 1)[-1] == "se":
+            stage, block = _stage_block(name, len(sites))
+            sites.append(Site(name, stage, block, None, None, "identity"))
+    return sites
+
+
+def describe_structure(model: nn.Module, limit: int = 12) -> str:
+    """Short listing of module types, for messages about models with no recognisable SE unit."""
+    counts: dict[str, int] = {}
+    for _, m in model.named_modules():
+        counts[type(m).__name__] = counts.get(type(m).__name__, 0) + 1
+    top = sorted(counts.items(), key=lambda kv: -kv[1])[:limit]
+    return ", ".join(f"{k} x{v}" for k, v in top)
+
+
+GateMode = Literal["off", "constant", "vector", "scale"]
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """Replace the gates s of one site: ``off`` (s = 1, SE switched off), ``constant``
+    (s = value), ``vector`` (s = per-channel tensor broadcast over the batch), ``scale``
+    (s multiplied by value)."""
+
+    site: str
+    mode: GateMode = "off"
+    value: float | torch.Tensor | None = None
+
+    def apply(self, s: torch.Tensor) -> torch.Tensor:
+        if self.mode == "off":
+            return torch.ones_like(s)
+        if self.mode == "constant":
+            return torch.full_like(s, float(self.value))  # type: ignore[arg-type]
+        if self.mode == "scale":
+            return s * float(self.value)  # type: ignore[arg-type]
+        if self.mode == "vector":
+            v = torch.as_tensor(self.value, dtype=s.dtype, device=s.device).reshape(-1)
+            if v.numel() != s.shape[1]:
+                raise ValueError(f"gate vector for {self.site} has {v.numel()} values, the site has {s.shape[1]} channels")
+            return v.view(1, -1, *([1] * (s.dim() - 2))).expand_as(s).clone()
+        raise ValueError(f"unknown intervention mode {self.mode!r}")
+
+
+@dataclass
+class ProbeResult:
+    """Logits plus, per site name, z (N x C channel means of the unit's input) and s (N x C
+    gates; for NoSqueeze units, whose gates are N x C x H x W, their spatial mean)."""
+
+    logits: torch.Tensor
+    sites: list[Site]
+    z: dict[str, torch.Tensor] = field(default_factory=dict)
+    s: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def gate_matrix(self, index: int = 0) -> tuple[list[Site], list[torch.Tensor]]:
+        """Per SE site the gate vector of sample ``index`` (rows of a blocks x channels heatmap)."""
+        keep = [st for st in self.sites if st.name in self.s]
+        return keep, [self.s[st.name][index] for st in keep]
+
+
+@contextmanager
+def capture(model: nn.Module, sites: Sequence[Site] | None = None,
+            interventions: Sequence[Intervention] = (), keep_z: bool = True,
+            keep_s: bool = True) -> Iterator[ProbeResult]:
+    """Context in which forwards of ``model`` on this thread record z/s into the yielded result.
+
+    Holds :func:`model_lock` for its whole duration; hooks are removed on exit, error or not.
+    ``result.logits`` is left empty: the caller runs the forward (this lets training code probe
+    its own forward, and Captum run under it).
+    """
+    sites = list(find_sites(model) if sites is None else sites)
+    by_name = dict(model.named_modules())
+    iv = {i.site: i for i in interventions}
+    unknown = set(iv) - {st.name for st in sites if st.gate}
+    if unknown:
+        raise ValueError(f"no SE gate at {sorted(unknown)}; SE sites are {[s.name for s in sites if s.gate]}")
+    owner = threading.get_ident()
+    result = ProbeResult(torch.empty(0), sites)
+    handles = []
+    with model_lock(model):
+        try:
+            for st in sites:
+                unit = by_name[st.name]
+                if keep_z:
+                    def z_hook(mod, args, name=st.name):
+                        if threading.get_ident() == owner:
+                            x = args[0]
+                            result.z[name] = x.detach().float().mean(dim=(2, 3)) if x.dim() == 4 else x.detach().float()
+                    handles.append(unit.register_forward_pre_hook(z_hook))
+                if st.gate:
+                    def s_hook(mod, args, out, name=st.name):
+                        if threading.get_ident() != owner:
+                            return None
+                        if name in iv:
+                            out = iv[name].apply(out)
+                        if keep_s:
+                            s = out.detach().float()
+                            result.s[name] = s.mean(dim=(2, 3)) if s.dim() == 4 else s.reshape(s.shape[0], -1)
+                        return out if name in iv else None
+                    handles.append(getattr(unit, st.gate).register_forward_hook(s_hook))
+            yield result
+        finally:
+            for h in handles:
+                h.remove()
+
+
+@torch.no_grad()
+def probe(model: nn.Module, x: torch.Tensor, sites: Sequence[Site] | None = None,
+          interventions: Sequence[Intervention] = ()) -> ProbeResult:
+    """One forward pass of ``model`` (in eval mode) returning logits and z/s of every site."""
+    with capture(model, sites, interventions) as res:
+        res.logits = model(x).float()
+    return res
+
+
+@torch.no_grad()
+def intervene(model: nn.Module, x: torch.Tensor, interventions: Sequence[Intervention]) -> torch.Tensor:
+    """Logits with the gates of chosen sites replaced (see :class:`Intervention`)."""
+    with capture(model, None, interventions, keep_z=False, keep_s=False):
+        return model(x).float()
+
+
+def hook_count(model: nn.Module) -> int:
+    """Number of hooks registered on ``model``'s modules (tests use it to catch leaks)."""
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+               for m in model.modules())
+
+
+def pair_sites(se_sites: Sequence[Site], vanilla_sites: Sequence[Site]) -> dict[str, str]:
+    """Map SE site names to vanilla site names: same name first, else same (stage, block)."""
+    names = {s.name for s in vanilla_sites}
+    by_pos = {(s.stage, s.block): s.name for s in vanilla_sites}
+    out = {}
+    for s in se_sites:
+        if s.name in names:
+            out[s.name] = s.name
+        elif (s.stage, s.block) in by_pos:
+            out[s.name] = by_pos[(s.stage, s.block)]
+    return out
+
+
+__all__ = ["Site", "Intervention", "ProbeResult", "find_sites", "probe", "intervene", "capture",
+           "model_lock", "hook_count", "pair_sites", "describe_structure"]

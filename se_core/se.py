@@ -1,0 +1,160 @@
+"""The Squeeze-and-Excitation unit (Hu et al., TPAMI 2020) and every variant the paper ablates.
+
+One frozen :class:`SEConfig` describes a variant; :func:`create_se` turns it into a module.
+Submodule names follow ``torchvision.ops.SqueezeExcitation`` (``pool``/``fc1``/``activation``/
+``fc2``/``scale_activation``) so the same probe code reads ours, torchvision's and timm's.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from typing import Literal
+
+import torch
+from torch import nn
+
+Squeeze = Literal["avg", "max", "none"]
+Gate = Literal["sigmoid", "tanh", "relu"]
+Integration = Literal["standard", "pre", "post", "identity"]
+Site = Literal["output", "3x3"]
+
+SQUEEZES = ("avg", "max", "none")
+GATES = ("sigmoid", "tanh", "relu")
+INTEGRATIONS = ("standard", "pre", "post", "identity")
+SITES = ("output", "3x3")
+
+
+@dataclass(frozen=True)
+class SEConfig:
+    """Where and how SE units are placed in a residual network.
+
+    - ``reduction``: ratio r of paper Table 10. Hidden width is ``max(1, C // r)``: floor
+      division, never below one unit, so C=16 with r=16 or r=32 both give 1 hidden unit.
+    - ``squeeze``: ``avg`` (paper default), ``max`` (Table 11), or ``none`` (NoSqueeze,
+      Table 16: fc1/fc2 act as 1x1 convs on the full H x W map, no pooling).
+    - ``gate``: the excitation non-linearity of Table 12 (``sigmoid``/``tanh``/``relu``).
+    - ``stages``: 1-based indices of the network stages carrying SE (``None`` = all). For
+      ResNet-50, stage 1 is conv2_x, so the paper's SE_Stage_2/3/4 are ``(1,)``/``(2,)``/``(3,)``.
+    - ``integration``: Fig. 5 placement: ``standard`` (on the residual branch before the sum),
+      ``pre`` (at the start of the residual branch), ``post`` (after sum and ReLU),
+      ``identity`` (on the shortcut, in parallel with the residual branch).
+    - ``site``: ``output`` (after the block's last conv+BN) or ``3x3`` (after the 3x3 conv of a
+      bottleneck, Table 15; after the first 3x3 conv+BN+ReLU of a basic block). ``3x3`` is
+      only defined with ``standard`` integration.
+    """
+
+    reduction: int = 16
+    squeeze: Squeeze = "avg"
+    gate: Gate = "sigmoid"
+    stages: tuple[int, ...] | None = None
+    integration: Integration = "standard"
+    site: Site = "output"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.reduction, int) or isinstance(self.reduction, bool) or self.reduction < 1:
+            raise ValueError(f"reduction must be an int >= 1, got {self.reduction!r}")
+        for name, allowed in (("squeeze", SQUEEZES), ("gate", GATES),
+                              ("integration", INTEGRATIONS), ("site", SITES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.stages is not None:
+            stages = tuple(int(s) for s in self.stages)
+            if not stages or any(s < 1 for s in stages):
+                raise ValueError(f"stages must be 1-based stage indices, got {self.stages!r}")
+            object.__setattr__(self, "stages", tuple(sorted(set(stages))))
+        if self.site == "3x3" and self.integration != "standard":
+            raise ValueError("site='3x3' is only defined with integration='standard'")
+
+    def hidden(self, channels: int) -> int:
+        """Width of the bottleneck: ``max(1, channels // reduction)``."""
+        return max(1, channels // self.reduction)
+
+    def in_stage(self, stage: int) -> bool:
+        """Whether 1-based ``stage`` carries SE units."""
+        return self.stages is None or stage in self.stages
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SEConfig":
+        known = {k: d[k] for k in ("reduction", "squeeze", "gate", "stages", "integration", "site") if k in d}
+        if known.get("stages") is not None:
+            known["stages"] = tuple(known["stages"])
+        unknown = set(d) - set(known) - {"stages"}
+        if unknown:
+            raise ValueError(f"unknown SE config field(s): {sorted(unknown)}")
+        return cls(**known)
+
+    @classmethod
+    def from_json(cls, s: str) -> "SEConfig":
+        return cls.from_dict(json.loads(s))
+
+    def replace(self, **kw) -> "SEConfig":
+        return replace(self, **kw)
+
+    def label(self) -> str:
+        """Short human label, e.g. ``r=16 avg sigmoid all standard``."""
+        st = "all" if self.stages is None else "+".join(map(str, self.stages))
+        lab = f"r={self.reduction} {self.squeeze} {self.gate} stages={st} {self.integration}"
+        return lab + (" 3x3" if self.site == "3x3" else "")
+
+
+_GATE_LAYERS: dict[str, type[nn.Module]] = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
+
+
+class SqueezeExcite(nn.Module):
+    """SE unit: s = gate(fc2(relu(fc1(squeeze(x))))); returns x * s.
+
+    fc1/fc2 are 1x1 convolutions (as in torchvision), which equal fully connected layers on
+    the pooled C x 1 x 1 descriptor and become the paper's NoSqueeze 1x1 convs on the full
+    map when ``squeeze='none'``. Parameters: 2*C*h weights + (h + C) biases, h = C // r.
+    """
+
+    def __init__(self, channels: int, config: SEConfig = SEConfig()) -> None:
+        super().__init__()
+        hidden = config.hidden(channels)
+        self.channels = channels
+        self.config = config
+        if config.squeeze == "avg":
+            self.pool: nn.Module = nn.AdaptiveAvgPool2d(1)
+        elif config.squeeze == "max":
+            self.pool = nn.AdaptiveMaxPool2d(1)
+        else:
+            self.pool = nn.Identity()
+        self.fc1 = nn.Conv2d(channels, hidden, 1)
+        self.activation = nn.ReLU()
+        self.fc2 = nn.Conv2d(hidden, channels, 1)
+        self.scale_activation = _GATE_LAYERS[config.gate]()
+
+    def scale(self, x: torch.Tensor) -> torch.Tensor:
+        """The gates s, shape N x C x 1 x 1 (N x C x H x W for NoSqueeze)."""
+        return self.scale_activation(self.fc2(self.activation(self.fc1(self.pool(x)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale(x)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, {self.config.label()}"
+
+
+def create_se(kind: str | None, channels: int, config: SEConfig | None = None) -> nn.Module:
+    """String factory in the spirit of ``timm.layers.create_attn``: ``'se'`` or ``None``/``''``.
+
+    ``None`` gives ``nn.Identity`` so vanilla and SE networks share module names (``.se``)
+    and probe sites line up one to one.
+    """
+    if not kind:
+        return nn.Identity()
+    if kind == "se":
+        return SqueezeExcite(channels, config or SEConfig())
+    raise ValueError(f"unknown attention kind {kind!r}; known: 'se', None")
+
+
+def se_param_count(channels: int, config: SEConfig = SEConfig()) -> int:
+    """Analytic parameter count of one SE unit: 2*C*h + h + C (weights + biases)."""
+    h = config.hidden(channels)
+    return 2 * channels * h + h + channels
+
+
+__all__ = ["SEConfig", "SqueezeExcite", "create_se", "se_param_count"]
