@@ -1,0 +1,1 @@
+"""SE Lens Streamlit app: entry point (app.py) and helpers (state, caching, charts)."""

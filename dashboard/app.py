@@ -1,0 +1,28 @@
+"""SE Lens entry point: ``streamlit run dashboard/app.py``.
+
+Pages live in the top-level ``pages/`` folder, one thin file each; they lay out what
+``se_core`` computes. The sidebar's model pair is kept in session state and in the URL.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import state  # noqa: E402
+
+PAGES = ROOT / "pages"
+
+st.set_page_config(page_title="SE Lens", page_icon=":material/tune:", layout="wide")
+
+page = st.navigation([
+    st.Page(str(PAGES / "home.py"), title="Home", icon=":material/home:", default=True),
+    st.Page(str(PAGES / "models.py"), title="Models", icon=":material/table_chart:", url_path="models"),
+])
+state.sidebar()
+page.run()
