@@ -23,6 +23,9 @@ st.set_page_config(page_title="SE Lens", page_icon=":material/tune:", layout="wi
 page = st.navigation([
     st.Page(str(PAGES / "home.py"), title="Home", icon=":material/home:", default=True),
     st.Page(str(PAGES / "models.py"), title="Models", icon=":material/table_chart:", url_path="models"),
+    st.Page(str(PAGES / "inspector.py"), title="Inspect", icon=":material/visibility:", url_path="inspect"),
+    st.Page(str(PAGES / "attributions.py"), title="Attributions", icon=":material/gradient:", url_path="attributions"),
+    st.Page(str(PAGES / "classwise.py"), title="Class-wise", icon=":material/stacked_bar_chart:", url_path="classwise"),
 ])
 state.sidebar()
 page.run()

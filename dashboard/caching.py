@@ -25,3 +25,16 @@ def get_pair(name: str) -> LoadedPair | None:
     except (CheckpointError, KeyError, ValueError) as e:
         st.error(f"The models of this pair cannot be loaded: {e}")
     return None
+
+
+def try_pair(name: str) -> tuple[LoadedPair | None, str | None]:
+    """The loaded pair and ``None``, or ``None`` and why it cannot be loaded (nothing shown).
+
+    For pages that still have something to show without weights (Home, Models).
+    """
+    try:
+        return _pair(name), None
+    except WeightsMissing as e:
+        return None, f"Model weights are missing. {e}"
+    except (CheckpointError, KeyError, ValueError) as e:
+        return None, f"The models of this pair cannot be loaded: {e}"

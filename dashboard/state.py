@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import charts
 from se_core.pairs import DEFAULT_PAIR, PAIRS
 
 PAIR_KEY = "pair"
@@ -26,5 +27,6 @@ def sidebar() -> None:
     with st.sidebar:
         st.selectbox("Model pair", list(PAIRS), key=PAIR_KEY, format_func=lambda n: PAIRS[n].title,
                      on_change=_sync_url, help="SE model and its vanilla counterpart; the choice is kept in the URL.")
+        charts.export_format_picker()
     if st.query_params.get(PAIR_KEY) != st.session_state[PAIR_KEY]:
         _sync_url()

@@ -32,6 +32,10 @@ MAX_ZIP_RATIO = 200
 META_KEY = "se_lens"
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; ``str()`` is a one-line reason with what to do."""
 
@@ -75,6 +79,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_UMASK)  # mkstemp makes 0600; give the mode open() would
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -122,6 +127,8 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     if not isinstance(hdr, dict):
         raise CheckpointError(f"{path.name}: safetensors header is not a JSON object; the file is corrupt")
     meta = hdr.get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path.name}: safetensors '__metadata__' is not a JSON object; the file is corrupt")
     try:
         tensors = load(path.read_bytes())
     except (SafetensorError, ValueError, RuntimeError, OSError) as e:
@@ -136,8 +143,8 @@ def _check_zip(path: Path) -> None:
             total = 0
             for info in zf.infolist():
                 total += info.file_size
-                if info.compress_size and info.file_size / max(info.compress_size, 1) > MAX_ZIP_RATIO and info.file_size > 1 << 20:
-                    raise CheckpointError(f"{path.name}: archive entry {info.filename!r} expands {info.file_size / info.compress_size:.0f}x; refused as a zip bomb")
+                if info.file_size > 1 << 20 and info.file_size / max(info.compress_size, 1) > MAX_ZIP_RATIO:
+                    raise CheckpointError(f"{path.name}: archive entry {info.filename!r} expands {info.file_size / max(info.compress_size, 1):.0f}x; refused as a zip bomb")
             if total > MAX_UNZIPPED_BYTES:
                 raise CheckpointError(f"{path.name}: archive would expand to {total:,} bytes (limit {MAX_UNZIPPED_BYTES:,}); refused")
     except zipfile.BadZipFile:
@@ -181,13 +188,21 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], C
     return tensors, (CheckpointMeta.from_json(meta[META_KEY]) if META_KEY in meta else None)
 
 
+def _kind(t: torch.Tensor) -> str:
+    return "complex" if t.is_complex() else "float" if t.is_floating_point() else "bool" if t.dtype == torch.bool else "integer"
+
+
 def compare_state(model: nn.Module, state: Mapping[str, torch.Tensor]) -> list[str]:
-    """Key-by-key differences between ``model`` and ``state``: missing, unexpected, mis-shaped."""
+    """Key-by-key differences between ``model`` and ``state``: missing, unexpected, mis-shaped,
+    and of the wrong kind of dtype (e.g. integers where the model has float weights; float16
+    vs float32 is fine, ``load_state_dict`` converts it)."""
     own = model.state_dict()
     problems = [f"missing {k} {tuple(v.shape)}" for k, v in own.items() if k not in state]
     problems += [f"unexpected {k} {tuple(v.shape)}" for k, v in state.items() if k not in own]
     problems += [f"shape {k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
                  for k, v in own.items() if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    problems += [f"dtype {k}: file {state[k].dtype} vs model {v.dtype}"
+                 for k, v in own.items() if k in state and _kind(state[k]) != _kind(v)]
     return problems
 
 

@@ -26,6 +26,12 @@ def autocast_ctx(precision: str, device: torch.device):
     return nullcontext()
 
 
+def eval_subset_indices(n_total: int, k: int) -> torch.Tensor:
+    """The fixed ``k``-image test subset used by ``train --test-subset k`` (every ``n//k``-th image),
+    so a checkpoint can be re-evaluated on exactly the images its trainer reported."""
+    return torch.arange(n_total)[:: max(1, n_total // k)][:k]
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ImageSet, mean: Sequence[float], std: Sequence[float], *,
              batch_size: int = 500, precision: str = "fp32", rank: int = 0, world: int = 1,
@@ -77,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default="test")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     ap.add_argument("--batch-size", type=int, default=500)
+    ap.add_argument("--test-subset", type=int, default=None,
+                    help="evaluate on the same N-image subset that 'train --test-subset N' reports on")
     args = ap.parse_args(argv)
     try:
         model, meta = build_from_checkpoint(args.checkpoint)
@@ -84,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.test_subset:
+        data = data.subset(eval_subset_indices(len(data), args.test_subset))
     t0 = time.perf_counter()
     res = evaluate(model, data, meta.mean, meta.std, batch_size=args.batch_size, precision=args.precision)
     res.update(checkpoint=args.checkpoint, data=data.name, seconds=round(time.perf_counter() - t0, 2))

@@ -45,9 +45,10 @@ def model_lock(model: nn.Module) -> threading.RLock:
 class Site:
     """One place where a network recalibrates channels (or, in a vanilla net, could).
 
-    ``name`` is the module path; ``stage``/``block`` are parsed from it when it follows the
-    ``layer{stage}.{block}`` / ``stages.{s}.{b}`` conventions (else ``stage=0`` and
-    ``block`` = running index). ``gate`` is the gate child's name; ``None`` marks a
+    ``name`` is the module path; ``stage`` (1-based) and ``block`` are parsed from it when it
+    follows a known convention (``layer{s}.{b}``, RegNet ``block{s}.block{s}-{b}``,
+    EfficientNet ``features.{s}.{b}``, timm's 0-based ``blocks.{s}.{b}``/``stages.{s}.blocks.{b}``),
+    else ``stage=0`` and ``block`` = running index. ``gate`` is the gate child's name; ``None`` marks a
     vanilla site (``nn.Identity`` at the SE position) where only z exists.
     """
 
@@ -75,13 +76,21 @@ def _channels(conv: nn.Module) -> int | None:
     return getattr(conv, "in_channels", None) or getattr(conv, "in_features", None)
 
 
-_STAGE_RE = re.compile(r"(?:layer|stage|stages|features|trunk_output\.block|blocks)[._]?(\d+)\.(?:[a-z_]*?)?(\d+)")
+# (pattern, offset added to the stage index so that stages are 1-based everywhere)
+_STAGE_PATTERNS: tuple[tuple[re.Pattern[str], int], ...] = (
+    (re.compile(r"(?:^|\.)layer(\d+)\.(\d+)(?:\.|$)"), 0),                        # torchvision/timm ResNets: layer1.0
+    (re.compile(r"(?:^|\.)trunk_output\.block(\d+)\.block\1-(\d+)(?:\.|$)"), 0),  # torchvision RegNet: block2.block2-1
+    (re.compile(r"(?:^|\.)features\.(\d+)\.(\d+)(?:\.|$)"), 0),                    # torchvision EfficientNet (features.0 = stem)
+    (re.compile(r"(?:^|\.)(?:blocks|stages)\.(\d+)\.(?:blocks\.)?(\d+)(?:\.|$)"), 1),  # timm, 0-based stages
+)
 
 
 def _stage_block(name: str, index: int) -> tuple[int, int]:
-    m = _STAGE_RE.search(name)
-    if m:
-        return int(m.group(1)), int(m.group(2))
+    """(1-based stage, block) parsed from a module path, else ``(0, index)``."""
+    for pattern, offset in _STAGE_PATTERNS:
+        m = pattern.search(name)
+        if m:
+            return int(m.group(1)) + offset, int(m.group(2))
     return 0, index
 
 

@@ -129,8 +129,12 @@ def build_from_checkpoint(path: str | os.PathLike, arch: str | None = None,
         spec = get_spec(meta.arch)
     except KeyError as e:
         raise CheckpointError(str(e.args[0])) from None
-    se_cfg = SEConfig.from_dict(meta.se_config) if meta.se_config else None
-    model = spec.build(se_cfg if spec.takes_se else None, num_classes=meta.num_classes)
+    try:
+        se_cfg = SEConfig.from_dict(meta.se_config) if meta.se_config else None
+        model = spec.build(se_cfg if spec.takes_se else None, num_classes=meta.num_classes)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{os.path.basename(path)}: its metadata describes a model that cannot be built ({e}); "
+                              "re-save it with se_core.checkpoints.save_checkpoint") from None
     load_into(model, state, what=os.path.basename(path))
     return model.eval(), meta
 

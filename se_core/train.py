@@ -35,7 +35,7 @@ from torch import nn
 
 from se_core.checkpoints import CheckpointMeta, atomic_write_bytes, read_checkpoint, save_checkpoint, save_tensors
 from se_core.data import BatchStream, ImageSet, load_dataset
-from se_core.evaluate import autocast_ctx, evaluate
+from se_core.evaluate import autocast_ctx, evaluate, eval_subset_indices
 from se_core.probe import capture, find_sites
 from se_core.registry import get_spec
 from se_core.se import SEConfig
@@ -226,7 +226,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
     if threads:
         torch.set_num_threads(threads)
-    if world > 1 and not dist.is_initialized():
+    own_group = world > 1 and not dist.is_initialized()
+    if own_group:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     precision = resolve_precision(cfg.precision, device)
     spec = get_spec(cfg.arch)
@@ -238,7 +239,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
     if cfg.train_subset:
         train_set = train_set.subset(torch.randperm(len(train_set), generator=torch.Generator().manual_seed(1234))[: cfg.train_subset])
     if cfg.test_subset:
-        test_set = test_set.subset(torch.arange(len(test_set))[:: max(1, len(test_set) // cfg.test_subset)][: cfg.test_subset])
+        test_set = test_set.subset(eval_subset_indices(len(test_set), cfg.test_subset))
     pidx = probe_indices(test_set, cfg.probe_per_class)
     from se_core.data import normalize
     probe_x, probe_y = normalize(test_set.images[pidx], mean, std), test_set.labels[pidx]
@@ -337,6 +338,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
             dist.barrier()
         done_this_call += 1
         if stop_after_epochs is not None and done_this_call >= stop_after_epochs and epoch + 1 < cfg.epochs:
+            if own_group:
+                dist.destroy_process_group()
             return RunResult(out, history["metrics"], {}, start_epoch)
 
     final: dict = {}
@@ -359,6 +362,8 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
         atomic_write_bytes(out / "final.json", json.dumps({"final": final, "provenance": provenance}, indent=2).encode())
     if world > 1:
         dist.barrier()
+    if own_group:  # without this, gloo's threads can abort ("terminate called ...") at interpreter exit
+        dist.destroy_process_group()
     return RunResult(out, history["metrics"], final, start_epoch)
 
 

@@ -16,9 +16,26 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import resnet as tv_resnet
+from typing import TYPE_CHECKING
 
 from se_core.se import SEConfig, create_se
+
+if TYPE_CHECKING:
+    from torchvision.models import resnet as tv_resnet
+
+
+def _tv_resnet():
+    """torchvision's resnet module, imported on first use: importing torchvision costs ~1 s
+    (it pulls in torch._dynamo), which CIFAR-only callers (CLIs, dashboard start-up) skip."""
+    from torchvision.models import resnet
+
+    return resnet
+
+
+def check_stages(se: SEConfig | None, n_stages: int, net: str) -> None:
+    """Refuse an SE config naming stages the network lacks (it would silently build a vanilla net)."""
+    if se is not None and se.stages is not None and max(se.stages) > n_stages:
+        raise ValueError(f"SE stages {se.stages} do not exist in {net}, which has stages 1..{n_stages}")
 
 
 class SEBlockMixin:
@@ -100,6 +117,7 @@ class CifarResNet(nn.Module):
         super().__init__()
         if depth < 8 or (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2 with n >= 1 (8, 14, 20, 32, 56, 110, ...), got {depth}")
+        check_stages(se, len(self.stage_channels), f"CIFAR ResNet-{depth}")
         n = (depth - 2) // 6
         self.depth, self.se_config = depth, se
         self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
@@ -158,10 +176,12 @@ def add_se_to_resnet(model: tv_resnet.ResNet, se: SEConfig | None) -> tv_resnet.
     The paper's conv2_x..conv5_x are ``layer1``..``layer4`` (stages 1..4), so its
     SE_Stage_2/3/4 are ``SEConfig(stages=(1,))``/``(2,)``/``(3,)``.
     """
+    check_stages(se, 4, "ResNet-50")
+    bottleneck = _tv_resnet().Bottleneck
     for i in range(1, 5):
         layer: nn.Sequential = getattr(model, f"layer{i}")
         for j, block in enumerate(list(layer)):
-            if not isinstance(block, tv_resnet.Bottleneck):
+            if not isinstance(block, bottleneck):
                 raise TypeError(f"layer{i}.{j} is {type(block).__name__}, expected torchvision Bottleneck")
             layer[j] = SEBottleneck(block, se, i)
     model.se_config = se
@@ -170,7 +190,7 @@ def add_se_to_resnet(model: tv_resnet.ResNet, se: SEConfig | None) -> tv_resnet.
 
 def resnet50(se: SEConfig | None = None, num_classes: int = 1000) -> tv_resnet.ResNet:
     """torchvision ResNet-50 (random init) with SE placed by ``se`` (``None``: vanilla)."""
-    return add_se_to_resnet(tv_resnet.resnet50(weights=None, num_classes=num_classes), se)
+    return add_se_to_resnet(_tv_resnet().resnet50(weights=None, num_classes=num_classes), se)
 
 
 def cifar_resnet(depth: int = 20, se: SEConfig | None = None, num_classes: int = 10) -> CifarResNet:

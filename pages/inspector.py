@@ -1,0 +1,339 @@
+"""Inspect: what an SE network and its vanilla twin see in your images, block by block.
+
+Layout only: every number comes from :mod:`se_core.inspect_ops` (cached by image digests and
+pair); this file turns its arrays into Plotly figures.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+import streamlit as st
+
+from dashboard import state
+from dashboard.caching import get_pair
+from dashboard.charts import PAIR_COLORS
+from dashboard.charts import show as _show_chart
+from dashboard.uploads import ImageInput, image_inputs
+from se_core import inspect_ops as ops
+from se_core.images import ImageError
+from se_core.pairs import LoadedPair
+
+SE_COLOR, VANILLA_COLOR = PAIR_COLORS["se"], PAIR_COLORS["vanilla"]
+# plotly_white's layout part only: the same look, but applying it costs ~4 ms per figure instead of ~15
+# (the full template deep-copies styling for every trace type), which matters with a dozen charts per rerun.
+_TEMPLATE = go.layout.Template(layout=pio.templates["plotly_white"].layout)
+
+
+def show(fig: go.Figure, key: str, filename: str) -> None:
+    """The shared chart display (PNG/SVG export), in the dashboard's plot style; safe file names."""
+    fig.update_layout(template=_TEMPLATE)
+    if any(t.type == "heatmap" for t in fig.data):
+        _padded_gray(fig)
+    _show_chart(fig, key=key, filename=re.sub(r"[^A-Za-z0-9_.-]+", "_", filename.replace(".", "-")).strip("_"))
+
+
+# --------------------------------------------------------------------------- cached compute
+
+
+def _pair_key(pair: LoadedPair) -> str:
+    return f"{pair.spec.name}|{pair.se.source}|{pair.vanilla.source}"
+
+
+@st.cache_data(max_entries=64, show_spinner="Running both models...")
+def _inspect(pair_key: str, digests: tuple[str, ...], names: tuple[str, ...], _pair: LoadedPair,
+             _images: list) -> ops.InspectResult:
+    return ops.inspect(_pair, _images, names)
+
+
+@st.cache_data(max_entries=64, show_spinner="Running the SE model with gates changed...")
+def _intervene(pair_key: str, digests: tuple[str, ...], names: tuple[str, ...], off: tuple[str, ...],
+               _pair: LoadedPair, _images: list, _original: ops.ModelProbe) -> ops.InterventionResult:
+    return ops.intervene(_pair, _images, ops.switch_off(off), names, _original)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _csv(pair_key: str, digests: tuple[str, ...], names: tuple[str, ...], _result: ops.InspectResult) -> tuple[bytes, int]:
+    """The long z/s/energy table as CSV bytes (built once per image set, not on every rerun)."""
+    frame = _result.to_frame()
+    return frame.to_csv(index=False).encode(), len(frame)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _thumb(digest: str, _img) -> np.ndarray:
+    """Display copy of an upload (large photos are not re-sent or re-scaled on every rerun)."""
+    return np.asarray(ops.display_image(_img))
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _top5_figure(result: ops.InspectResult, i: int) -> go.Figure:
+    """Top-5 bars, SE left and vanilla right (two axes laid out by hand: make_subplots costs ~30 ms)."""
+    traces, notes = [], []
+    for k, (mp, color, lo, hi) in enumerate(((result.se, SE_COLOR, 0.0, 0.4), (result.vanilla, VANILLA_COLOR, 0.6, 1.0))):
+        top, ax = mp.top[i], "" if k == 0 else "2"
+        traces.append(go.Bar(x=list(top.probs)[::-1], y=list(top.classes)[::-1], orientation="h", marker_color=color,
+                             text=[f"{p:.1%}" for p in top.probs[::-1]], textposition="auto", showlegend=False,
+                             name=f"{mp.role} ({mp.name})", xaxis=f"x{ax}", yaxis=f"y{ax}",
+                             hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
+        notes.append(dict(text=f"<b>{'SE' if k == 0 else 'vanilla'}</b>: {mp.name}", x=(lo + hi) / 2, y=1.0,
+                          xref="paper", yref="paper", xanchor="center", yanchor="bottom", showarrow=False))
+    axis = dict(range=[0, 1], tickformat=".0%")
+    return go.Figure(traces, layout=dict(
+        xaxis=dict(domain=[0.0, 0.4], **axis), xaxis2=dict(domain=[0.6, 1.0], **axis),
+        yaxis2=dict(anchor="x2"), annotations=notes, height=230, margin=dict(l=10, r=10, t=40, b=10),
+        meta={"chart": "top5", "image": result.names[i]}))
+
+
+def _heatmap(labels: list[str], matrix: np.ndarray, title: str, zlabel: str, chart: str, image: str,
+             bounded: bool = False) -> go.Figure:
+    """Blocks x channels; gates on a fixed 0..1 Viridis scale, signed values (z) diverging around 0."""
+    finite = matrix[np.isfinite(matrix)]
+    if bounded and finite.size and finite.min() >= 0 and finite.max() <= 1:
+        scale = dict(zmin=0.0, zmax=1.0, colorscale="Viridis")
+    elif finite.size and finite.min() < 0 < finite.max():
+        scale = dict(zmid=0.0, colorscale="RdBu_r")
+    else:
+        scale = dict(colorscale="Viridis")
+    fig = go.Figure(go.Heatmap(z=matrix, y=labels, x=np.arange(matrix.shape[1]), colorbar=dict(title=zlabel),
+                               hoverongaps=False,
+                               hovertemplate="block %{y}<br>channel %{x}<br>" + zlabel + " = %{z:.4f}<extra></extra>",
+                               **scale))
+    fig.update_yaxes(autorange="reversed", title="block (stage.block)", type="category")
+    fig.update_xaxes(title="channel")
+    fig.update_layout(title=title, height=120 + 28 * len(labels), margin=dict(l=10, r=10, t=50, b=10),
+                      meta={"chart": chart, "image": image})
+    return fig
+
+
+def _padded_gray(fig: go.Figure) -> go.Figure:
+    """Gray behind the heatmap, so NaN padding (narrower blocks) never looks like a value near 0."""
+    fig.update_layout(plot_bgcolor="#dee2e6")
+    fig.update_xaxes(showgrid=False)
+    fig.update_yaxes(showgrid=False)
+    return fig
+
+
+def _gate_box(result: ops.InspectResult) -> go.Figure:
+    fig = go.Figure()
+    for i, name in enumerate(result.names):
+        xs, ys = [], []
+        for st_ in result.se.gate_sites:
+            v = result.se.s[st_.name][i]
+            xs += [st_.label] * len(v)
+            ys += v.tolist()
+        fig.add_box(x=xs, y=ys, name=name, boxpoints=False)
+    fig.update_layout(boxmode="group", title="Distribution of the gates s over channels, per block",
+                      xaxis_title="block (stage.block)", yaxis_title="s", height=380,
+                      margin=dict(l=10, r=10, t=50, b=10), meta={"chart": "gate_box"},
+                      legend_title_text="image")
+    return fig
+
+
+def _compare_figure(result: ops.InspectResult, site: str, what: str, title: str) -> go.Figure:
+    fig = go.Figure()
+    data = result.se.s if what == "s" else result.se.z
+    for i, name in enumerate(result.names):
+        v = data[site][i]
+        fig.add_scatter(x=np.arange(len(v)), y=v, mode="lines", name=name)
+    fig.update_layout(title=title, xaxis_title="channel", yaxis_title=what, height=340,
+                      margin=dict(l=10, r=10, t=50, b=10), meta={"chart": f"compare_{what}", "site": site},
+                      legend_title_text="image")
+    return fig
+
+
+def _z_pair_figure(result: ops.InspectResult, site: str, i: int) -> go.Figure:
+    fig = go.Figure()
+    z_se = result.se.z[site][i]
+    fig.add_bar(x=np.arange(len(z_se)), y=z_se, name=f"SE ({result.se.name})", marker_color=SE_COLOR)
+    van = result.vanilla_site(site)
+    if van is not None and van in result.vanilla.z:
+        z_v = result.vanilla.z[van][i]
+        fig.add_bar(x=np.arange(len(z_v)), y=z_v, name=f"vanilla ({result.vanilla.name})", marker_color=VANILLA_COLOR)
+    fig.update_layout(barmode="group", title=f"Squeeze descriptor z at {result.se.site(site).label}, {result.names[i]}",
+                      xaxis_title="channel", yaxis_title="z (channel mean)", height=340,
+                      margin=dict(l=10, r=10, t=50, b=10), meta={"chart": "z_block", "site": site})
+    return fig
+
+
+def _energy_figure(mp: ops.ModelProbe, site: str, i: int, image: str) -> go.Figure:
+    before, after = mp.energy_before[site][i], mp.energy_after[site][i]
+    ch = np.arange(len(before))
+    fig = go.Figure()
+    fig.add_bar(x=ch, y=before, name="before SE (unit input)", marker_color="#7f7f7f")
+    fig.add_bar(x=ch, y=after, name="after SE (recalibrated)", marker_color=SE_COLOR)
+    fig.update_layout(barmode="group", title=f"Channel energy mean(x²) at {mp.site(site).label}, {image}",
+                      xaxis_title="channel", yaxis_title="mean over H×W of x²", height=360,
+                      margin=dict(l=10, r=10, t=50, b=10), meta={"chart": "energy", "site": site})
+    return fig
+
+
+def _intervention_figure(iv: ops.InterventionResult, i: int) -> go.Figure:
+    a, b = iv.original, iv.changed
+    classes = list(dict.fromkeys(a.top[i].classes + b.top[i].classes))
+    idx = [a.class_names.index(c) for c in classes]
+    fig = go.Figure()
+    fig.add_bar(x=classes, y=a.probs[i, idx], name="original", marker_color=SE_COLOR)
+    fig.add_bar(x=classes, y=b.probs[i, idx], name=iv.plan_label, marker_color="#adb5bd")
+    fig.update_layout(barmode="group", title=f"SE model on {iv.names[i]}: original vs {iv.plan_label}",
+                      yaxis_title="probability", yaxis_tickformat=".0%", height=340,
+                      margin=dict(l=10, r=10, t=50, b=10), meta={"chart": "intervention", "image": iv.names[i]})
+    return fig
+
+
+# --------------------------------------------------------------------------- page
+
+
+st.title("Inspect")
+st.caption("Run the SE network and its vanilla twin on your images and look inside: predictions, the squeeze "
+           "descriptors z (channel means entering each SE unit), the excitation gates s it computes from them, "
+           "what the gates do to the features, and what happens when you switch them off.")
+
+pair_name = state.current_pair()
+pair = get_pair(pair_name)
+if pair is None:
+    st.stop()
+
+inputs: list[ImageInput] = image_inputs("inspect")
+if not inputs:
+    st.info("Upload an image or choose one of the shipped samples above to start.")
+    st.stop()
+
+names = tuple(im.name for im in inputs)
+digests = tuple(im.digest for im in inputs)
+images = [im.image for im in inputs]
+pkey = _pair_key(pair)
+try:
+    result = _inspect(pkey, digests, names, pair, images)
+except (ImageError, ValueError, RuntimeError) as e:
+    st.error(f"The models could not process these images ({e}). Remove the most recent upload, or re-save the "
+             "image as an RGB PNG or JPEG and upload it again.")
+    st.stop()
+slug = hashlib.sha1("".join(digests).encode()).hexdigest()[:8]
+
+# -- predictions -------------------------------------------------------------------------
+st.header("Predictions", divider="gray")
+same_input = result.se.preprocess == result.vanilla.preprocess
+h, w = result.se.preprocess.size
+for i, inp in enumerate(inputs):
+    cols = st.columns([1, 1, 3] if same_input else [1, 1, 1, 3], vertical_alignment="center")
+    cols[0].image(_thumb(inp.digest, inp.image), caption=f"{inp.name} ({inp.image.width}×{inp.image.height})")
+    cols[1].image(ops.display_image(result.se.seen[i]),
+                  caption=f"what {'both models see' if same_input else 'the SE model sees'}: {w}×{h}, "
+                          "denormalized, enlarged with nearest")
+    if not same_input:
+        vh, vw = result.vanilla.preprocess.size
+        cols[2].image(ops.display_image(result.vanilla.seen[i]), caption=f"what the vanilla model sees: {vw}×{vh}")
+    with cols[-1]:
+        show(_top5_figure(result, i), key=f"inspect_top5_{i}", filename=f"top5_{inp.name}")
+
+se_sites = result.se.sites
+gate_sites = result.se.gate_sites
+if not gate_sites:
+    st.warning(f"{result.se.name} has no recognisable SE unit, so there are no gates to show; only the squeeze "
+               "descriptors z are available. Choose another model pair in the sidebar.")
+
+# -- controls shared by the block views ----------------------------------------------------
+st.header("Inside the blocks", divider="gray")
+by_label = {s_.label: s_ for s_ in se_sites}
+labels = list(by_label)
+c1, c2 = st.columns([1, 2])
+focus_name = c1.selectbox("Image", names, key=f"inspect_focus_{slug}",
+                          help="The image shown in the single-image charts below (heatmaps, energy).")
+focus = names.index(focus_name) if focus_name in names else 0
+last_stage = max(s_.stage for s_ in se_sites) if se_sites else 0
+default_label = next((s_.label for s_ in se_sites if s_.stage == last_stage), labels[0] if labels else None)
+block_label = c2.select_slider("Block", options=labels, value=default_label, key=f"inspect_block_{pair_name}",
+                               help="stage.block of the network; used by the per-block charts below.") if labels else None
+block = by_label[block_label] if block_label else None
+
+# -- squeeze descriptors z ------------------------------------------------------------------
+st.subheader("Squeeze descriptors z")
+st.caption("z = mean of each channel over H×W, read where the SE unit sits (in the vanilla net the same place "
+           "holds an identity, so z is read there too). Blocks with fewer channels are padded (gray).")
+zc = st.columns(2)
+for col, mp in zip(zc, (result.se, result.vanilla)):
+    lab, mat = mp.z_matrix(focus)
+    with col:
+        title = f"z in the {'SE' if mp.role == 'se' else 'vanilla'} model ({mp.name}), {names[focus]}"
+        show(_heatmap(lab, mat, title, "z", f"z_heatmap_{mp.role}", names[focus]),
+             key=f"inspect_zmap_{mp.role}", filename=f"z_heatmap_{mp.role}_{names[focus]}")
+if block is not None:
+    show(_z_pair_figure(result, block.name, focus), key="inspect_zblock", filename=f"z_{block.label}_{names[focus]}")
+
+# -- excitation gates s ---------------------------------------------------------------------
+if gate_sites:
+    st.subheader("Excitation gates s")
+    st.caption("s = the SE unit's per-channel scale, computed from z. Rows are blocks, columns channels; "
+               "values near 1 keep a channel, near 0 suppress it; gray marks channels a block does not have.")
+    lab, mat = result.se.gate_matrix(focus)
+    show(_heatmap(lab, mat, f"Gates s of {result.se.name}, {names[focus]}", "s", "gate_heatmap", names[focus],
+                  bounded=True), key="inspect_gate_heatmap", filename=f"gates_{names[focus]}")
+    show(_gate_box(result), key="inspect_gate_box", filename=f"gate_distribution_{slug}")
+
+    st.subheader("Compare images at one block")
+    if block is None or block.name not in result.se.s:
+        st.info("The chosen block has no SE unit; pick another block above.")
+    else:
+        st.caption("Like Fig. 6 of the paper, for your images: early blocks tend to give every image similar "
+                   "gates, later ones differ by class. Add images to compare them.")
+        cc = st.columns(2)
+        with cc[0]:
+            show(_compare_figure(result, block.name, "s", f"Gates s at {block.label}, all images"),
+                 key="inspect_compare_s", filename=f"compare_s_{block.label}_{slug}")
+        with cc[1]:
+            show(_compare_figure(result, block.name, "z", f"Squeeze z at {block.label}, all images"),
+                 key="inspect_compare_z", filename=f"compare_z_{block.label}_{slug}")
+
+    # -- what the gates do ---------------------------------------------------------------------
+    st.subheader("What the gates do")
+    if block is not None and block.name in result.se.energy_before and block.name in result.se.s:
+        eb = float(result.se.energy_before[block.name][focus].sum())
+        ea = float(result.se.energy_after[block.name][focus].sum())
+        st.caption(f"Energy of each channel, mean over H×W of x², entering the SE unit of {block.label} and leaving "
+                   f"it, for {names[focus]}. SE rescales channel c by s_c, so its energy by s_c².")
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Energy before SE (sum over channels)", f"{eb:.4g}")
+        m2.metric("Energy after SE (sum over channels)", f"{ea:.4g}")
+        m3.metric("Kept", f"{ea / eb:.1%}" if eb > 0 else "n/a",
+                  help="Sum over channels of mean(x²) after / before. For a standard SE unit each channel's "
+                       "energy is multiplied by s².")
+        show(_energy_figure(result.se, block.name, focus, names[focus]), key="inspect_energy",
+             filename=f"energy_{block.label}_{names[focus]}")
+    else:
+        st.info("The chosen block has no SE unit, so nothing is recalibrated there; pick another block above.")
+
+    st.markdown("**Switch SE off** (s = 1, the block passes its features unscaled) and see how the predictions change.")
+    gate_by_label = {s_.label: s_.name for s_ in gate_sites}
+    off_labels = st.multiselect("Blocks to switch off", list(gate_by_label), key=f"inspect_off_{pair_name}",
+                                placeholder="Choose blocks (all images are rerun)")
+    if off_labels:
+        off = tuple(gate_by_label[lb] for lb in off_labels)
+        try:
+            iv = _intervene(pkey, digests, names, off, pair, images, result.se)
+        except (ImageError, ValueError, RuntimeError) as e:
+            st.error(f"The intervention could not run ({e}); choose other blocks.")
+        else:
+            table = iv.table()
+            n_changed = int(table["changed"].sum())
+            st.write(f"Top-1 changed for **{n_changed} of {len(names)}** image(s) with SE off at {', '.join(off_labels)}.")
+            st.dataframe(table, hide_index=True, column_config={
+                "p before": st.column_config.NumberColumn(format="percent"),
+                "p after": st.column_config.NumberColumn(format="percent"),
+                "p(top-1 before) after": st.column_config.NumberColumn(format="percent")})
+            show(_intervention_figure(iv, focus), key="inspect_intervention",
+                 filename=f"intervention_{names[focus]}")
+
+# -- export ------------------------------------------------------------------------------------
+st.header("Export", divider="gray")
+csv_bytes, n_rows = _csv(pkey, digests, names, result)
+st.download_button("Download z, s and channel energy (CSV)", csv_bytes,
+                   file_name=f"se_lens_inspect_{pair_name}_{slug}.csv", mime="text/csv", key="inspect_csv",
+                   on_click="ignore", icon=":material/download:",
+                   help="One row per image, model, block (site, stage, block) and channel; s is empty for the "
+                        "vanilla model. Every chart exports itself as PNG or SVG (camera button; format in the sidebar).")
+st.caption(f"{n_rows:,} rows: {len(names)} image(s) × both models × every block × every channel.")

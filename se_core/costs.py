@@ -1,0 +1,55 @@
+"""The registry as a table of measured costs, with SE overhead vs the vanilla counterpart (paper Table 2).
+
+Parameters and multiply-adds come from :func:`se_core.registry.spec_cost` (``FlopCounterMode``,
+one image at the model's input size); nothing is typed in. ``FlopCounterMode`` counts
+convolutions and matrix products only, so the SE unit's pooling, gating and channel scaling are
+not in the FLOP figures (they are a few thousand operations per block).
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from se_core.registry import get_spec, list_models, spec_cost
+
+COST_COLUMNS = ("model", "family", "has_se", "input", "params", "params_m", "gmacs", "vanilla",
+                "se_params_pct", "se_gmacs_pct", "description")
+
+
+def vanilla_counterpart(name: str) -> str | None:
+    """``se_X`` -> ``X`` when ``X`` is registered without SE; else ``None``."""
+    if not name.startswith("se_"):
+        return None
+    base = name[3:]
+    try:
+        return base if not get_spec(base).has_se else None
+    except KeyError:
+        return None
+
+
+def cost_table(names: list[str] | None = None) -> pd.DataFrame:
+    """One row per registered model: family, input size, params, GMACs and SE overhead in % of the vanilla model."""
+    names = list_models() if names is None else names
+    rows = []
+    for n in names:
+        spec, cost = get_spec(n), spec_cost(n)
+        van = vanilla_counterpart(n)
+        pp = pf = math.nan
+        if van is not None:
+            vc = spec_cost(van)
+            pp = 100.0 * (cost.params - vc.params) / vc.params
+            pf = 100.0 * (cost.flops - vc.flops) / vc.flops
+        rows.append({"model": n, "family": spec.family, "has_se": spec.has_se,
+                     "input": f"{spec.input_size[0]}×{spec.input_size[1]}", "params": cost.params,
+                     "params_m": cost.params / 1e6, "gmacs": cost.gmacs, "vanilla": van or "",
+                     "se_params_pct": pp, "se_gmacs_pct": pf, "description": spec.description})
+    df = pd.DataFrame(rows, columns=list(COST_COLUMNS))
+    # Each vanilla model followed by its SE version, smallest first within a family.
+    base = df["vanilla"].where(df["vanilla"] != "", df["model"])
+    size = base.map(lambda b: spec_cost(b).params)
+    order = df.assign(_b=base, _s=size).sort_values(["family", "_s", "_b", "has_se"]).index
+    return df.loc[order].reset_index(drop=True)
+
+
+__all__ = ["cost_table", "vanilla_counterpart"]

@@ -1,0 +1,814 @@
+"""Class-wise excitation statistics over a whole data set in one streaming pass (paper Sec. 7, Fig. 6/7).
+
+For every class k, SE block and channel c the pass accumulates the count, sum and sum of
+squares of the gate s (so class means and variances are exact) and a fixed-bin histogram of s
+(so medians and quartiles are known to within half a bin), plus the count/sum/sum of squares of
+the squeeze descriptor z at every site, including the ``.se`` Identity placeholders of vanilla
+networks (so both models of a pair are compared on the same footing). Memory is
+O(classes x channels x bins), never O(images).
+
+Exactness. Every value is rounded to the grid 2**-24 (``GRID_BITS``; below float32's resolution
+near 1) before it is summed in float64. Sums of grid values below 2**29 in magnitude are integers
+in grid units, so float64 adds them without rounding: the result does not depend on batch size,
+summation order or the number of ranks, and :meth:`ExcitationStats.merge` is exactly associative
+(bit for bit). The grid costs at most 2**-25 (3e-8) per value in means; ``sums_exact`` in the
+metadata records that no sum left the exact range. Counts and histograms are integers.
+
+Histograms. ``bins`` equal bins over the gate's range (sigmoid/hard-sigmoid [0, 1], tanh [-1, 1],
+ReLU [0, ``relu_max``] with ``RELU_MAX`` = 8 by default, ReLU6 [0, 6], unknown gates
+[0, relu_max]) plus one underflow and one overflow bin. A quantile is reported as the centre of
+the bin holding the inverted-CDF sample quantile (the ceil(q n)-th smallest value), so it is
+within half a bin width, (hi - lo) / (2 bins), of it: 1/512 ~ 0.002 for sigmoid gates with the
+default 256 bins. An IQR (Q3 - Q1) is within one bin width. A quantile falling in the under- or
+overflow bin is NaN (beyond the histogram's range).
+
+CLI::
+
+    python -m se_core.stats --pair cifar10-resnet20 [--data SPEC] [--out DIR]
+    python -m se_core.stats --checkpoint FILE [--data SPEC] [--out FILE.npz]
+    python -m se_core.stats --ship          # shipped stats of the default pair into data/stats/
+    torchrun --nproc_per_node=2 -m se_core.stats ...   # each rank one shard, merged exactly
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import io
+import json
+import math
+import os
+import sys
+import time
+import zipfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from se_core.data import BatchStream, ImageSet
+from se_core.probe import Site, capture, find_sites
+from se_core.selectivity import selectivity_from_moments
+
+SCHEMA_VERSION = 1
+FORMAT = "se_lens.excitation_stats"
+DEFAULT_BINS = 256
+RELU_MAX = 8.0
+"""Upper histogram edge for ReLU (and unknown) gates; values above land in the overflow bin."""
+GRID_BITS = 24
+_GRID = float(2 ** GRID_BITS)
+_EXACT_LIMIT = float(2 ** 53)  # in grid units
+DEFAULT_DATA = "cifar10-jpeg"
+
+Progress = Callable[[int, int], None]
+StopCheck = Callable[[], bool]
+
+
+class StatsError(ValueError):
+    """A statistics file or request that cannot be used; ``str()`` says why and what to do."""
+
+
+class StatsCancelled(RuntimeError):
+    """The pass was stopped by its ``should_stop`` callback; nothing was returned or written."""
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    """One site whose statistics are kept: module path, display label, depth position, width,
+    gate kind (``None`` for z-only sites) and the histogram range ``[lo, hi]``."""
+
+    name: str
+    label: str
+    stage: int
+    block: int
+    depth: int
+    channels: int
+    gate: str | None = None
+    lo: float = 0.0
+    hi: float = 1.0
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def gate_range(module: nn.Module, relu_max: float = RELU_MAX) -> tuple[str, float, float]:
+    """(gate kind, lo, hi) of a gate module, used as the histogram range."""
+    kind = type(module).__name__
+    if isinstance(module, (nn.Sigmoid, nn.Hardsigmoid)) or kind.lower() in ("sigmoid", "hardsigmoid", "hard_sigmoid"):
+        return kind, 0.0, 1.0
+    if isinstance(module, (nn.Tanh, nn.Hardtanh)) and not isinstance(module, nn.ReLU6):
+        return kind, -1.0, 1.0
+    if isinstance(module, nn.ReLU6):
+        return kind, 0.0, 6.0
+    return kind, 0.0, float(relu_max)
+
+
+# --------------------------------------------------------------------------- the statistics
+
+
+def _empty(k: int, c: int) -> np.ndarray:
+    return np.zeros((k, c), dtype=np.float64)
+
+
+@dataclass
+class ExcitationStats:
+    """Per class x site x channel moments of the gates s and squeeze z of one model on one data set.
+
+    ``s_sum``/``s_sumsq``/``z_sum``/``z_sumsq`` are K x C float64 (values on the 2**-24 grid),
+    ``s_hist`` K x C x (bins + 2) int64 (bin 0 = underflow, last = overflow), ``count`` K int64.
+    ``meta`` holds provenance and is not part of the numbers compared by :meth:`same_numbers`.
+    """
+
+    classes: tuple[str, ...]
+    count: np.ndarray
+    gate_sites: tuple[SiteInfo, ...]
+    z_sites: tuple[SiteInfo, ...]
+    s_sum: dict[str, np.ndarray]
+    s_sumsq: dict[str, np.ndarray]
+    s_hist: dict[str, np.ndarray]
+    z_sum: dict[str, np.ndarray]
+    z_sumsq: dict[str, np.ndarray]
+    bins: int = DEFAULT_BINS
+    meta: dict = field(default_factory=dict)
+
+    # ---- basic facts
+    @property
+    def n_images(self) -> int:
+        return int(self.count.sum())
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def site(self, name: str) -> SiteInfo:
+        for s in self.gate_sites + self.z_sites:
+            if s.name == name:
+                return s
+        raise KeyError(f"no site {name!r}; gate sites: {[s.name for s in self.gate_sites]}")
+
+    def bin_width(self, site: str) -> float:
+        s = self.site(site)
+        return (s.hi - s.lo) / self.bins
+
+    def quantile_error(self, site: str) -> float:
+        """Bound on |reported quantile - inverted-CDF sample quantile|: half a bin width."""
+        return self.bin_width(site) / 2
+
+    @property
+    def sums_exact(self) -> bool:
+        """Whether every sum stayed in the range where float64 adds grid values exactly."""
+        arrays = [*self.s_sum.values(), *self.s_sumsq.values(), *self.z_sum.values(), *self.z_sumsq.values()]
+        return all(float(np.abs(a).max(initial=0.0)) * _GRID < _EXACT_LIMIT for a in arrays)
+
+    # ---- means and variances
+    def _n(self) -> np.ndarray:
+        return np.maximum(self.count, 1).astype(np.float64)[:, None]
+
+    def class_mean(self, site: str) -> np.ndarray:
+        """K x C mean gate per class (NaN rows for classes without images)."""
+        m = self.s_sum[site] / self._n()
+        m[self.count == 0] = np.nan
+        return m
+
+    def mean(self, site: str) -> np.ndarray:
+        """C class-agnostic mean gate (over all images)."""
+        return self.s_sum[site].sum(0) / max(self.n_images, 1)
+
+    def class_var(self, site: str) -> np.ndarray:
+        """K x C population variance of the gate per class."""
+        m = self.s_sum[site] / self._n()
+        v = np.maximum(self.s_sumsq[site] / self._n() - m * m, 0.0)
+        v[self.count == 0] = np.nan
+        return v
+
+    def var(self, site: str) -> np.ndarray:
+        n = max(self.n_images, 1)
+        m = self.s_sum[site].sum(0) / n
+        return np.maximum(self.s_sumsq[site].sum(0) / n - m * m, 0.0)
+
+    def z_class_mean(self, site: str) -> np.ndarray:
+        m = self.z_sum[site] / self._n()
+        m[self.count == 0] = np.nan
+        return m
+
+    def z_mean(self, site: str) -> np.ndarray:
+        return self.z_sum[site].sum(0) / max(self.n_images, 1)
+
+    def z_class_var(self, site: str) -> np.ndarray:
+        m = self.z_sum[site] / self._n()
+        v = np.maximum(self.z_sumsq[site] / self._n() - m * m, 0.0)
+        v[self.count == 0] = np.nan
+        return v
+
+    def z_var(self, site: str) -> np.ndarray:
+        n = max(self.n_images, 1)
+        m = self.z_sum[site].sum(0) / n
+        return np.maximum(self.z_sumsq[site].sum(0) / n - m * m, 0.0)
+
+    # ---- quantiles from the histograms
+    def quantile(self, site: str, q: float, per_class: bool = True) -> np.ndarray:
+        """K x C (or C over all classes) q-quantile: centre of the bin holding the ceil(q n)-th
+        smallest value; within :meth:`quantile_error` of it; NaN when out of range or no data."""
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile q must be in [0, 1], got {q}")
+        info = self.site(site)
+        h = self.s_hist[site] if per_class else self.s_hist[site].sum(0, keepdims=True)
+        cum = np.cumsum(h, axis=-1)
+        n = cum[..., -1]
+        rank = np.maximum(np.ceil(q * n - 1e-9), 1)
+        b = (cum < rank[..., None]).sum(-1)
+        w = (info.hi - info.lo) / self.bins
+        out = info.lo + (b - 1 + 0.5) * w
+        out = np.where((b >= 1) & (b <= self.bins) & (n > 0), out, np.nan)
+        return out if per_class else out[0]
+
+    def median(self, site: str, per_class: bool = True) -> np.ndarray:
+        return self.quantile(site, 0.5, per_class)
+
+    def iqr(self, site: str, per_class: bool = True) -> np.ndarray:
+        """Q3 - Q1 (within one bin width of the sample IQR)."""
+        return self.quantile(site, 0.75, per_class) - self.quantile(site, 0.25, per_class)
+
+    # ---- class selectivity (eta^2)
+    def selectivity_channels(self, site: str, what: str = "s") -> np.ndarray:
+        """Per-channel eta^2: between-class share of the variance of s (or z)."""
+        s, sq = (self.s_sum, self.s_sumsq) if what == "s" else (self.z_sum, self.z_sumsq)
+        return selectivity_from_moments(torch.from_numpy(self.count), torch.from_numpy(s[site]),
+                                        torch.from_numpy(sq[site])).numpy()
+
+    def selectivity(self, what: str = "s") -> dict[str, float]:
+        """Site -> mean over channels of eta^2, in depth order (gate sites for s, all z sites for z)."""
+        sites = self.gate_sites if what == "s" else self.z_sites
+        return {st.name: float(self.selectivity_channels(st.name, what).mean()) for st in sites}
+
+    # ---- merging
+    def _check_compatible(self, other: "ExcitationStats") -> None:
+        if self.classes != other.classes:
+            raise StatsError("cannot merge statistics over different class lists")
+        if self.gate_sites != other.gate_sites or self.z_sites != other.z_sites:
+            raise StatsError("cannot merge statistics of different models (their sites differ)")
+        if self.bins != other.bins:
+            raise StatsError(f"cannot merge histograms with {self.bins} and {other.bins} bins")
+
+    def merge(self, other: "ExcitationStats") -> "ExcitationStats":
+        """Statistics of the union of both passes' images (exact: integer counts, grid-exact sums)."""
+        self._check_compatible(other)
+
+        def add(a: dict, b: dict) -> dict:
+            return {k: a[k] + b[k] for k in a}
+
+        return ExcitationStats(self.classes, self.count + other.count, self.gate_sites, self.z_sites,
+                               add(self.s_sum, other.s_sum), add(self.s_sumsq, other.s_sumsq),
+                               add(self.s_hist, other.s_hist), add(self.z_sum, other.z_sum),
+                               add(self.z_sumsq, other.z_sumsq), self.bins,
+                               {"merged": [self.meta.get("data", {}).get("name"), other.meta.get("data", {}).get("name")]})
+
+    def __add__(self, other: "ExcitationStats") -> "ExcitationStats":
+        return self.merge(other)
+
+    def same_numbers(self, other: "ExcitationStats") -> bool:
+        """Bit-for-bit equality of every accumulated number (provenance ignored)."""
+        try:
+            self._check_compatible(other)
+        except StatsError:
+            return False
+        pairs = [(self.count, other.count)]
+        for a, b in ((self.s_sum, other.s_sum), (self.s_sumsq, other.s_sumsq), (self.s_hist, other.s_hist),
+                     (self.z_sum, other.z_sum), (self.z_sumsq, other.z_sumsq)):
+            pairs += [(a[k], b[k]) for k in a]
+        return all(np.array_equal(x, y) for x, y in pairs)
+
+    # ---- tables
+    def selectivity_frame(self, what: str = "s"):
+        """DataFrame: site, label, stage, block, depth, selectivity (mean eta^2 over channels)."""
+        import pandas as pd
+
+        sites = self.gate_sites if what == "s" else self.z_sites
+        sel = self.selectivity(what)
+        return pd.DataFrame([{"site": s.name, "label": s.label, "stage": s.stage, "block": s.block, "depth": s.depth,
+                              "selectivity": sel[s.name]} for s in sites],
+                            columns=["site", "label", "stage", "block", "depth", "selectivity"])
+
+    def channel_frame(self, site: str):
+        """Long DataFrame of one gate site: class, channel, mean, std, median, q1, q3 (plus 'all')."""
+        import pandas as pd
+
+        mean, var = self.class_mean(site), self.class_var(site)
+        q1, med, q3 = (self.quantile(site, q) for q in (0.25, 0.5, 0.75))
+        rows = []
+        for k, cls in enumerate(self.classes):
+            for c in range(mean.shape[1]):
+                rows.append((cls, c, mean[k, c], math.sqrt(var[k, c]) if var[k, c] == var[k, c] else float("nan"),
+                             med[k, c], q1[k, c], q3[k, c]))
+        am, av = self.mean(site), self.var(site)
+        aq1, amed, aq3 = (self.quantile(site, q, per_class=False) for q in (0.25, 0.5, 0.75))
+        rows += [("all", c, am[c], math.sqrt(av[c]), amed[c], aq1[c], aq3[c]) for c in range(len(am))]
+        return pd.DataFrame(rows, columns=["class", "channel", "mean", "std", "median", "q1", "q3"])
+
+
+# --------------------------------------------------------------------------- accumulation
+
+
+class _Accumulator:
+    """Torch accumulators on the model's device; whole-batch vectorized updates."""
+
+    def __init__(self, gate_sites: Sequence[SiteInfo], z_sites: Sequence[SiteInfo], k: int, bins: int,
+                 device: torch.device) -> None:
+        self.gate_sites, self.z_sites, self.k, self.bins, self.device = list(gate_sites), list(z_sites), k, bins, device
+        f64 = dict(dtype=torch.float64, device=device)
+        self.count = torch.zeros(k, dtype=torch.int64, device=device)
+        self.s_sum = {s.name: torch.zeros(k, s.channels, **f64) for s in gate_sites}
+        self.s_sumsq = {s.name: torch.zeros(k, s.channels, **f64) for s in gate_sites}
+        self.s_hist = {s.name: torch.zeros(k, s.channels, bins + 2, dtype=torch.int64, device=device) for s in gate_sites}
+        self.z_sum = {s.name: torch.zeros(k, s.channels, **f64) for s in z_sites}
+        self.z_sumsq = {s.name: torch.zeros(k, s.channels, **f64) for s in z_sites}
+        self._arange = {c: torch.arange(c, device=device) for c in {s.channels for s in gate_sites}}
+
+    @staticmethod
+    def _moments(v: torch.Tensor, y: torch.Tensor, total: torch.Tensor, total_sq: torch.Tensor) -> None:
+        g = v.double().mul_(_GRID)  # grid units
+        total.index_add_(0, y, g.round())
+        total_sq.index_add_(0, y, g.mul_(v.double()).round_())  # v^2 in grid units (v^2 exact in float64)
+
+    def update(self, s: Mapping[str, torch.Tensor], z: Mapping[str, torch.Tensor], y: torch.Tensor) -> None:
+        ones = torch.ones_like(y)
+        self.count.index_add_(0, y, ones)
+        for st in self.gate_sites:
+            v = s[st.name]
+            self._moments(v, y, self.s_sum[st.name], self.s_sumsq[st.name])
+            b = (v.double() - st.lo).mul_(self.bins / (st.hi - st.lo)).floor_().nan_to_num_(nan=float(self.bins))
+            b = b.clamp_(-1, self.bins).long().add_(1)
+            flat = (y[:, None] * st.channels + self._arange[st.channels][None, :]) * (self.bins + 2) + b
+            self.s_hist[st.name].view(-1).index_add_(0, flat.view(-1), torch.ones_like(flat.view(-1)))
+        for st in self.z_sites:
+            self._moments(z[st.name], y, self.z_sum[st.name], self.z_sumsq[st.name])
+
+    def tensors(self) -> list[torch.Tensor]:
+        out = [self.count]
+        for d in (self.s_sum, self.s_sumsq, self.s_hist, self.z_sum, self.z_sumsq):
+            out += [d[k] for k in sorted(d)]
+        return out
+
+    def finish(self, classes: tuple[str, ...], meta: dict) -> ExcitationStats:
+        def np_(d: dict) -> dict:
+            return {k: v.cpu().numpy().copy() for k, v in d.items()}
+
+        def units(d: dict) -> dict:
+            return {k: v.cpu().numpy() / _GRID for k, v in d.items()}
+
+        return ExcitationStats(classes, self.count.cpu().numpy().copy(), tuple(self.gate_sites), tuple(self.z_sites),
+                               units(self.s_sum), units(self.s_sumsq), np_(self.s_hist), units(self.z_sum),
+                               units(self.z_sumsq), self.bins, meta)
+
+
+def describe_sites(model: nn.Module, input_size: tuple[int, int], relu_max: float = RELU_MAX,
+                   device: torch.device | str = "cpu") -> tuple[list[SiteInfo], list[SiteInfo]]:
+    """(gate sites, z sites) of ``model`` with channel counts read from one dry forward of a zero image."""
+    sites = find_sites(model)
+    if not sites:
+        from se_core.probe import describe_structure
+        raise StatsError(f"no SE unit or .se placeholder found in {type(model).__name__} "
+                         f"({describe_structure(model)}); statistics need SE-style sites")
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), capture(model, sites) as res:
+            model(torch.zeros(1, 3, *input_size, device=device))
+    finally:
+        model.train(was)
+    modules = dict(model.named_modules())
+    gates, zs = [], []
+    for depth, st in enumerate(sites):
+        if st.name not in res.z:
+            continue
+        c = int(res.z[st.name].shape[1])
+        zs.append(SiteInfo(st.name, st.label, st.stage, st.block, depth, c))
+        if st.gate and st.name in res.s:
+            kind, lo, hi = gate_range(getattr(modules[st.name], st.gate), relu_max)
+            gates.append(SiteInfo(st.name, st.label, st.stage, st.block, depth, int(res.s[st.name].shape[1]), kind, lo, hi))
+    return gates, zs
+
+
+@torch.no_grad()
+def compute_stats(model: nn.Module, data: ImageSet, mean: Sequence[float], std: Sequence[float], *,
+                  batch_size: int = 500, bins: int = DEFAULT_BINS, relu_max: float = RELU_MAX,
+                  device: torch.device | str = "cpu", rank: int = 0, world: int = 1,
+                  progress: Progress | None = None, should_stop: StopCheck | None = None,
+                  channels_last: bool = False) -> ExcitationStats:
+    """One pass of ``model`` over ``data`` (this rank's shard when ``world > 1``, all-reduced after).
+
+    ``progress(done, total)`` is called after every batch; ``should_stop()`` is checked between
+    batches and raises :class:`StatsCancelled` when true. The model's lock is held for the pass.
+    """
+    if bins < 1:
+        raise StatsError(f"bins must be >= 1, got {bins}")
+    device = torch.device(device)
+    t0 = time.perf_counter()
+    h, w = int(data.images.shape[1]), int(data.images.shape[2])
+    gate_sites, z_sites = describe_sites(model, (h, w), relu_max, device)
+    k = len(data.classes)
+    acc = _Accumulator(gate_sites, z_sites, k, bins, device)
+    stream = BatchStream(data, batch_size, mean, std, train=False, rank=rank, world=world, channels_last=channels_last)
+    total = len(stream)
+    names = {s.name for s in z_sites}
+    sites = [s for s in find_sites(model) if s.name in names]
+    was = model.training
+    model.eval()
+    try:
+        with capture(model, sites) as res:
+            for i, (x, y) in enumerate(stream):
+                if should_stop is not None and should_stop():
+                    raise StatsCancelled(f"stopped after {i} of {total} batches")
+                model(x.to(device, non_blocking=True))
+                acc.update(res.s, res.z, y.to(device))
+                if progress is not None:
+                    progress(i + 1, total)
+    finally:
+        model.train(was)
+    if world > 1:
+        import torch.distributed as dist
+        for t in acc.tensors():
+            dist.all_reduce(t)
+    meta = {"data": {"name": data.name, "digest": data.digest, "n": len(data)}, "bins": bins, "relu_max": relu_max,
+            "world": world, "device": str(device), "batch_size": batch_size,
+            "wall_time_s": round(time.perf_counter() - t0, 3)}
+    out = acc.finish(tuple(data.classes), meta)
+    out.meta["sums_exact"] = out.sums_exact
+    return out
+
+
+# --------------------------------------------------------------------------- provenance, save / load
+
+
+@lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(1 << 20):
+            h.update(b)
+    return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file (cached by path, size and modification time)."""
+    p = Path(path)
+    st = p.stat()
+    return _sha256_cached(str(p.resolve()), st.st_size, st.st_mtime_ns)
+
+
+def provenance(checkpoint: str | os.PathLike | None, *, role: str = "", arch: str = "",
+               command: str | None = None) -> dict:
+    """What produced a statistics file: checkpoint file + sha256, code commit, command, date, versions."""
+    from se_core.train import git_commit
+
+    out = {"command": command if command is not None else " ".join(["python -m se_core.stats", *sys.argv[1:]]),
+           "commit": git_commit(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "torch": torch.__version__, "schema": SCHEMA_VERSION, "role": role, "arch": arch}
+    if checkpoint is not None:
+        out["checkpoint"] = {"file": Path(checkpoint).name, "sha256": file_sha256(checkpoint)}
+    return out
+
+
+def _header(stats: ExcitationStats) -> dict:
+    return {"format": FORMAT, "schema": SCHEMA_VERSION, "classes": list(stats.classes), "bins": stats.bins,
+            "grid_bits": GRID_BITS, "gate_sites": [s.to_dict() for s in stats.gate_sites],
+            "z_sites": [s.to_dict() for s in stats.z_sites], "meta": stats.meta}
+
+
+def _jsonable(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def save_stats(path: str | os.PathLike, stats: ExcitationStats, sidecar: bool = True) -> Path:
+    """Write ``stats`` as a compressed ``.npz`` with its header (schema, sites, provenance) embedded
+    as JSON, atomically; with ``sidecar``, the same header as ``<path>.json`` for people."""
+    from se_core.checkpoints import atomic_write_bytes
+
+    path = Path(path)
+    header = json.dumps(_header(stats), default=_jsonable, sort_keys=True)
+    arrays: dict[str, np.ndarray] = {"__header__": np.frombuffer(header.encode("utf-8"), dtype=np.uint8),
+                                     "count": stats.count}
+    for i, s in enumerate(stats.gate_sites):
+        arrays[f"s_sum_{i}"], arrays[f"s_sumsq_{i}"], arrays[f"s_hist_{i}"] = (
+            stats.s_sum[s.name], stats.s_sumsq[s.name], stats.s_hist[s.name])
+    for i, s in enumerate(stats.z_sites):
+        arrays[f"z_sum_{i}"], arrays[f"z_sumsq_{i}"] = stats.z_sum[s.name], stats.z_sumsq[s.name]
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+    if sidecar:
+        side = dict(json.loads(header))
+        side["file"] = path.name
+        side["n_images"] = stats.n_images
+        atomic_write_bytes(path.with_suffix(path.suffix + ".json"), json.dumps(side, indent=1, sort_keys=True).encode())
+    return path
+
+
+def _site_infos(rows, what: str, path: Path) -> tuple[SiteInfo, ...]:
+    try:
+        return tuple(SiteInfo(**r) for r in rows)
+    except TypeError as e:
+        raise StatsError(f"{path.name}: malformed {what} list in its header ({e}); recompute the file") from None
+
+
+def load_stats(path: str | os.PathLike) -> ExcitationStats:
+    """Read a file written by :func:`save_stats`; :class:`StatsError` for anything else."""
+    path = Path(path)
+    redo = "recompute it with 'python -m se_core.stats'"
+    if not path.is_file():
+        raise StatsError(f"{path}: no such statistics file; {redo}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            files = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
+        raise StatsError(f"{path.name}: not a readable .npz statistics file ({type(e).__name__}); {redo}") from None
+    if "__header__" not in files:
+        raise StatsError(f"{path.name}: an .npz without an SE Lens statistics header (a foreign file?); {redo}")
+    try:
+        header = json.loads(files["__header__"].tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise StatsError(f"{path.name}: its statistics header is not valid JSON; the file is corrupt; {redo}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise StatsError(f"{path.name}: header format is {header.get('format') if isinstance(header, dict) else '?'!r}, "
+                         f"not {FORMAT!r} (a foreign file?); {redo}")
+    if header.get("schema") != SCHEMA_VERSION:
+        raise StatsError(f"{path.name}: written with statistics schema {header.get('schema')!r}, this code reads schema "
+                         f"{SCHEMA_VERSION}; {redo}")
+    if header.get("grid_bits") != GRID_BITS:
+        raise StatsError(f"{path.name}: sums on a 2**-{header.get('grid_bits')} grid, this code uses 2**-{GRID_BITS}; {redo}")
+    gates = _site_infos(header.get("gate_sites", []), "gate site", path)
+    zs = _site_infos(header.get("z_sites", []), "z site", path)
+    classes = tuple(header.get("classes", []))
+    bins = header.get("bins")
+    if not classes or not isinstance(bins, int) or bins < 1:
+        raise StatsError(f"{path.name}: header lacks classes or a valid bin count; {redo}")
+    k = len(classes)
+
+    def get(key: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        a = files.get(key)
+        if a is None:
+            raise StatsError(f"{path.name}: array {key!r} is missing; the file is truncated or corrupt; {redo}")
+        if a.shape != shape or a.dtype != dtype:
+            raise StatsError(f"{path.name}: array {key!r} is {a.dtype}{list(a.shape)}, expected "
+                             f"{np.dtype(dtype)}{list(shape)}; the file is corrupt; {redo}")
+        return a
+
+    count = get("count", (k,), np.int64)
+    s_sum, s_sumsq, s_hist, z_sum, z_sumsq = {}, {}, {}, {}, {}
+    for i, s in enumerate(gates):
+        s_sum[s.name] = get(f"s_sum_{i}", (k, s.channels), np.float64)
+        s_sumsq[s.name] = get(f"s_sumsq_{i}", (k, s.channels), np.float64)
+        s_hist[s.name] = get(f"s_hist_{i}", (k, s.channels, bins + 2), np.int64)
+    for i, s in enumerate(zs):
+        z_sum[s.name] = get(f"z_sum_{i}", (k, s.channels), np.float64)
+        z_sumsq[s.name] = get(f"z_sumsq_{i}", (k, s.channels), np.float64)
+    meta = header.get("meta") if isinstance(header.get("meta"), dict) else {}
+    return ExcitationStats(classes, count, gates, zs, s_sum, s_sumsq, s_hist, z_sum, z_sumsq, bins, meta)
+
+
+# --------------------------------------------------------------------------- caching and shipping
+
+
+def stats_cache_dir() -> Path:
+    """Where computed statistics are kept: ``$SE_LENS_STATS_CACHE``, else ``<cache>/stats``."""
+    from se_core.data import CACHE_DIR
+
+    env = os.environ.get("SE_LENS_STATS_CACHE")
+    return Path(env) if env else CACHE_DIR / "stats"
+
+
+def cache_key(checkpoint_sha256: str, data_digest: str, bins: int = DEFAULT_BINS, relu_max: float = RELU_MAX) -> str:
+    """File stem identifying one (model file, data set, histogram layout): never computed twice."""
+    d = hashlib.sha256(data_digest.encode()).hexdigest()[:16]
+    return f"{checkpoint_sha256[:16]}-{d}-b{bins}-r{relu_max:g}-v{SCHEMA_VERSION}"
+
+
+def cache_path(checkpoint: str | os.PathLike, data: ImageSet, bins: int = DEFAULT_BINS,
+               relu_max: float = RELU_MAX, root: Path | None = None) -> Path:
+    return (root or stats_cache_dir()) / f"{cache_key(file_sha256(checkpoint), data.digest, bins, relu_max)}.npz"
+
+
+def cached_stats(checkpoint: str | os.PathLike, model: nn.Module, data: ImageSet, mean: Sequence[float],
+                 std: Sequence[float], *, role: str = "", arch: str = "", bins: int = DEFAULT_BINS,
+                 relu_max: float = RELU_MAX, batch_size: int = 500, device: torch.device | str = "cpu",
+                 progress: Progress | None = None, should_stop: StopCheck | None = None,
+                 command: str | None = None) -> tuple[ExcitationStats, Path, bool]:
+    """(stats, file, computed_now): load from the disk cache, else compute, save and return."""
+    path = cache_path(checkpoint, data, bins, relu_max)
+    if path.is_file():
+        try:
+            return load_stats(path), path, False
+        except StatsError:
+            pass  # a stale or damaged cache entry is recomputed
+    stats = compute_stats(model, data, mean, std, batch_size=batch_size, bins=bins, relu_max=relu_max, device=device,
+                          progress=progress, should_stop=should_stop)
+    stats.meta["provenance"] = provenance(checkpoint, role=role, arch=arch, command=command)
+    save_stats(path, stats)
+    return stats, path, True
+
+
+def data_tag(spec: str, split: str, subset: int | None = None) -> str:
+    """Short file-name tag of a data set, e.g. ``cifar10-jpeg-test``."""
+    base = spec if spec in ("", DEFAULT_DATA) else hashlib.md5(spec.encode()).hexdigest()[:8]
+    return f"{base or DEFAULT_DATA}-{split}" + (f"-sub{subset}" if subset else "")
+
+
+def shipped_dir() -> Path:
+    from se_core import pairs
+
+    return pairs.DATA_DIR / "stats"
+
+
+def shipped_paths(pair: str | None = None, root: Path | None = None) -> dict[str, Path]:
+    """role -> shipped statistics file of ``pair`` (full CIFAR-10 JPEG test set); may not exist."""
+    from se_core import pairs
+
+    spec = pairs.PAIRS[pair or pairs.DEFAULT_PAIR]
+    root = root or shipped_dir()
+    tag = data_tag(DEFAULT_DATA, "test")
+    return {role: root / f"{Path(ref.location).stem}.{tag}.npz"
+            for role, ref in (("se", spec.se_weights), ("vanilla", spec.vanilla_weights))}
+
+
+SHIP_COMMAND = "python -m se_core.stats --ship"
+
+
+def compute_pair_stats(pair_name: str, data: ImageSet, *, out_dir: Path, tag: str, batch_size: int = 500,
+                       bins: int = DEFAULT_BINS, relu_max: float = RELU_MAX, device: torch.device | None = None,
+                       command: str | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Path]:
+    """Statistics of both models of a pair on ``data`` into ``out_dir/<checkpoint stem>.<tag>.npz`` (+ .json)."""
+    from se_core.pairs import load_pair
+
+    pair = load_pair(pair_name, device)
+    out = {}
+    for role, lm in (("se", pair.se), ("vanilla", pair.vanilla)):
+        stats = compute_stats(lm.model, data, lm.meta.mean, lm.meta.std, batch_size=batch_size, bins=bins,
+                              relu_max=relu_max, device=pair.device)
+        stats.meta["provenance"] = provenance(lm.source, role=role, arch=lm.name, command=command)
+        out[role] = save_stats(Path(out_dir) / f"{Path(lm.source).stem}.{tag}.npz", stats)
+        if progress:
+            progress(f"{role}: {lm.name} on {stats.n_images} images -> {out[role]}")
+    return out
+
+
+def ship_pair_stats(pair_name: str | None = None, data: ImageSet | None = None, *, out_dir: Path | None = None,
+                    batch_size: int = 500, device: torch.device | None = None, command: str | None = None,
+                    progress: Callable[[str], None] | None = None) -> dict[str, Path]:
+    """The shipped statistics: both checkpoints of the default pair on the full CIFAR-10 JPEG test set,
+    into ``data/stats/`` with JSON sidecars and a ``PROVENANCE.md`` generated from them.
+
+    ``data`` replaces the test set (tests only; the provenance then names the data actually used).
+    """
+    from se_core import pairs
+    from se_core.data import load_dataset
+
+    pair_name = pair_name or pairs.DEFAULT_PAIR
+    out_dir = Path(out_dir or shipped_dir())
+    data = data if data is not None else load_dataset(DEFAULT_DATA, "test")
+    paths = compute_pair_stats(pair_name, data, out_dir=out_dir, tag=data_tag(DEFAULT_DATA, "test"),
+                               batch_size=batch_size, device=device, command=command or SHIP_COMMAND, progress=progress)
+    write_provenance_md(out_dir, [load_stats(p) for p in paths.values()], list(paths.values()))
+    return paths
+
+
+def write_provenance_md(out_dir: Path, stats: Sequence[ExcitationStats], paths: Sequence[Path]) -> Path:
+    """``PROVENANCE.md`` listing every shipped statistics file and what produced it."""
+    from se_core.checkpoints import atomic_write_bytes
+
+    lines = ["# Shipped excitation statistics", "",
+             "Class-wise gate (s) and squeeze (z) statistics, written by `se_core.stats` (schema "
+             f"{SCHEMA_VERSION}); each `.npz` embeds the same header as its `.json` sidecar. Means/variances are "
+             "exact (sums on a 2**-24 grid, float64); medians/IQRs come from "
+             f"{stats[0].bins if stats else DEFAULT_BINS}-bin histograms, within half a bin width.", "",
+             "Regenerate: `" + SHIP_COMMAND + "` (after the checkpoints in `data/checkpoints/` change).", "",
+             "| file | role | model | checkpoint (sha256) | data | digest | images | commit | date | wall time | command |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for s, p in zip(stats, paths):
+        pv, d = s.meta.get("provenance", {}), s.meta.get("data", {})
+        ck = pv.get("checkpoint", {})
+        lines.append(f"| {p.name} | {pv.get('role', '')} | {pv.get('arch', '')} | {ck.get('file', '')} "
+                     f"(`{ck.get('sha256', '')[:16]}…`) | {d.get('name', '')} | `{d.get('digest', '')}` | {s.n_images} | "
+                     f"{pv.get('commit', '')} | {pv.get('date', '')} | {s.meta.get('wall_time_s', '')} s | "
+                     f"`{pv.get('command', '')}` |")
+    path = Path(out_dir) / "PROVENANCE.md"
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
+    return path
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def summary(stats: ExcitationStats) -> str:
+    """A few lines: data, images, sites and class selectivity per block."""
+    d = stats.meta.get("data", {})
+    lines = [f"{d.get('name', '?')}: {stats.n_images} images, {stats.num_classes} classes, "
+             f"{len(stats.gate_sites)} SE blocks, {len(stats.z_sites)} z sites, {stats.bins} bins, "
+             f"wall {stats.meta.get('wall_time_s', '?')} s, sums exact: {stats.sums_exact}"]
+    if stats.gate_sites:
+        sel = stats.selectivity("s")
+        lines.append("class selectivity eta^2 of the gates per block (mean over channels):")
+        lines += [f"  {s.label:>8s} {s.name:<16s} C={s.channels:<5d} mean s={stats.mean(s.name).mean():.4f} "
+                  f"eta^2={sel[s.name]:.4f}" for s in stats.gate_sites]
+    zsel = stats.selectivity("z")
+    lines.append("z selectivity per site: " + " ".join(f"{stats.site(k).label}={v:.3f}" for k, v in zsel.items()))
+    return "\n".join(lines)
+
+
+def _dist_setup() -> tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        import torch.distributed as dist
+        if torch.cuda.is_available():
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            dist.init_process_group("nccl")
+            return rank, world, torch.device("cuda", local)
+        dist.init_process_group("gloo")
+        return rank, world, torch.device("cpu")
+    from se_core.pairs import pick_device
+    return 0, 1, pick_device()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from se_core.checkpoints import CheckpointError
+    from se_core.data import DataError, load_dataset
+    from se_core.evaluate import eval_subset_indices
+    from se_core.pairs import PAIRS, WeightsMissing
+
+    ap = argparse.ArgumentParser(prog="python -m se_core.stats", description=__doc__.splitlines()[0])
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--pair", help=f"a registered pair ({', '.join(PAIRS)}): both models")
+    src.add_argument("--checkpoint", help="one checkpoint file (.safetensors)")
+    src.add_argument("--ship", action="store_true", help="default pair, full CIFAR-10 JPEG test set, into data/stats/")
+    ap.add_argument("--data", default=DEFAULT_DATA, help="cifar10-jpeg | torchvision-cifar10:ROOT | ImageFolder path")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--subset", type=int, default=None, help="every n//N-th image only (as evaluate --test-subset)")
+    ap.add_argument("--bins", type=int, default=DEFAULT_BINS)
+    ap.add_argument("--relu-max", type=float, default=RELU_MAX, help="histogram top for ReLU gates")
+    ap.add_argument("--batch-size", type=int, default=500)
+    ap.add_argument("--out", default=None, help="output .npz (--checkpoint) or folder (--pair); default: the stats cache")
+    args = ap.parse_args(argv)
+    command = " ".join(["python -m se_core.stats", *(argv if argv is not None else sys.argv[1:])])
+    rank, world, device = _dist_setup()
+    try:
+        if args.ship:
+            if world > 1:
+                raise StatsError("--ship runs on one process; drop torchrun")
+            paths = ship_pair_stats(device=device, batch_size=args.batch_size, command=command, progress=print)
+            for p in paths.values():
+                print(summary(load_stats(p)))
+            print(f"wrote {', '.join(str(p) for p in paths.values())} and {shipped_dir() / 'PROVENANCE.md'}")
+            return 0
+        if args.checkpoint:
+            from se_core.registry import build_from_checkpoint
+            model, meta = build_from_checkpoint(args.checkpoint)
+            models = [("model", model.to(device), meta, args.checkpoint)]
+            size = tuple(meta.input_size)
+        else:
+            from se_core.pairs import load_pair
+            pair = load_pair(args.pair, device)
+            models = [(role, lm.model, lm.meta, lm.source) for role, lm in (("se", pair.se), ("vanilla", pair.vanilla))]
+            size = tuple(pair.se.meta.input_size)
+        data = load_dataset(args.data, args.split, size)
+        if args.subset:
+            data = data.subset(eval_subset_indices(len(data), args.subset))
+        written = []
+        for role, model, meta, ckpt in models:
+            stats = compute_stats(model, data, meta.mean, meta.std, batch_size=args.batch_size, bins=args.bins,
+                                  relu_max=args.relu_max, device=device, rank=rank, world=world)
+            if rank != 0:
+                continue
+            stats.meta["provenance"] = provenance(ckpt, role=role, arch=meta.arch, command=command)
+            if args.out and args.checkpoint:
+                out = Path(args.out)
+            elif args.out:
+                out = Path(args.out) / f"{Path(ckpt).stem}.{data_tag(args.data, args.split, args.subset)}.npz"
+            else:
+                out = cache_path(ckpt, data, args.bins, args.relu_max)
+            save_stats(out, stats)
+            print(f"[{role}] {meta.arch}")
+            print(summary(stats))
+            written.append(out)
+        if rank == 0:
+            print("wrote " + " ".join(str(p) for p in written))
+        return 0
+    except (StatsError, CheckpointError, DataError, WeightsMissing, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    finally:
+        if world > 1:
+            import torch.distributed as dist
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Inspect page (AppTest through dashboard/app.py): uploads, charts equal to direct probe calls, bad files."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from se_core.images import decode_image, to_tensor
+from se_core.inspect_ops import preprocess_for
+from se_core.pairs import DEFAULT_PAIR, load_pair
+from se_core.probe import probe
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+_DTYPES = {"f4": np.float32, "f8": np.float64, "i1": np.int8, "u1": np.uint8, "i2": np.int16, "u2": np.uint16,
+           "i4": np.int32, "u4": np.uint32}
+
+
+def _png(seed: int = 5, size: tuple[int, int] = (48, 40)) -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _array(v) -> np.ndarray:
+    """Plotly JSON arrays: nested lists (None for NaN) or base64 typed arrays ({'dtype', 'bdata', 'shape'})."""
+    if isinstance(v, dict) and "bdata" in v:
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=_DTYPES[v["dtype"]])
+        if v.get("shape"):
+            a = a.reshape([int(s) for s in str(v["shape"]).split(",")])
+        return a.astype(np.float64)
+    return np.array(_none_to_nan(v), dtype=np.float64)
+
+
+def _none_to_nan(v):
+    return [_none_to_nan(x) for x in v] if isinstance(v, list) else (np.nan if v is None else v)
+
+
+def _charts(at: AppTest) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for el in at.get("plotly_chart"):
+        fig = json.loads(el.proto.spec)
+        out.setdefault(fig["layout"].get("meta", {}).get("chart", "?"), []).append(fig)
+    return out
+
+
+@pytest.fixture
+def page(tiny_data_dir) -> AppTest:
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    at.switch_page("../pages/inspector.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def test_default_samples_fill_the_page(page: AppTest) -> None:
+    charts = _charts(page)
+    assert page.multiselect(key="inspect_samples").value == ["cat_0000", "ship_0000"]
+    for kind in ("top5", "z_heatmap_se", "z_heatmap_vanilla", "z_block", "gate_heatmap", "gate_box",
+                 "compare_s", "compare_z", "energy"):
+        assert kind in charts, f"missing chart {kind}; have {sorted(charts)}"
+    assert len(charts["top5"]) == 2
+    assert [t["name"] for t in charts["compare_s"][0]["data"]] == ["cat_0000", "ship_0000"]
+    assert any(b.label.startswith("Download z, s") for b in page.get("download_button"))
+
+
+def test_upload_heatmap_equals_direct_probe(page: AppTest) -> None:
+    at = page
+    png = _png()
+    at.file_uploader[0].set_value(("mine.png", png, "image/png"))
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    charts = _charts(at)
+    assert len(charts["top5"]) == 3  # the upload first, then the two default samples
+    heat = charts["gate_heatmap"][0]
+    assert heat["layout"]["meta"]["image"] == "mine.png"  # a new upload becomes the focus image
+
+    pair = load_pair(DEFAULT_PAIR)
+    x = to_tensor(decode_image(png), preprocess_for(pair.se))
+    direct = probe(pair.se.model, x)
+    gates = [s for s in direct.sites if s.gate]
+    trace = heat["data"][0]
+    assert list(trace["y"]) == [s.label for s in gates]
+    mat = _array(trace["z"])
+    for r, site in enumerate(gates):
+        s = direct.s[site.name][0].numpy()
+        np.testing.assert_allclose(mat[r, : len(s)], s, rtol=0, atol=1e-6)
+        assert np.isnan(mat[r, len(s):]).all()
+
+    # the SE model's top-5 bars are its softmax
+    probs = torch.softmax(direct.logits, 1)[0].numpy()
+    bars = charts["top5"][0]["data"][0]
+    np.testing.assert_allclose(sorted(_array(bars["x"]), reverse=True), np.sort(probs)[::-1][:5], atol=1e-6)
+
+
+def test_bad_file_with_good_one(page: AppTest) -> None:
+    at = page
+    at.file_uploader[0].set_value([("good.png", _png(7), "image/png"),
+                                   ("broken.png", b"this is not an image at all", "image/png")])
+    at.run()
+    assert not at.exception, at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "broken.png" in errors[0] and "upload" in errors[0].lower()
+    assert next(s for s in at.selectbox if s.label == "Image").options == ["good.png", "cat_0000", "ship_0000"]
+    assert [f["layout"]["meta"]["image"] for f in _charts(at)["top5"]] == ["good.png", "cat_0000", "ship_0000"]
+
+
+def test_intervention_and_block_controls(page: AppTest) -> None:
+    at = page
+    at.multiselect(key="inspect_samples").set_value(["cat_0000"])
+    at.select_slider(key=f"inspect_block_{DEFAULT_PAIR}").set_value("s1.b1")
+    at.multiselect(key=f"inspect_off_{DEFAULT_PAIR}").set_value(["s1.b0", "s3.b2"])
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    charts = _charts(at)
+    assert charts["energy"][0]["layout"]["meta"]["site"] == "layer1.1.se"
+    assert "intervention" in charts
+    table = at.dataframe[0].value
+    assert list(table["image"]) == ["cat_0000"] and {"top-1 before", "top-1 after", "changed"} <= set(table.columns)
+
+    pair = load_pair(DEFAULT_PAIR)
+    from se_core.probe import Intervention, intervene
+    from se_core.samples import read_sample
+    x = to_tensor(decode_image(read_sample("cat_0000")), preprocess_for(pair.se))
+    logits = intervene(pair.se.model, x, [Intervention("layer1.0.se"), Intervention("layer3.2.se")])
+    changed = charts["intervention"][0]["data"][1]
+    classes = pair.se.class_names
+    p = torch.softmax(logits, 1)[0].numpy()
+    np.testing.assert_allclose(_array(changed["y"]), [p[classes.index(c)] for c in changed["x"]], atol=1e-6)
+
+
+def test_no_images_and_missing_weights(page: AppTest, tiny_data_dir) -> None:
+    at = page
+    at.multiselect(key="inspect_samples").set_value([])
+    at.run()
+    assert not at.exception and not at.error
+    assert any("Upload an image" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
+
+    (tiny_data_dir / "checkpoints" / "resnet20-s0.safetensors").unlink()
+    st.cache_resource.clear()
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "resnet20-s0.safetensors" in at.error[0].value
+

@@ -1,0 +1,195 @@
+"""se_core.runs reads what se_core.train writes: real (tiny) runs, in-progress runs and malformed files."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from se_core.data import DataError
+from se_core.probe import find_sites
+from se_core.registry import get_spec
+from se_core.runs import (RunError, all_metrics, fingerprint, gate_hist_long, list_runs, load_config, load_final,
+                          load_gate_history, load_metrics, per_class_summary, per_class_table, results_table, runs_table,
+                          summary)
+from se_core.train import METRIC_FIELDS, TrainConfig, train
+
+TINY = dict(epochs=1, train_subset=128, test_subset=50, probe_per_class=2, batch_size=64)
+
+
+def make_runs(root: Path) -> dict[str, Path]:
+    """Train one SE and one vanilla ResNet-20 for one epoch on 128 images, plus a second SE 'seed' made by
+    copying the first run and editing its seed and final accuracy (so summaries have two runs to average)."""
+    out = {}
+    for name, arch in (("se_resnet20-s0", "se_resnet20_cifar"), ("resnet20-s0", "resnet20_cifar")):
+        try:
+            train(TrainConfig(arch=arch, **TINY), root / name, threads=1, progress=False)
+        except DataError as e:
+            pytest.skip(f"CIFAR-10 data not available here: {e}")
+        out[name] = root / name
+    s1 = root / "se_resnet20-s1"
+    shutil.copytree(out["se_resnet20-s0"], s1)
+    cfg = json.loads((s1 / "config.json").read_text())
+    cfg["seed"] = 1
+    (s1 / "config.json").write_text(json.dumps(cfg))
+    fin = json.loads((s1 / "final.json").read_text())
+    fin["final"]["top1"] = fin["final"]["top1"] + 4.0 if fin["final"]["top1"] <= 96 else fin["final"]["top1"] - 4.0
+    fin["final"]["per_class"] = {k: 50.0 for k in fin["final"]["per_class"]}
+    (s1 / "final.json").write_text(json.dumps(fin))
+    out["se_resnet20-s1"] = s1
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    make_runs(root)
+    return root
+
+
+def _copy(runs_root: Path, tmp_path: Path, name: str = "se_resnet20-s0") -> Path:
+    dst = tmp_path / "runs" / name
+    shutil.copytree(runs_root / name, dst)
+    return dst
+
+
+def test_list_runs_reads_real_runs(runs_root: Path) -> None:
+    runs = {r.name: r for r in list_runs(runs_root)}
+    assert set(runs) == {"se_resnet20-s0", "se_resnet20-s1", "resnet20-s0"}
+    se, van = runs["se_resnet20-s0"], runs["resnet20-s0"]
+    assert se.finished and van.finished and se.problem is None
+    assert (se.arch, se.model, se.seed, se.epochs, se.epochs_done) == ("se_resnet20_cifar", "se_resnet20_cifar", 0, 1, 1)
+    assert se.se == get_spec("se_resnet20_cifar").default_se.label()
+    assert van.se == "none" and van.status == "finished"
+    assert runs["se_resnet20-s1"].seed == 1
+    table = runs_table(list(runs.values()))
+    assert list(table["status"]) == ["finished"] * 3
+    assert load_config(runs_root / "se_resnet20-s0") == TrainConfig(arch="se_resnet20_cifar", **TINY)
+
+
+def test_metrics_match_the_trainer(runs_root: Path) -> None:
+    df = load_metrics(runs_root / "se_resnet20-s0")
+    assert list(df.columns) == list(METRIC_FIELDS)
+    assert list(df["epoch"]) == [1]
+    with open(runs_root / "se_resnet20-s0" / "metrics.csv") as f:
+        row = f.read().splitlines()[1].split(",")
+    assert df.iloc[0]["test_acc"] == pytest.approx(float(row[METRIC_FIELDS.index("test_acc")]))
+    allm = all_metrics(list_runs(runs_root))
+    assert set(allm["run"]) == {"se_resnet20-s0", "se_resnet20-s1", "resnet20-s0"}
+    assert list(allm.columns[:2]) == ["run", "model"]
+
+
+def test_gate_history_matches_sites_and_probe(runs_root: Path) -> None:
+    gates = load_gate_history(runs_root / "se_resnet20-s0")
+    model = get_spec("se_resnet20_cifar").build()
+    sites = [s for s in find_sites(model) if s.gate]
+    assert list(gates["site"]) == [s.name for s in sites]
+    assert set(gates["epoch"]) == {1}
+    raw = json.loads((runs_root / "se_resnet20-s0" / "gates.json").read_text())[0]["sites"]
+    for r in gates.itertuples():
+        assert r.mean == pytest.approx(raw[r.site]["mean"])
+        assert (r.lo, r.hi) == (0.0, 1.0)  # sigmoid gates
+        channels = next(s.channels for s in sites if s.name == r.site)
+        assert sum(r.hist) == 10 * TINY["probe_per_class"] * channels  # 20 probe images x C gates, all in [0, 1]
+        assert 0.0 <= r.selectivity <= 1.0
+    long = gate_hist_long(gates, "layer3.2.se")
+    assert len(long) == len(gates.iloc[0]["hist"])
+    assert long["fraction"].sum() == pytest.approx(1.0)
+    assert long["bin_lo"].iloc[0] == 0.0 and long["bin_hi"].iloc[-1] == pytest.approx(1.0)
+    assert load_gate_history(runs_root / "resnet20-s0").empty  # vanilla: epochs without sites
+
+
+def test_results_summary_and_per_class(runs_root: Path) -> None:
+    res = results_table(runs_root)
+    assert len(res) == 3
+    finals = {n: load_final(runs_root / n)["final"] for n in res["run"]}
+    for r in res.itertuples():
+        assert r.top1 == pytest.approx(finals[r.run]["top1"])
+        assert r.n_test == TINY["test_subset"]
+        assert r.params == sum(p.numel() for p in get_spec(r.arch).build().parameters())
+    summ = summary(res).set_index("model")
+    se_top1 = [finals["se_resnet20-s0"]["top1"], finals["se_resnet20-s1"]["top1"]]
+    row = summ.loc["se_resnet20_cifar"]
+    assert row["runs"] == 2 and row["seeds"] == "0, 1"
+    assert row["top1_mean"] == pytest.approx(np.mean(se_top1))
+    assert row["top1_std"] == pytest.approx(np.std(se_top1, ddof=1))
+    assert row["top1"] == f"{np.mean(se_top1):.2f} ± {np.std(se_top1, ddof=1):.2f}"
+    assert row["delta_vs_vanilla"] == pytest.approx(np.mean(se_top1) - finals["resnet20-s0"]["top1"])
+    van = summ.loc["resnet20_cifar"]
+    assert van["runs"] == 1 and math.isnan(van["top1_std"]) and math.isnan(van["delta_vs_vanilla"])
+    pc = per_class_table(runs_root)
+    assert len(pc) == 3 * 10
+    pcs = per_class_summary(pc)
+    assert len(pcs) == 2 * 10
+    airplane = pcs[(pcs["model"] == "se_resnet20_cifar") & (pcs["class"] == "airplane")].iloc[0]
+    assert airplane["acc_mean"] == pytest.approx((finals["se_resnet20-s0"]["per_class"]["airplane"] + 50.0) / 2)
+    assert list(pcs[pcs["model"] == "resnet20_cifar"]["class"])[:2] == ["airplane", "automobile"]  # class order kept
+
+
+def test_in_progress_and_empty(runs_root: Path, tmp_path: Path) -> None:
+    assert list_runs(tmp_path / "nope") == [] and fingerprint(tmp_path / "nope") == ()
+    assert results_table(tmp_path / "nope").empty and summary(results_table(tmp_path / "nope")).empty
+    run = _copy(runs_root, tmp_path)
+    (run / "final.json").unlink()
+    (run / "metrics.csv").write_text(",".join(METRIC_FIELDS) + "\n")  # header only: before epoch 1 ends
+    (tmp_path / "runs" / "not-a-run").mkdir()  # no config.json: ignored
+    [info] = list_runs(tmp_path / "runs")
+    assert not info.finished and info.epochs_done == 0 and info.status == "started"
+    assert load_metrics(run).empty and list(load_metrics(run).columns) == list(METRIC_FIELDS)
+    assert results_table(tmp_path / "runs").empty
+    fp1 = fingerprint(tmp_path / "runs")
+    shutil.copy(runs_root / "se_resnet20-s0" / "metrics.csv", run / "metrics.csv")
+    assert fingerprint(tmp_path / "runs") != fp1
+    assert list_runs(tmp_path / "runs")[0].status == "running (1/1 epochs)"
+
+
+@pytest.mark.parametrize("name, text, match", [
+    ("metrics.csv", "epoch,train_loss\n1,0.5\n", "lacks column"),
+    ("metrics.csv", ",".join(METRIC_FIELDS) + "\n1,abc,1,1,1,1,1,1\n", "train_loss='abc' is not a number"),
+    ("metrics.csv", ",".join(METRIC_FIELDS) + "\n2,1,1,1,1,1,1,1\n1,1,1,1,1,1,1,1\n", "does not follow"),
+    ("metrics.csv", ",".join(METRIC_FIELDS) + "\n1,1,1\n", "has 3 fields"),
+    ("metrics.csv", "", "empty file"),
+    ("gates.json", '[{"epoch": 1, "sites": {"a": {"mean": 0.5', "not valid JSON"),
+    ("gates.json", '{"epoch": 1}', "expected a list"),
+    ("gates.json", '[{"epoch": 0, "sites": {}}]', "not a positive integer"),
+    ("gates.json", '[{"epoch": 1, "sites": {"a": {"mean": 0.5, "std": 0.1, "selectivity": 0.1, "range": [0, 1]}}}]',
+     "missing 'hist'"),
+    ("gates.json", '[{"epoch": 1, "sites": {"a": {"mean": 0.5, "std": 0.1, "selectivity": 0.1, "range": [0, 1], '
+                   '"hist": [1, -2]}}}]', "negative counts"),
+    ("gates.json", '[{"epoch": 1, "sites": {"a": {"mean": "x", "std": 0.1, "selectivity": 0.1, "range": [0, 1], '
+                   '"hist": [1]}}}]', "expected a number"),
+    ("gates.json", '[{"epoch": 1, "sites": {"a": {"mean": 0.5, "std": 0.1, "selectivity": 0.1, "range": [1, 1], '
+                   '"hist": [1]}}}]', "is empty"),
+    ("final.json", '{"final": {"top1": 120, "n": 5}, "provenance": {}}', "not a percentage"),
+    ("final.json", '{"final": {"n": 5}, "provenance": {}}', "lacks 'top1'"),
+    ("final.json", '[1, 2]', "'final' and 'provenance'"),
+    ("config.json", '{"arch": "se_resnet20_cifar", "learning_rate": 1}', "unknown train config field"),
+    ("config.json", '{"arch": "no_such_net"}', "unknown model 'no_such_net'"),
+    ("config.json", '{"arch": "se_resnet20_cifar", "epochs": 0}', "epochs and batch_size must be >= 1"),
+    ("config.json", '', "not valid JSON"),
+])
+def test_malformed_files_raise_clear_errors(runs_root: Path, tmp_path: Path, name: str, text: str, match: str) -> None:
+    run = _copy(runs_root, tmp_path)
+    (run / name).write_text(text)
+    loader = {"metrics.csv": load_metrics, "gates.json": load_gate_history, "final.json": load_final,
+              "config.json": load_config}[name]
+    with pytest.raises(RunError, match=match) as exc:
+        loader(run)
+    assert name in str(exc.value)  # the message names the file
+    if name != "gates.json":  # gates are read lazily; the other files are checked when listing
+        [info] = list_runs(tmp_path / "runs")
+        assert info.problem and name in info.problem and info.status == "unreadable" and not info.finished
+        assert results_table(tmp_path / "runs").empty
+        with pytest.raises(RunError, match=match):
+            results_table(tmp_path / "runs", strict=True)
+
+
+def test_missing_files(runs_root: Path, tmp_path: Path) -> None:
+    run = _copy(runs_root, tmp_path)
+    for name, loader in (("metrics.csv", load_metrics), ("gates.json", load_gate_history), ("final.json", load_final)):
+        (run / name).unlink()
+        with pytest.raises(RunError, match="missing"):
+            loader(run)
