@@ -34,7 +34,8 @@ SOURCES = {"shipped": "Shipped: CIFAR-10 JPEG test set (full)",
            "cifar": "CIFAR-10 JPEG test set (compute here)",
            "folder": "ImageFolder folder (typed path)",
            "torchvision": "torchvision CIFAR-10 root (typed path)"}
-STOP_KEY = "cw_stop"
+STOP_STATS = "cw_stop_stats"
+STOP_KO = "cw_stop_knockout"
 KO_REQUEST = "cw_ko_request"
 
 
@@ -67,12 +68,14 @@ def _ckpt_sha(lm: LoadedModel) -> str:
     return _sha(lm.source, Path(lm.source).stat().st_mtime_ns)
 
 
-def _request_stop() -> None:
-    st.session_state[STOP_KEY] = True
+def _request_stop(key: str) -> None:
+    """Stop button callback. The click also reruns the page, which interrupts the running pass at its next
+    progress update; the flag covers the rest (it is read between batches and shown after the rerun)."""
+    st.session_state[key] = True
 
 
-def _should_stop() -> bool:
-    return bool(st.session_state.get(STOP_KEY, False))
+def _stopper(key: str):
+    return lambda: bool(st.session_state.get(key, False))
 
 
 # --------------------------------------------------------------------------- figures
@@ -265,14 +268,14 @@ def _computed(pair: LoadedPair, data: ImageSet) -> dict[str, S.ExcitationStats] 
             return {role: _stats_file(p) for role, p in paths.items()}
         except S.StatsError:
             pass  # damaged cache entries are recomputed below
-    if st.session_state.pop(STOP_KEY, False):
+    if st.session_state.pop(STOP_STATS, False):
         st.warning("Stopped: nothing was saved. Press **Compute statistics** to start again.")
     st.info(f"{data.name}: {len(data):,} images, {len(data.classes)} classes. Statistics for this model pair and data "
             "set have not been computed yet; they are kept on disk once done.")
     if not st.button("Compute statistics", key="cw_compute", type="primary"):
         return None
-    st.session_state[STOP_KEY] = False
-    st.button("Stop", key="cw_stop_button", on_click=_request_stop, help="Stops between batches; nothing is saved.")
+    st.button("Stop", key="cw_stop_button", on_click=_request_stop, args=(STOP_STATS,),
+              help="Stops between batches; nothing is saved.")
     bar = st.progress(0.0, text="Starting...")
     out = {}
     try:
@@ -282,7 +285,7 @@ def _computed(pair: LoadedPair, data: ImageSet) -> dict[str, S.ExcitationStats] 
 
             out[role], _, _ = S.cached_stats(lm.source, lm.model, data, lm.meta.mean, lm.meta.std, role=role,
                                              arch=lm.name, device=next(lm.model.parameters()).device, progress=prog,
-                                             should_stop=_should_stop, command="dashboard page Class-wise")
+                                             should_stop=_stopper(STOP_STATS), command="dashboard page Class-wise")
     except S.StatsCancelled:
         bar.empty()
         st.warning("Stopped: nothing was saved for the unfinished model.")
@@ -308,6 +311,9 @@ def _knockout_section(pair: LoadedPair, pair_name: str, stats: S.ExcitationStats
                 "unit does nothing) or **mean** (the class-agnostic mean gate vector over the data set above), and "
                 "top-1 accuracy is measured on the same images. The paper remarks that SE-ResNet-50's last-stage "
                 "blocks can be dropped at little cost; this measures it for the selected model.")
+    if st.session_state.pop(STOP_KO, False):
+        st.session_state.pop(KO_REQUEST, None)
+        st.warning("Knock-out stopped; nothing was saved. Press **Run knock-out** to start again.")
     shipped = ko.shipped_path(pair_name)
     if data is None and shipped.is_file():
         df = pd.read_csv(shipped)
@@ -316,8 +322,13 @@ def _knockout_section(pair: LoadedPair, pair_name: str, stats: S.ExcitationStats
         return
     if data is None:
         data = _dataset(S.DEFAULT_DATA, "test", tuple(pair.se.meta.input_size), None, 0)
+    if tuple(data.classes) != tuple(pair.se.class_names):
+        st.info(f"Knock-out measures accuracy, so it needs images labelled with the model's classes "
+                f"({', '.join(pair.se.class_names[:5])}, ...); {data.name} has {', '.join(data.classes[:5])}"
+                f"{', ...' if len(data.classes) > 5 else ''}. Choose a CIFAR-10 source above.")
+        return
     c1, c2 = st.columns(2)
-    n = int(c1.number_input("Images", 50, len(data), min(len(data), 2_000), step=250, key="cw_ko_n",
+    n = int(c1.number_input("Images", min(50, len(data)), len(data), min(len(data), 2_000), step=250, key="cw_ko_n",
                             help="An evenly spaced subset of the data set; every run uses the same images."))
     modes = tuple(c2.multiselect("Modes", list(ko.MODES), default=list(ko.MODES), key="cw_ko_modes"))
     if not modes:
@@ -328,15 +339,15 @@ def _knockout_section(pair: LoadedPair, pair_name: str, stats: S.ExcitationStats
     if st.button("Run knock-out", key="cw_ko_run"):
         st.session_state[KO_REQUEST] = str(path)
     if not path.is_file() and st.session_state.get(KO_REQUEST) == str(path):
-        st.session_state[STOP_KEY] = False
-        st.button("Stop", key="cw_ko_stop", on_click=_request_stop)
+        st.button("Stop", key="cw_ko_stop", on_click=_request_stop, args=(STOP_KO,),
+                  help="Stops between batches; nothing is saved.")
         bar = st.progress(0.0, text="Baseline...")
         mean_gates = {s.name: stats.mean(s.name) for s in stats.gate_sites}
         try:
             df = ko.knockout(pair.se.model, sub, pair.se.meta.mean, pair.se.meta.std, modes=modes,
                              mean_gates=mean_gates, device=next(pair.se.model.parameters()).device,
                              progress=lambda i, t: bar.progress(i / t, text=f"evaluation {i}/{t}"),
-                             should_stop=_should_stop)
+                             should_stop=_stopper(STOP_KO))
         except ko.KnockoutCancelled:
             st.session_state.pop(KO_REQUEST, None)
             st.warning("Knock-out stopped; nothing was saved.")

@@ -343,6 +343,9 @@ def write_table(path: str | os.PathLike, rows: list[dict]) -> None:
 
 def read_rows(path: str | os.PathLike) -> list[dict]:
     """The rows of an existing table as dicts (validated by :func:`se_core.tables.load_ablation_table`)."""
+    lines = [ln for ln in Path(path).read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+    if len(lines) <= 1:  # absent rows (or a header only): nothing finished yet
+        return []
     df = tables.load_ablation_table(path)
     return [{k: (None if v is pd.NA or (isinstance(v, float) and v != v) else v) for k, v in r.items()}
             for r in df.to_dict("records")]
@@ -433,6 +436,11 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def threads_per_trial(jobs: int, nproc: int = 1, cores: int | None = None) -> int:
+    """Torch threads for each process so ``jobs`` trials of ``nproc`` processes never oversubscribe the cores."""
+    return max(1, (cores or available_cores()) // max(1, jobs * nproc))
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """Linux: the trial process gets SIGKILL when the runner dies, so no orphan keeps training."""
     try:
@@ -487,7 +495,7 @@ def run_sweep(sweep: Sweep, *, table: str | os.PathLike, runs_root: str | os.Pat
     for stale in table.parent.glob(f".{table.name}.*.tmp"):  # temp files of a killed writer
         stale.unlink(missing_ok=True)
     todo = [t for t in trials if t.trial_id not in rows]
-    threads = threads or max(1, available_cores() // (jobs * (nproc if launcher == "torchrun" else 1)))
+    threads = threads or threads_per_trial(jobs, nproc if launcher == "torchrun" else 1)
     prov_file = provenance_path(table)
     prov: dict = {}
     if prov_file.is_file():
@@ -508,7 +516,8 @@ def run_sweep(sweep: Sweep, *, table: str | os.PathLike, runs_root: str | os.Pat
             + [invocation]}
 
     def save() -> None:
-        write_table(table, list(rows.values()))
+        if rows or table.exists():
+            write_table(table, list(rows.values()))
         prov.update(trials_done=len(rows), updated=_now(), finished=_now() if len(rows) == len(trials) else None,
                     failed=failed)
         atomic_write_bytes(prov_file, json.dumps(prov, indent=2, default=str).encode())

@@ -16,6 +16,7 @@ import struct
 import sys
 import tempfile
 import zipfile
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -212,7 +213,11 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], what: str = "
     if problems:
         shown = "; ".join(problems[:8]) + (f"; ... {len(problems) - 8} more" if len(problems) > 8 else "")
         raise CheckpointError(f"{what} does not fit {type(model).__name__}: {shown}")
-    model.load_state_dict(dict(state), strict=True)
+    sd = OrderedDict(state)
+    # Files read here carry no per-module version metadata (torch's ``_metadata``); give the model's own,
+    # i.e. assume the file was written by the current code (torchvision's MNASNet refuses to load without it).
+    sd._metadata = getattr(model.state_dict(), "_metadata", OrderedDict())  # type: ignore[attr-defined]
+    model.load_state_dict(sd, strict=True)
     return model
 
 

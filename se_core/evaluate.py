@@ -1,7 +1,8 @@
 """Test accuracy of a model or checkpoint, overall and per class.
 
-CLI: ``python -m se_core.evaluate --checkpoint FILE [--data SPEC]``; the last line printed is
-JSON with ``top1``, ``top5``, ``n``, ``loss`` and ``per_class`` (accuracies in %).
+CLI: ``python -m se_core.evaluate --checkpoint FILE [--data SPEC] [--test-subset N]``; the last
+line printed is JSON with ``top1``, ``top5``, ``n``, ``loss`` and ``per_class`` (accuracies in %).
+``--test-subset N`` picks the same N images as ``train --test-subset N``, so the two agree.
 """
 from __future__ import annotations
 

@@ -59,7 +59,9 @@ def preprocess_for(lm: LoadedModel) -> Preprocess:
     mean = tuple(meta.mean) or (spec.mean if spec else (0.0, 0.0, 0.0))
     std = tuple(meta.std) or (spec.std if spec else (1.0, 1.0, 1.0))
     size = tuple(meta.input_size) or (spec.input_size if spec else (224, 224))
-    return Preprocess(size=size, mean=mean, std=std, resize=lm.resize)  # type: ignore[arg-type]
+    interpolation = str((meta.extra or {}).get("interpolation", "bilinear"))  # library models: e.g. timm's bicubic
+    return Preprocess(size=size, mean=mean, std=std, resize=lm.resize,  # type: ignore[arg-type]
+                      interpolation=interpolation)
 
 
 def batch_tensor(images: Sequence[Image.Image], pre: Preprocess) -> torch.Tensor:
@@ -205,10 +207,11 @@ def _energy_hooks(model: nn.Module, sites: Sequence[Site], before: dict, after: 
     with model_lock(model):
         try:
             for st in sites:
-                def hook(mod, args, out, name=st.name):
+                def hook(mod, args, out, name=st.name, at_output=st.capture == "output"):
                     if threading.get_ident() == owner and isinstance(out, torch.Tensor):
-                        before[name] = _energy(args[0])
+                        # an output-side (vanilla) site recalibrates nothing: its z is read at the output
                         after[name] = _energy(out)
+                        before[name] = after[name] if at_output else _energy(args[0])
                 handles.append(by_name[st.name].register_forward_hook(hook))
             yield
         finally:

@@ -133,7 +133,7 @@ def knockout(model: nn.Module, data: ImageSet, mean: Sequence[float], std: Seque
                      should_stop=should_stop)
         stages = {stage.get(n, 0) for n in names}
         rows.append({"target": label, "kind": kind, "stage": stages.pop() if len(stages) == 1 else 0,
-                     "depth": min(depth.get(n, -1) for n in names) if kind == "block" else -1,
+                     "depth": min((depth.get(n, -1) for n in names), default=-1) if kind == "block" else -1,
                      "sites": ",".join(names), "mode": mode, "top1": r["top1"], "delta": r["top1"] - base["top1"],
                      "loss": r["loss"], "n": r["n"]})
         if progress:

@@ -3,7 +3,11 @@
 A :class:`PairSpec` names two registered architectures and a :class:`WeightsRef` for each.
 :func:`load_pair` returns both models ready for inference, or raises :class:`WeightsMissing`
 whose message says exactly which file is missing and how to get it; nothing is downloaded.
-The shipped default is the project's own CIFAR-10 ResNet-20 pair in ``data/checkpoints``.
+The shipped default is the project's own CIFAR-10 ResNet-20 pair in ``data/checkpoints``;
+ImageNet pairs from timm and torchvision are registered by :mod:`se_core.zoo` (weights from
+those libraries' local caches), and pairs a user builds from their own checkpoints live in
+:mod:`se_core.user_models` under names ``user:<id>``: ``PAIRS[name]`` resolves those too, but
+they are not listed (each dashboard session lists its own).
 """
 from __future__ import annotations
 
@@ -28,13 +32,24 @@ class WeightsMissing(FileNotFoundError):
 
 @dataclass(frozen=True)
 class WeightsRef:
-    """Where one model's weights live: ``file`` (a checkpoint path, relative to the data dir)."""
+    """Where one model's weights live, by ``kind``:
+
+    - ``file``: a checkpoint path (relative to the data dir, or absolute);
+    - ``timm``: timm pretrained weights ``name.tag`` (e.g. ``seresnet50.a1_in1k``), from timm's cache;
+    - ``torchvision``: a torchvision weights enum member (e.g. ``RegNet_Y_400MF_Weights.IMAGENET1K_V2``);
+    - ``random``: no weights, a random initialisation seeded by ``int(location)`` (labelled as untrained).
+    """
 
     kind: str
     location: str
     how_to_get: str = ""
 
     def path(self) -> Path:
+        """The file these weights are (or would be) read from."""
+        if self.kind in ("timm", "torchvision"):
+            from se_core.zoo import expected_path
+
+            return expected_path(self)
         p = Path(self.location)
         return p if p.is_absolute() else DATA_DIR / p
 
@@ -74,10 +89,24 @@ class LoadedPair:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
 
+class PairTable(dict):
+    """Registered pairs; a lookup of an unregistered ``user:<id>`` name resolves the user pair's
+    spec (:func:`se_core.user_models.user_pair_spec`) without listing it."""
+
+    def __missing__(self, key: str) -> PairSpec:
+        if isinstance(key, str) and key.startswith(USER_PREFIX):
+            from se_core.user_models import user_pair_spec
+
+            return user_pair_spec(key)
+        raise KeyError(key)
+
+
+USER_PREFIX = "user:"
+
 _HOW_TRAIN = ("python -m se_core.train --arch {arch} --seed 0 --epochs 60 --out data/runs/{run} "
               "&& cp data/runs/{run}/model.safetensors data/{file}")
 
-PAIRS: dict[str, PairSpec] = {}
+PAIRS: PairTable = PairTable()
 
 
 def register_pair(spec: PairSpec) -> PairSpec:
@@ -105,8 +134,47 @@ def pick_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def resize_for(meta: CheckpointMeta, arch: str) -> int | None:
+    """Shorter-side resize before the centre crop: the checkpoint's (library transform), else the registry's."""
+    r = (meta.extra or {}).get("resize")
+    if isinstance(r, int) and r >= max(meta.input_size or (0,)):
+        return r
+    try:
+        return get_spec(arch).resize
+    except KeyError:
+        return None
+
+
+def random_model(arch: str, seed: int = 0, device: torch.device | None = None) -> LoadedModel:
+    """``arch`` randomly initialised (seeded), labelled as untrained: a stand-in counterpart, not a result."""
+    spec = get_spec(arch)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = spec.build()
+    lib_meta = spec.meta.get("library_meta")
+    if lib_meta is not None:
+        meta = lib_meta(model)
+    else:
+        import json
+        se = spec.default_se
+        meta = CheckpointMeta(arch=arch, se_config=None if se is None else json.loads(se.to_json()),
+                              num_classes=spec.num_classes, class_names=spec.class_names, mean=spec.mean,
+                              std=spec.std, input_size=spec.input_size)
+    from dataclasses import replace
+    meta = replace(meta, provenance={"weights": f"random initialisation, seed {seed}: NOT trained"})
+    device = device or pick_device()
+    return LoadedModel(arch, model.to(device).eval(), meta, resize_for(meta, arch), f"random init (seed {seed})")
+
+
 def load_weights(ref: WeightsRef, arch: str, device: torch.device | None = None) -> LoadedModel:
     """Build ``arch`` and load ``ref``'s weights; :class:`WeightsMissing` when not on disk."""
+    device = device or pick_device()
+    if ref.kind in ("timm", "torchvision"):
+        from se_core.zoo import load_library_model
+
+        return load_library_model(ref, arch, device)
+    if ref.kind == "random":
+        return random_model(arch, int(ref.location or 0), device)
     if ref.kind != "file":
         raise ValueError(f"unknown weights kind {ref.kind!r}")
     path = ref.path()
@@ -116,12 +184,26 @@ def load_weights(ref: WeightsRef, arch: str, device: torch.device | None = None)
     model, meta = build_from_checkpoint(path)
     if meta.arch != arch:
         raise CheckpointError(f"{path.name} holds a {meta.arch}, expected {arch}")
-    device = device or pick_device()
-    return LoadedModel(arch, model.to(device).eval(), meta, get_spec(arch).resize, str(path))
+    return LoadedModel(arch, model.to(device).eval(), meta, resize_for(meta, arch), str(path))
+
+
+def is_known(name: str) -> bool:
+    """Whether ``name`` is a registered pair or a stored user pair."""
+    if name in PAIRS:
+        return True
+    if isinstance(name, str) and name.startswith(USER_PREFIX):
+        from se_core.user_models import user_pair_exists
+
+        return user_pair_exists(name)
+    return False
 
 
 def load_pair(name: str = DEFAULT_PAIR, device: torch.device | None = None) -> LoadedPair:
     """Both models of pair ``name`` on ``device`` (default: GPU if present, else CPU)."""
+    if isinstance(name, str) and name.startswith(USER_PREFIX) and name not in PAIRS:
+        from se_core.user_models import load_user_pair
+
+        return load_user_pair(name, device)
     try:
         spec = PAIRS[name]
     except KeyError:
@@ -129,3 +211,13 @@ def load_pair(name: str = DEFAULT_PAIR, device: torch.device | None = None) -> L
     device = device or pick_device()
     return LoadedPair(spec, load_weights(spec.se_weights, spec.se_arch, device),
                       load_weights(spec.vanilla_weights, spec.vanilla_arch, device), device)
+
+
+def _register_library_pairs() -> None:
+    from se_core.zoo import imagenet_pairs
+
+    for spec in imagenet_pairs():
+        register_pair(spec)
+
+
+_register_library_pairs()

@@ -50,6 +50,11 @@ class Site:
     EfficientNet ``features.{s}.{b}``, timm's 0-based ``blocks.{s}.{b}``/``stages.{s}.blocks.{b}``),
     else ``stage=0`` and ``block`` = running index. ``gate`` is the gate child's name; ``None`` marks a
     vanilla site (``nn.Identity`` at the SE position) where only z exists.
+
+    ``capture`` says which tensor of the module holds z: ``input`` (an SE unit or ``.se``
+    placeholder: z is the mean of what enters it) or ``output`` (a vanilla net without
+    placeholders, e.g. timm's ResNet-50, whose site is the layer *after which* its SE twin
+    recalibrates, such as ``layer1.0.bn3``; see :mod:`se_core.zoo`).
     """
 
     name: str
@@ -58,6 +63,7 @@ class Site:
     channels: int | None
     gate: str | None
     kind: str
+    capture: Literal["input", "output"] = "input"
 
     @property
     def label(self) -> str:
@@ -76,26 +82,53 @@ def _channels(conv: nn.Module) -> int | None:
     return getattr(conv, "in_channels", None) or getattr(conv, "in_features", None)
 
 
-# (pattern, offset added to the stage index so that stages are 1-based everywhere)
-_STAGE_PATTERNS: tuple[tuple[re.Pattern[str], int], ...] = (
-    (re.compile(r"(?:^|\.)layer(\d+)\.(\d+)(?:\.|$)"), 0),                        # torchvision/timm ResNets: layer1.0
-    (re.compile(r"(?:^|\.)trunk_output\.block(\d+)\.block\1-(\d+)(?:\.|$)"), 0),  # torchvision RegNet: block2.block2-1
-    (re.compile(r"(?:^|\.)features\.(\d+)\.(\d+)(?:\.|$)"), 0),                    # torchvision EfficientNet (features.0 = stem)
-    (re.compile(r"(?:^|\.)(?:blocks|stages)\.(\d+)\.(?:blocks\.)?(\d+)(?:\.|$)"), 1),  # timm, 0-based stages
+# (pattern, offset added to the stage index so that stages are 1-based everywhere,
+#  offset added to the block index so that blocks are 0-based everywhere)
+_STAGE_PATTERNS: tuple[tuple[re.Pattern[str], int, int], ...] = (
+    (re.compile(r"(?:^|\.)layer(\d+)\.(\d+)(?:\.|$)"), 0, 0),                        # torchvision/timm ResNets: layer1.0
+    (re.compile(r"(?:^|\.)trunk_output\.block(\d+)\.block\1-(\d+)(?:\.|$)"), 0, 0),  # torchvision RegNet: block2.block2-1
+    (re.compile(r"(?:^|\.)features\.(\d+)\.(\d+)(?:\.|$)"), 0, 0),                    # torchvision EfficientNet (features.0 = stem)
+    (re.compile(r"(?:^|\.)(?:blocks|stages)\.(\d+)\.(?:blocks\.)?(\d+)(?:\.|$)"), 1, 0),  # timm, 0-based stages
+    (re.compile(r"(?:^|\.)s(\d+)\.b(\d+)(?:\.|$)"), 0, -1),                            # timm RegNet: s1.b1 (1-based)
 )
+
+SITES_ATTR = "se_lens_sites"
+"""Attribute under which :func:`attach_sites` stores a model's site list (read by :func:`find_sites`)."""
 
 
 def _stage_block(name: str, index: int) -> tuple[int, int]:
-    """(1-based stage, block) parsed from a module path, else ``(0, index)``."""
-    for pattern, offset in _STAGE_PATTERNS:
+    """(1-based stage, 0-based block) parsed from a module path, else ``(0, index)``."""
+    for pattern, stage_offset, block_offset in _STAGE_PATTERNS:
         m = pattern.search(name)
         if m:
-            return int(m.group(1)) + offset, int(m.group(2))
+            return int(m.group(1)) + stage_offset, int(m.group(2)) + block_offset
     return 0, index
 
 
+def attach_sites(model: nn.Module, sites: Sequence[Site]) -> nn.Module:
+    """Fix ``model``'s sites to ``sites`` (every later :func:`find_sites` returns them).
+
+    For models whose sites cannot be found by structure alone: a vanilla ImageNet net has no
+    ``.se`` placeholders, so :mod:`se_core.zoo` names the layers where its SE twin recalibrates
+    (``capture='output'``) and attaches them here; then every page, probe and statistic sees
+    them without knowing where they came from. Every name must be a module of ``model``.
+    """
+    names = dict(model.named_modules())
+    missing = [s.name for s in sites if s.name not in names]
+    if missing:
+        raise ValueError(f"{type(model).__name__} has no module(s) {missing[:5]}")
+    object.__setattr__(model, SITES_ATTR, tuple(sites))
+    return model
+
+
 def find_sites(model: nn.Module) -> list[Site]:
-    """Every SE unit of ``model`` (and ``.se`` Identity placeholders of vanilla nets), in order."""
+    """Every SE unit of ``model`` (and ``.se`` Identity placeholders of vanilla nets), in order.
+
+    A site list fixed by :func:`attach_sites` takes precedence over the structural search.
+    """
+    preset = getattr(model, SITES_ATTR, None)
+    if preset is not None:
+        return list(preset)
     sites: list[Site] = []
     for name, mod in model.named_modules():
         if not name:
@@ -151,8 +184,9 @@ class Intervention:
 
 @dataclass
 class ProbeResult:
-    """Logits plus, per site name, z (N x C channel means of the unit's input) and s (N x C
-    gates; for NoSqueeze units, whose gates are N x C x H x W, their spatial mean)."""
+    """Logits plus, per site name, z (N x C channel means of the unit's input, or of the module's
+    output for ``capture='output'`` sites) and s (N x C gates; for NoSqueeze units, whose gates
+    are N x C x H x W, their spatial mean)."""
 
     logits: torch.Tensor
     sites: list[Site]
@@ -163,6 +197,11 @@ class ProbeResult:
         """Per SE site the gate vector of sample ``index`` (rows of a blocks x channels heatmap)."""
         keep = [st for st in self.sites if st.name in self.s]
         return keep, [self.s[st.name][index] for st in keep]
+
+
+def _channel_means(x: torch.Tensor) -> torch.Tensor:
+    """z of a feature map: N x C means over H x W (other shapes pass through as float)."""
+    return x.detach().float().mean(dim=(2, 3)) if x.dim() == 4 else x.detach().float()
 
 
 @contextmanager
@@ -188,11 +227,15 @@ def capture(model: nn.Module, sites: Sequence[Site] | None = None,
         try:
             for st in sites:
                 unit = by_name[st.name]
-                if keep_z:
+                if keep_z and st.capture == "output":
+                    def z_out_hook(mod, args, out, name=st.name):
+                        if threading.get_ident() == owner and isinstance(out, torch.Tensor):
+                            result.z[name] = _channel_means(out)
+                    handles.append(unit.register_forward_hook(z_out_hook))
+                elif keep_z:
                     def z_hook(mod, args, name=st.name):
                         if threading.get_ident() == owner:
-                            x = args[0]
-                            result.z[name] = x.detach().float().mean(dim=(2, 3)) if x.dim() == 4 else x.detach().float()
+                            result.z[name] = _channel_means(args[0])
                     handles.append(unit.register_forward_pre_hook(z_hook))
                 if st.gate:
                     def s_hook(mod, args, out, name=st.name):
@@ -247,4 +290,4 @@ def pair_sites(se_sites: Sequence[Site], vanilla_sites: Sequence[Site]) -> dict[
 
 
 __all__ = ["Site", "Intervention", "ProbeResult", "find_sites", "probe", "intervene", "capture",
-           "model_lock", "hook_count", "pair_sites", "describe_structure"]
+           "model_lock", "hook_count", "pair_sites", "describe_structure", "attach_sites", "SITES_ATTR"]

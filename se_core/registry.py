@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Callable
 
@@ -61,6 +62,14 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+_RESOLVERS: list[Callable[[str], "ModelSpec | None"]] = []
+_RESOLVE_LOCK = threading.Lock()
+
+
+def register_resolver(fn: Callable[[str], "ModelSpec | None"]) -> None:
+    """Add a function that makes specs on demand for names not registered up front (e.g. the zoo's
+    ``timm:<name>`` / ``torchvision:<name>``); it returns ``None`` for names it does not handle."""
+    _RESOLVERS.append(fn)
 
 
 def register(spec: ModelSpec) -> ModelSpec:
@@ -72,10 +81,23 @@ def register(spec: ModelSpec) -> ModelSpec:
 
 
 def get_spec(name: str) -> ModelSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown model {name!r}; registered: {', '.join(sorted(_REGISTRY))}") from None
+    """The spec of ``name``: registered, or made by a resolver (then cached, but not listed)."""
+    spec = _REGISTRY.get(name) or _DYNAMIC.get(name)
+    if spec is not None:
+        return spec
+    for fn in _RESOLVERS:
+        try:
+            made = fn(name)
+        except KeyError as e:
+            raise KeyError(e.args[0] if e.args else str(e)) from None
+        if made is not None:
+            with _RESOLVE_LOCK:
+                return _DYNAMIC.setdefault(name, made)
+    raise KeyError(f"unknown model {name!r}; registered: {', '.join(sorted(_REGISTRY))} "
+                   "(any timm or torchvision classifier can be named as timm:<name> or torchvision:<name>)")
+
+
+_DYNAMIC: dict[str, ModelSpec] = {}
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -111,32 +133,87 @@ for _se in (False, True):
         description="torchvision ResNet-50 with this project's SE unit" if _se else "torchvision ResNet-50"))
 
 
-def build_from_checkpoint(path: str | os.PathLike, arch: str | None = None,
-                          se: SEConfig | None = None) -> tuple[nn.Module, CheckpointMeta]:
+def build_from_checkpoint(path: str | os.PathLike, arch: str | None = None, se: SEConfig | None = None, *,
+                          num_classes: int | None = None,
+                          class_names: tuple[str, ...] | None = None) -> tuple[nn.Module, CheckpointMeta]:
     """Rebuild the model a checkpoint describes and load its weights (eval mode, CPU).
 
-    ``arch``/``se`` fill in what a file without SE Lens metadata lacks; shapes are checked
+    The single entry point for checkpoint files (dashboard uploads, ``evaluate``/``stats`` CLIs).
+    ``arch``/``se``/``num_classes``/``class_names`` fill in what a file without SE Lens metadata
+    lacks: ``se`` defaults to the architecture's default SE design, ``num_classes`` to the row
+    count of the file's classifier weight, class names and preprocessing to the architecture's
+    (for timm/torchvision models: the library's metadata and eval transform). Shapes are checked
     before loading and every mismatch is named.
     """
     state, meta = read_checkpoint(path)
+    name = os.path.basename(path)
     if meta is None:
         if arch is None:
-            raise CheckpointError(f"{os.path.basename(path)} has no SE Lens metadata; choose its architecture (and SE config) explicitly")
-        spec = get_spec(arch)
-        meta = CheckpointMeta(arch=arch, se_config=None if se is None else _se_dict(se), num_classes=spec.num_classes,
-                              class_names=spec.class_names, mean=spec.mean, std=spec.std, input_size=spec.input_size)
-    try:
-        spec = get_spec(meta.arch)
-    except KeyError as e:
-        raise CheckpointError(str(e.args[0])) from None
-    try:
-        se_cfg = SEConfig.from_dict(meta.se_config) if meta.se_config else None
-        model = spec.build(se_cfg if spec.takes_se else None, num_classes=meta.num_classes)
-    except (ValueError, TypeError) as e:
-        raise CheckpointError(f"{os.path.basename(path)}: its metadata describes a model that cannot be built ({e}); "
-                              "re-save it with se_core.checkpoints.save_checkpoint") from None
-    load_into(model, state, what=os.path.basename(path))
+            raise CheckpointError(f"{name} has no SE Lens metadata; choose its architecture (and SE config) "
+                                  "explicitly (CLI: --arch NAME)")
+        try:
+            spec = get_spec(arch)
+        except KeyError as e:
+            raise CheckpointError(str(e.args[0])) from None
+        if se is not None and not spec.takes_se:
+            raise CheckpointError(f"{arch} fixes its own SE design; an SE config cannot be applied to it")
+        se_used = (se if se is not None else spec.default_se) if spec.takes_se else None
+        try:
+            model = spec.build(se_used, num_classes=num_classes or spec.num_classes)
+            n = num_classes or _classifier_rows(model, state)
+            if n and n != _outputs(model):
+                model = spec.build(se_used, num_classes=n)
+        except (ValueError, TypeError) as e:
+            raise CheckpointError(f"{name}: {arch} cannot be built with these settings ({e})") from None
+        n = _outputs(model) or spec.num_classes
+        lib_meta = spec.meta.get("library_meta")
+        if lib_meta is not None:
+            meta = lib_meta(model)
+        else:
+            meta = CheckpointMeta(arch=arch, se_config=None if se_used is None else _se_dict(se_used), num_classes=n,
+                                  class_names=spec.class_names if len(spec.class_names) == n else (),
+                                  mean=spec.mean, std=spec.std, input_size=spec.input_size)
+        if class_names is not None:
+            if len(class_names) != meta.num_classes:
+                raise CheckpointError(f"{name}: {len(class_names)} class names given for a model with "
+                                      f"{meta.num_classes} outputs; give one name per output")
+            meta = replace(meta, class_names=tuple(class_names))
+        meta = replace(meta, provenance={"note": "file without SE Lens metadata; architecture, SE config and class "
+                                                 "names chosen by the user", **meta.provenance})
+    else:
+        try:
+            spec = get_spec(meta.arch)
+        except KeyError as e:
+            raise CheckpointError(str(e.args[0])) from None
+        try:
+            se_cfg = SEConfig.from_dict(meta.se_config) if meta.se_config else None
+            model = spec.build(se_cfg if spec.takes_se else None, num_classes=meta.num_classes)
+        except (ValueError, TypeError) as e:
+            raise CheckpointError(f"{name}: its metadata describes a model that cannot be built ({e}); "
+                                  "re-save it with se_core.checkpoints.save_checkpoint") from None
+    load_into(model, state, what=name)
     return model.eval(), meta
+
+
+def _classifier(model: nn.Module) -> tuple[str, nn.Linear] | None:
+    """The last ``nn.Linear`` (the classifier of every registered architecture)."""
+    found = None
+    for n, m in model.named_modules():
+        if isinstance(m, nn.Linear):
+            found = (n, m)
+    return found
+
+
+def _outputs(model: nn.Module) -> int:
+    c = _classifier(model)
+    return int(c[1].out_features) if c else 0
+
+
+def _classifier_rows(model: nn.Module, state: dict) -> int | None:
+    """Rows of the file's classifier weight, when the file has the model's classifier key."""
+    c = _classifier(model)
+    w = state.get(f"{c[0]}.weight") if c else None
+    return int(w.shape[0]) if isinstance(w, torch.Tensor) and w.dim() == 2 else None
 
 
 def _se_dict(se: SEConfig) -> dict:
@@ -174,3 +251,7 @@ def spec_cost(name: str, se_json: str | None = None) -> Cost:
     spec = get_spec(name)
     se = SEConfig.from_json(se_json) if se_json else None
     return measure_cost(spec.build(se), spec.input_size)
+
+
+# timm / torchvision ImageNet models (registered by the zoo; the libraries themselves load lazily)
+import se_core.zoo  # noqa: E402,F401

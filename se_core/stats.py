@@ -7,12 +7,17 @@ the squeeze descriptor z at every site, including the ``.se`` Identity placehold
 networks (so both models of a pair are compared on the same footing). Memory is
 O(classes x channels x bins), never O(images).
 
-Exactness. Every value is rounded to the grid 2**-24 (``GRID_BITS``; below float32's resolution
-near 1) before it is summed in float64. Sums of grid values below 2**29 in magnitude are integers
-in grid units, so float64 adds them without rounding: the result does not depend on batch size,
-summation order or the number of ranks, and :meth:`ExcitationStats.merge` is exactly associative
-(bit for bit). The grid costs at most 2**-25 (3e-8) per value in means; ``sums_exact`` in the
-metadata records that no sum left the exact range. Counts and histograms are integers.
+Exactness. Each value v (and v**2, exact in float64 for float32 v) is split into three limbs,
+v = a + b + c with a on the integer grid, b on the 2**-26 grid and c on the 2**-52 grid (the
+rest, below 2**-53, is dropped), and each limb is summed separately in float64. Sums of values on
+a common grid are integers in grid units, which float64 adds without rounding while they stay
+below 2**53 units (``LIMB_LIMITS``: any class with fewer than 2**28 images and |v| < 2**53 / n),
+so for given gate values the accumulated numbers do not depend on summation order, batching or
+the number of ranks, and :meth:`ExcitationStats.merge` is exactly associative, bit for bit. (The
+forward itself may round an image's gate differently, by a float32 ulp, in another batch
+composition; one pass and a sharded pass agree to that rounding.) Means and variances are the
+float64 values of these sums (error ~1e-16 relative). ``sums_exact`` records that no limb left its
+exact range. Counts and histograms are integers.
 
 Histograms. ``bins`` equal bins over the gate's range (sigmoid/hard-sigmoid [0, 1], tanh [-1, 1],
 ReLU [0, ``relu_max``] with ``RELU_MAX`` = 8 by default, ReLU6 [0, 6], unknown gates
@@ -59,9 +64,11 @@ FORMAT = "se_lens.excitation_stats"
 DEFAULT_BINS = 256
 RELU_MAX = 8.0
 """Upper histogram edge for ReLU (and unknown) gates; values above land in the overflow bin."""
-GRID_BITS = 24
-_GRID = float(2 ** GRID_BITS)
-_EXACT_LIMIT = float(2 ** 53)  # in grid units
+LIMB_SCALES = (1.0, float(2 ** 26), float(2 ** 52))
+"""Inverse grid steps of the limbs each value is split into before summation."""
+LIMB_LIMITS = (float(2 ** 53), float(2 ** 27), 2.0)
+"""Largest |sum| of each limb that float64 still holds exactly (2**53 grid units)."""
+N_LIMBS = len(LIMB_SCALES)
 DEFAULT_DATA = "cifar10-jpeg"
 
 Progress = Callable[[int, int], None]
@@ -118,8 +125,9 @@ def _empty(k: int, c: int) -> np.ndarray:
 class ExcitationStats:
     """Per class x site x channel moments of the gates s and squeeze z of one model on one data set.
 
-    ``s_sum``/``s_sumsq``/``z_sum``/``z_sumsq`` are K x C float64 (values on the 2**-24 grid),
-    ``s_hist`` K x C x (bins + 2) int64 (bin 0 = underflow, last = overflow), ``count`` K int64.
+    ``s_sum``/``s_sumsq``/``z_sum``/``z_sumsq`` are K x L x C float64 limb sums (L = ``N_LIMBS``;
+    the value is the sum over axis 1, see :meth:`total`), ``s_hist`` K x C x (bins + 2) int64
+    (bin 0 = underflow, last = overflow), ``count`` K int64.
     ``meta`` holds provenance and is not part of the numbers compared by :meth:`same_numbers`.
     """
 
@@ -160,54 +168,57 @@ class ExcitationStats:
 
     @property
     def sums_exact(self) -> bool:
-        """Whether every sum stayed in the range where float64 adds grid values exactly."""
+        """Whether every limb sum stayed in the range where float64 adds its grid values exactly."""
         arrays = [*self.s_sum.values(), *self.s_sumsq.values(), *self.z_sum.values(), *self.z_sumsq.values()]
-        return all(float(np.abs(a).max(initial=0.0)) * _GRID < _EXACT_LIMIT for a in arrays)
+        return all(float(np.abs(a[:, i]).max(initial=0.0)) < LIMB_LIMITS[i] for a in arrays for i in range(N_LIMBS))
+
+    def total(self, field_name: str, site: str) -> np.ndarray:
+        """K x C value of a limb-summed field (``s_sum``, ``s_sumsq``, ``z_sum`` or ``z_sumsq``)."""
+        return getattr(self, field_name)[site].sum(1)
 
     # ---- means and variances
     def _n(self) -> np.ndarray:
         return np.maximum(self.count, 1).astype(np.float64)[:, None]
 
+    def _class_moments(self, what: str, site: str) -> tuple[np.ndarray, np.ndarray]:
+        m = self.total(f"{what}_sum", site) / self._n()
+        v = np.maximum(self.total(f"{what}_sumsq", site) / self._n() - m * m, 0.0)
+        m[self.count == 0] = np.nan
+        v[self.count == 0] = np.nan
+        return m, v
+
+    def _moments(self, what: str, site: str) -> tuple[np.ndarray, np.ndarray]:
+        n = max(self.n_images, 1)
+        m = self.total(f"{what}_sum", site).sum(0) / n
+        return m, np.maximum(self.total(f"{what}_sumsq", site).sum(0) / n - m * m, 0.0)
+
     def class_mean(self, site: str) -> np.ndarray:
         """K x C mean gate per class (NaN rows for classes without images)."""
-        m = self.s_sum[site] / self._n()
-        m[self.count == 0] = np.nan
-        return m
+        return self._class_moments("s", site)[0]
 
     def mean(self, site: str) -> np.ndarray:
         """C class-agnostic mean gate (over all images)."""
-        return self.s_sum[site].sum(0) / max(self.n_images, 1)
+        return self._moments("s", site)[0]
 
     def class_var(self, site: str) -> np.ndarray:
         """K x C population variance of the gate per class."""
-        m = self.s_sum[site] / self._n()
-        v = np.maximum(self.s_sumsq[site] / self._n() - m * m, 0.0)
-        v[self.count == 0] = np.nan
-        return v
+        return self._class_moments("s", site)[1]
 
     def var(self, site: str) -> np.ndarray:
-        n = max(self.n_images, 1)
-        m = self.s_sum[site].sum(0) / n
-        return np.maximum(self.s_sumsq[site].sum(0) / n - m * m, 0.0)
+        """C population variance of the gate over all images."""
+        return self._moments("s", site)[1]
 
     def z_class_mean(self, site: str) -> np.ndarray:
-        m = self.z_sum[site] / self._n()
-        m[self.count == 0] = np.nan
-        return m
+        return self._class_moments("z", site)[0]
 
     def z_mean(self, site: str) -> np.ndarray:
-        return self.z_sum[site].sum(0) / max(self.n_images, 1)
+        return self._moments("z", site)[0]
 
     def z_class_var(self, site: str) -> np.ndarray:
-        m = self.z_sum[site] / self._n()
-        v = np.maximum(self.z_sumsq[site] / self._n() - m * m, 0.0)
-        v[self.count == 0] = np.nan
-        return v
+        return self._class_moments("z", site)[1]
 
     def z_var(self, site: str) -> np.ndarray:
-        n = max(self.n_images, 1)
-        m = self.z_sum[site].sum(0) / n
-        return np.maximum(self.z_sumsq[site].sum(0) / n - m * m, 0.0)
+        return self._moments("z", site)[1]
 
     # ---- quantiles from the histograms
     def quantile(self, site: str, q: float, per_class: bool = True) -> np.ndarray:
@@ -236,9 +247,8 @@ class ExcitationStats:
     # ---- class selectivity (eta^2)
     def selectivity_channels(self, site: str, what: str = "s") -> np.ndarray:
         """Per-channel eta^2: between-class share of the variance of s (or z)."""
-        s, sq = (self.s_sum, self.s_sumsq) if what == "s" else (self.z_sum, self.z_sumsq)
-        return selectivity_from_moments(torch.from_numpy(self.count), torch.from_numpy(s[site]),
-                                        torch.from_numpy(sq[site])).numpy()
+        return selectivity_from_moments(torch.from_numpy(self.count), torch.from_numpy(self.total(f"{what}_sum", site)),
+                                        torch.from_numpy(self.total(f"{what}_sumsq", site))).numpy()
 
     def selectivity(self, what: str = "s") -> dict[str, float]:
         """Site -> mean over channels of eta^2, in depth order (gate sites for s, all z sites for z)."""
@@ -321,18 +331,28 @@ class _Accumulator:
         self.gate_sites, self.z_sites, self.k, self.bins, self.device = list(gate_sites), list(z_sites), k, bins, device
         f64 = dict(dtype=torch.float64, device=device)
         self.count = torch.zeros(k, dtype=torch.int64, device=device)
-        self.s_sum = {s.name: torch.zeros(k, s.channels, **f64) for s in gate_sites}
-        self.s_sumsq = {s.name: torch.zeros(k, s.channels, **f64) for s in gate_sites}
+        self.s_sum = {s.name: torch.zeros(k, N_LIMBS, s.channels, **f64) for s in gate_sites}
+        self.s_sumsq = {s.name: torch.zeros(k, N_LIMBS, s.channels, **f64) for s in gate_sites}
         self.s_hist = {s.name: torch.zeros(k, s.channels, bins + 2, dtype=torch.int64, device=device) for s in gate_sites}
-        self.z_sum = {s.name: torch.zeros(k, s.channels, **f64) for s in z_sites}
-        self.z_sumsq = {s.name: torch.zeros(k, s.channels, **f64) for s in z_sites}
+        self.z_sum = {s.name: torch.zeros(k, N_LIMBS, s.channels, **f64) for s in z_sites}
+        self.z_sumsq = {s.name: torch.zeros(k, N_LIMBS, s.channels, **f64) for s in z_sites}
         self._arange = {c: torch.arange(c, device=device) for c in {s.channels for s in gate_sites}}
 
     @staticmethod
-    def _moments(v: torch.Tensor, y: torch.Tensor, total: torch.Tensor, total_sq: torch.Tensor) -> None:
-        g = v.double().mul_(_GRID)  # grid units
-        total.index_add_(0, y, g.round())
-        total_sq.index_add_(0, y, g.mul_(v.double()).round_())  # v^2 in grid units (v^2 exact in float64)
+    def _limbs(v: torch.Tensor) -> torch.Tensor:
+        """N x C float64 -> N x L x C limbs on the grids 1, 2**-26, 2**-52 (each subtraction is exact)."""
+        out, rest = [], v
+        for scale in LIMB_SCALES:
+            limb = torch.round(rest * scale).div_(scale)
+            out.append(limb)
+            rest = rest - limb
+        return torch.stack(out, 1)
+
+    @classmethod
+    def _moments(cls, v: torch.Tensor, y: torch.Tensor, total: torch.Tensor, total_sq: torch.Tensor) -> None:
+        v = v.double()  # float32 gates: v*v is exact in float64 (48 significant bits)
+        total.index_add_(0, y, cls._limbs(v))
+        total_sq.index_add_(0, y, cls._limbs(v * v))
 
     def update(self, s: Mapping[str, torch.Tensor], z: Mapping[str, torch.Tensor], y: torch.Tensor) -> None:
         ones = torch.ones_like(y)
@@ -357,12 +377,9 @@ class _Accumulator:
         def np_(d: dict) -> dict:
             return {k: v.cpu().numpy().copy() for k, v in d.items()}
 
-        def units(d: dict) -> dict:
-            return {k: v.cpu().numpy() / _GRID for k, v in d.items()}
-
         return ExcitationStats(classes, self.count.cpu().numpy().copy(), tuple(self.gate_sites), tuple(self.z_sites),
-                               units(self.s_sum), units(self.s_sumsq), np_(self.s_hist), units(self.z_sum),
-                               units(self.z_sumsq), self.bins, meta)
+                               np_(self.s_sum), np_(self.s_sumsq), np_(self.s_hist), np_(self.z_sum),
+                               np_(self.z_sumsq), self.bins, meta)
 
 
 def describe_sites(model: nn.Module, input_size: tuple[int, int], relu_max: float = RELU_MAX,
@@ -475,7 +492,7 @@ def provenance(checkpoint: str | os.PathLike | None, *, role: str = "", arch: st
 
 def _header(stats: ExcitationStats) -> dict:
     return {"format": FORMAT, "schema": SCHEMA_VERSION, "classes": list(stats.classes), "bins": stats.bins,
-            "grid_bits": GRID_BITS, "gate_sites": [s.to_dict() for s in stats.gate_sites],
+            "limb_scales": list(LIMB_SCALES), "gate_sites": [s.to_dict() for s in stats.gate_sites],
             "z_sites": [s.to_dict() for s in stats.z_sites], "meta": stats.meta}
 
 
@@ -540,8 +557,9 @@ def load_stats(path: str | os.PathLike) -> ExcitationStats:
     if header.get("schema") != SCHEMA_VERSION:
         raise StatsError(f"{path.name}: written with statistics schema {header.get('schema')!r}, this code reads schema "
                          f"{SCHEMA_VERSION}; {redo}")
-    if header.get("grid_bits") != GRID_BITS:
-        raise StatsError(f"{path.name}: sums on a 2**-{header.get('grid_bits')} grid, this code uses 2**-{GRID_BITS}; {redo}")
+    if header.get("limb_scales") != list(LIMB_SCALES):
+        raise StatsError(f"{path.name}: sums split on limb grids {header.get('limb_scales')}, this code uses "
+                         f"{list(LIMB_SCALES)}; {redo}")
     gates = _site_infos(header.get("gate_sites", []), "gate site", path)
     zs = _site_infos(header.get("z_sites", []), "z site", path)
     classes = tuple(header.get("classes", []))
@@ -562,12 +580,12 @@ def load_stats(path: str | os.PathLike) -> ExcitationStats:
     count = get("count", (k,), np.int64)
     s_sum, s_sumsq, s_hist, z_sum, z_sumsq = {}, {}, {}, {}, {}
     for i, s in enumerate(gates):
-        s_sum[s.name] = get(f"s_sum_{i}", (k, s.channels), np.float64)
-        s_sumsq[s.name] = get(f"s_sumsq_{i}", (k, s.channels), np.float64)
+        s_sum[s.name] = get(f"s_sum_{i}", (k, N_LIMBS, s.channels), np.float64)
+        s_sumsq[s.name] = get(f"s_sumsq_{i}", (k, N_LIMBS, s.channels), np.float64)
         s_hist[s.name] = get(f"s_hist_{i}", (k, s.channels, bins + 2), np.int64)
     for i, s in enumerate(zs):
-        z_sum[s.name] = get(f"z_sum_{i}", (k, s.channels), np.float64)
-        z_sumsq[s.name] = get(f"z_sumsq_{i}", (k, s.channels), np.float64)
+        z_sum[s.name] = get(f"z_sum_{i}", (k, N_LIMBS, s.channels), np.float64)
+        z_sumsq[s.name] = get(f"z_sumsq_{i}", (k, N_LIMBS, s.channels), np.float64)
     meta = header.get("meta") if isinstance(header.get("meta"), dict) else {}
     return ExcitationStats(classes, count, gates, zs, s_sum, s_sumsq, s_hist, z_sum, z_sumsq, bins, meta)
 
@@ -670,9 +688,11 @@ def ship_pair_stats(pair_name: str | None = None, data: ImageSet | None = None, 
 
     pair_name = pair_name or pairs.DEFAULT_PAIR
     out_dir = Path(out_dir or shipped_dir())
+    if command is None:
+        command = SHIP_COMMAND if data is None else f"se_core.stats.ship_pair_stats(data={data.name!r}) from Python"
     data = data if data is not None else load_dataset(DEFAULT_DATA, "test")
     paths = compute_pair_stats(pair_name, data, out_dir=out_dir, tag=data_tag(DEFAULT_DATA, "test"),
-                               batch_size=batch_size, device=device, command=command or SHIP_COMMAND, progress=progress)
+                               batch_size=batch_size, device=device, command=command, progress=progress)
     write_provenance_md(out_dir, [load_stats(p) for p in paths.values()], list(paths.values()))
     return paths
 
@@ -684,7 +704,7 @@ def write_provenance_md(out_dir: Path, stats: Sequence[ExcitationStats], paths: 
     lines = ["# Shipped excitation statistics", "",
              "Class-wise gate (s) and squeeze (z) statistics, written by `se_core.stats` (schema "
              f"{SCHEMA_VERSION}); each `.npz` embeds the same header as its `.json` sidecar. Means/variances are "
-             "exact (sums on a 2**-24 grid, float64); medians/IQRs come from "
+             "exact (order-independent limb sums in float64); medians/IQRs come from "
              f"{stats[0].bins if stats else DEFAULT_BINS}-bin histograms, within half a bin width.", "",
              "Regenerate: `" + SHIP_COMMAND + "` (after the checkpoints in `data/checkpoints/` change).", "",
              "| file | role | model | checkpoint (sha256) | data | digest | images | commit | date | wall time | command |",

@@ -228,8 +228,9 @@ def load_ablation_table(src: str | os.PathLike | bytes, *, max_mb: float = MAX_T
 def table_problems(df: pd.DataFrame) -> list[str]:
     """Warnings about a valid table whose rows do not compare cleanly (mixed schedules, short runs)."""
     out = []
+    base = df.assign(arch=df["arch"].astype(str).str.removeprefix("se_"))  # SE twin of the same network
     for col in ("arch", "epochs", "data", "train_subset", "test_subset", "batch_size", "lr"):
-        vals = df[col].dropna()
+        vals = base[col].dropna()
         vals = vals[vals.astype(str) != ""]
         if vals.nunique() > 1:
             out.append(f"rows differ in '{col}' ({', '.join(map(str, sorted(vals.astype(str).unique())))}); "
@@ -291,12 +292,13 @@ def axes_present(df: pd.DataFrame) -> list[str]:
 
 
 SUMMARY_COLUMNS = ("setting", "n", "seeds", "top1_mean", "top1_std", "top5_mean", "top5_std", "params", "flops",
-                   "d_vs_vanilla", "d_vs_default", "is_default", "is_baseline")
+                   "d_vs_vanilla", "d_vs_default", "params_added", "flops_added_pct", "is_default", "is_baseline")
 
 
 def summarize_axis(df: pd.DataFrame, axis: str) -> pd.DataFrame:
     """Per setting of ``axis`` (baseline first): seeds, mean/std top-1 and top-5 error, params,
-    FLOPs, and the change of mean top-1 error (percentage points) vs no SE and vs the default SE."""
+    FLOPs, the change of mean top-1 error (percentage points) vs no SE and vs the default SE, and
+    the parameters / FLOPs (%) added over no SE."""
     rows = axis_rows(df, axis)
     if rows.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
@@ -312,11 +314,15 @@ def summarize_axis(df: pd.DataFrame, axis: str) -> pd.DataFrame:
                     "top5_std": float(g["top5_err"].std(ddof=1)) if len(g) > 1 else float("nan"),
                     "params": int(g["params"].iloc[0]), "flops": int(g["flops"].iloc[0]),
                     "is_default": s == default, "is_baseline": s == BASELINE_SETTING})
-    res = pd.DataFrame(out, columns=[c for c in SUMMARY_COLUMNS if c not in ("d_vs_vanilla", "d_vs_default")])
-    van = res.loc[res["is_baseline"], "top1_mean"]
+    derived = ("d_vs_vanilla", "d_vs_default", "params_added", "flops_added_pct")
+    res = pd.DataFrame(out, columns=[c for c in SUMMARY_COLUMNS if c not in derived])
+    van = res[res["is_baseline"]]
     dflt = res.loc[res["is_default"], "top1_mean"]
-    res["d_vs_vanilla"] = res["top1_mean"] - float(van.iloc[0]) if len(van) else float("nan")
-    res["d_vs_default"] = res["top1_mean"] - float(dflt.iloc[0]) if len(dflt) else float("nan")
+    nan = float("nan")
+    res["d_vs_vanilla"] = res["top1_mean"] - float(van["top1_mean"].iloc[0]) if len(van) else nan
+    res["d_vs_default"] = res["top1_mean"] - float(dflt.iloc[0]) if len(dflt) else nan
+    res["params_added"] = res["params"] - int(van["params"].iloc[0]) if len(van) else nan
+    res["flops_added_pct"] = 100.0 * (res["flops"] / int(van["flops"].iloc[0]) - 1) if len(van) else nan
     return res[list(SUMMARY_COLUMNS)]
 
 

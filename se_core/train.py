@@ -236,6 +236,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
 
     train_set = load_dataset(cfg.data, "train", spec.input_size)
     test_set = load_dataset(cfg.data, "test", spec.input_size)
+    data_md5 = train_set.digest.split(":")[0]  # the source's digest (a subset gets a derived one)
     if cfg.train_subset:
         train_set = train_set.subset(torch.randperm(len(train_set), generator=torch.Generator().manual_seed(1234))[: cfg.train_subset])
     if cfg.test_subset:
@@ -267,6 +268,10 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         _load_optim(opt, tensors)
         history, start_epoch = state["history"], state["epoch"]
+    # Every call that trains records what ran it, so a run resumed across sessions says so.
+    history.setdefault("segments", []).append({
+        "start_epoch": start_epoch, "commit": git_commit(), "hardware": hardware(), "world_size": world,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
     ddp_model: nn.Module = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -351,8 +356,9 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
             "commit": git_commit(), "seed": cfg.seed, "hardware": hardware(), "world_size": world,
             "precision": precision, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "wall_time_s": round(history["wall"], 1), "data": train_set.name.rsplit(" ", 1)[0],
-            "data_md5": train_set.digest.split(":")[0], "epochs": cfg.epochs,
+            "data_md5": data_md5, "epochs": cfg.epochs,
             "test_top1_fp32": round(final["top1"], 2), "test_n": final["n"],
+            "segments": history["segments"],
         }
         meta = CheckpointMeta(arch=cfg.arch, se_config=None if se is None else json.loads(se.to_json()),
                               num_classes=len(train_set.classes), class_names=tuple(train_set.classes), mean=mean,

@@ -1,0 +1,70 @@
+"""Throughput of the class-wise statistics pass vs plain inference over the same loader.
+
+Both sides run the same model over the same :class:`~se_core.data.BatchStream` batches; calls are
+interleaved (A, B, A, B, ...) after warm-up and the median time of each is reported, so both see
+the same machine load. The statistics pass must keep >= 0.9 of plain inference throughput.
+
+    python bench/stats_throughput.py [--checkpoint FILE] [--images 2000] [--batch-size 500] [--repeats 5]
+
+Last line: ``stats_vs_inference_ratio <stats images/s divided by inference images/s>``.
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from _common import interleaved, machine  # noqa: F401  (sets sys.path)
+from se_core.data import BatchStream, load_dataset
+from se_core.evaluate import eval_subset_indices
+from se_core.registry import CIFAR10_MEAN, CIFAR10_STD, build_from_checkpoint, get_spec
+from se_core.stats import DEFAULT_BINS, compute_stats
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", default=None, help="model file (default: random-init SE-ResNet-20)")
+    ap.add_argument("--arch", default="se_resnet20_cifar", help="architecture when no checkpoint is given")
+    ap.add_argument("--images", type=int, default=2000, help="evenly spaced CIFAR-10 JPEG test images")
+    ap.add_argument("--batch-size", type=int, default=500)
+    ap.add_argument("--bins", type=int, default=DEFAULT_BINS)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+
+    if args.checkpoint:
+        model, meta = build_from_checkpoint(args.checkpoint)
+        mean, std, what = meta.mean, meta.std, args.checkpoint
+    else:
+        torch.manual_seed(0)
+        model, mean, std, what = get_spec(args.arch).build(), CIFAR10_MEAN, CIFAR10_STD, f"{args.arch} (random init)"
+    device = torch.device(args.device)
+    model = model.to(device).eval()
+    data = load_dataset("cifar10-jpeg", "test")
+    data = data.subset(eval_subset_indices(len(data), args.images))
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    @torch.no_grad()
+    def plain() -> None:
+        for x, _ in BatchStream(data, args.batch_size, mean, std, train=False):
+            model(x.to(device))
+        sync()
+
+    def stats() -> None:
+        compute_stats(model, data, mean, std, batch_size=args.batch_size, bins=args.bins, device=device)
+        sync()
+
+    t = interleaved({"inference": plain, "stats": stats}, repeats=args.repeats, warmup=1)
+    n = len(data)
+    print(f"machine: {machine()}  torch threads: {torch.get_num_threads()}  device: {device}")
+    print(f"model: {what}; {n} images, batch {args.batch_size}, {args.bins} bins, median of {args.repeats} interleaved runs")
+    print(f"plain inference   {t['inference']:.3f} s  {n / t['inference']:8.1f} img/s")
+    print(f"statistics pass   {t['stats']:.3f} s  {n / t['stats']:8.1f} img/s")
+    print(f"stats_vs_inference_ratio {t['inference'] / t['stats']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

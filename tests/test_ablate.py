@@ -1,0 +1,379 @@
+"""The ablation runner (``se_core.ablate``) and the result-table loader (``se_core.tables``).
+
+A tiny sweep (no-SE + default SE, 2 seeds, 1 epoch on 128 training / 50 test images) runs end to
+end in this process; a kill-and-resume test runs the real CLI as a subprocess, SIGKILLs it after
+its first row and again in the middle of a trial, restarts it, and compares the final table with an
+uninterrupted run's (timing, date and invocation columns excluded).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from se_core import ablate, tables
+from se_core.ablate import SpecError, load_spec, merge_tables, parse_spec, plan, run_sweep
+from se_core.data import DEFAULT_TARBALL
+from se_core.tables import TableError, load_ablation_table
+from conftest import REPO_ROOT, subprocess_env
+
+needs_data = pytest.mark.skipif(not Path(DEFAULT_TARBALL).is_file(), reason="CIFAR-10 JPEG tarball not available")
+
+TINY = """
+[sweep]
+name = "tiny"
+seeds = {seeds}
+allow_short = true
+[train]
+arch = "resnet20_cifar"
+epochs = {epochs}
+batch_size = 64
+train_subset = 128
+test_subset = 50
+probe_per_class = 1
+precision = "fp32"
+[axes]
+excitation = ["sigmoid"]
+"""
+
+
+def tiny_spec(tmp: Path, seeds: str = "[0, 1]", epochs: int = 1, name: str = "tiny.toml") -> Path:
+    p = tmp / name
+    p.write_text(TINY.format(seeds=seeds, epochs=epochs))
+    return p
+
+
+def stable(df: pd.DataFrame) -> pd.DataFrame:
+    """The columns that must not depend on when, where or how a trial ran."""
+    return df.drop(columns=list(tables.VOLATILE)).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("ablate")
+    spec = tiny_spec(tmp)
+    sweep = load_spec(spec)
+    table = tmp / "tiny.csv"
+    res = run_sweep(sweep, table=table, runs_root=tmp / "runs", threads=1, in_process=True, command="pytest",
+                    log=lambda s: None)
+    return {"tmp": tmp, "spec": spec, "sweep": sweep, "table": table, "res": res, "runs": tmp / "runs"}
+
+
+# ------------------------------------------------------------------------------------------ spec
+def test_default_spec_plan_dedups_configs_and_ids_are_stable() -> None:
+    sweep = load_spec(REPO_ROOT / "sweeps" / "default.toml")
+    trials = plan(sweep)
+    n_seeds = len(sweep.seeds)
+    assert sweep.base.epochs >= tables.MIN_EPOCHS
+    # vanilla + default + r (2,4,8,32) + max + tanh,relu + 3 single stages + pre,post,identity + 3x3 + none
+    assert len(trials) == 17 * n_seeds
+    assert len({t.trial_id for t in trials}) == len(trials)
+    assert [t.index for t in trials] == list(range(len(trials)))
+    assert all(t.trial_id == ablate.trial_id(t.config) for t in trials)
+    assert plan(load_spec(REPO_ROOT / "sweeps" / "default.toml"))[5].trial_id == trials[5].trial_id
+    defaults = [t for t in trials if t.axis == tables.DEFAULT_AXIS]
+    assert len(defaults) == n_seeds
+    assert {a for a, _ in defaults[0].memberships} == {tables.DEFAULT_AXIS, *tables.AXES}
+    assert dict(defaults[0].memberships)["reduction_ratio"] == "r=16"
+    assert dict(defaults[0].memberships)["stages"] == "all"
+    vanilla = [t for t in trials if t.axis == tables.BASELINE_AXIS]
+    assert len(vanilla) == n_seeds and all(t.config.arch == "resnet20_cifar" and t.config.se is None for t in vanilla)
+    by = {(t.axis, t.setting): t for t in trials if t.config.seed == sweep.seeds[0]}
+    assert by[("stages", "stage 2")].config.se.stages == (2,)
+    assert by[("se_3x3", "3x3")].config.se.site == "3x3"
+    assert by[("no_squeeze", "none")].config.se.squeeze == "none"
+    assert by[("excitation", "tanh")].config.arch == "se_resnet20_cifar"
+
+
+def test_identical_configs_across_axes_train_once(tmp_path: Path) -> None:
+    text = TINY.format(seeds="[3]", epochs=1).replace('excitation = ["sigmoid"]',
+                                                       'squeeze = ["avg", "max", "none"]\nno_squeeze = ["none"]')
+    trials = plan(parse_spec(text))
+    none = [t for t in trials if t.config.se is not None and t.config.se.squeeze == "none"]
+    assert len(none) == 1 and set(none[0].memberships) == {("squeeze", "none"), ("no_squeeze", "none")}
+    assert len(trials) == 4  # vanilla, default (avg), max, none
+    assert all(t.config.seed == 3 for t in trials)
+
+
+@pytest.mark.parametrize("patch, needles", [
+    (("[axes]", "[axis]"), ["unknown section", "[axis]"]),
+    (("batch_size = 64", "batch_size = 64\nlrr = 0.1"), ["[train]", "'lrr'"]),
+    (("batch_size = 64", "batch_size = 64\nseed = 1"), ["[train]", "'seed'", "[sweep].seeds"]),
+    (("batch_size = 64", 'batch_size = "big"'), ["[train].batch_size", "'big'"]),
+    (('excitation = ["sigmoid"]', 'excitation = ["sigmoid", "swish"]'), ["[axes].excitation[1]", "'swish'",
+                                                                          "sigmoid, tanh, relu"]),
+    (('excitation = ["sigmoid"]', "stages = [1, 4]"), ["[axes].stages[1]", "(4,)", "1..3"]),
+    (('excitation = ["sigmoid"]', 'colour = ["red"]'), ["[axes]", "'colour'"]),
+    (('excitation = ["sigmoid"]', 'reduction_ratio = [0]'), ["[axes].reduction_ratio[0]", "0"]),
+    (('excitation = ["sigmoid"]', 'se_3x3 = "3x3"'), ["[axes].se_3x3", "list"]),
+    (("allow_short = true", "allow_short = false"), ["[train].epochs = 1", "allow_short"]),
+    (('arch = "resnet20_cifar"', 'arch = "se_resnet20_cifar"'), ["[train].arch", "se_resnet20_cifar", "vanilla"]),
+    (('arch = "resnet20_cifar"', 'arch = "resnet21"'), ["[train].arch", "resnet21"]),
+    (("seeds = [0, 1]", "seeds = [0, 0]"), ["[sweep].seeds", "repeats"]),
+    (('name = "tiny"', 'name = "../up"'), ["[sweep].name", "../up"]),
+    (("[axes]", '[default_se]\nintegration = "pre"\n[axes]\nse_3x3 = ["3x3"]'), ["[axes].se_3x3[0]", "3x3",
+                                                                                  "integration"]),
+    (("[axes]", "[axes\n"), ["not valid TOML"]),
+])
+def test_spec_errors_name_the_key_and_value(patch: tuple[str, str], needles: list[str]) -> None:
+    text = TINY.format(seeds="[0, 1]", epochs=1).replace(*patch)
+    with pytest.raises(SpecError) as e:
+        parse_spec(text, "bad.toml")
+    msg = str(e.value)
+    assert msg.startswith("bad.toml")
+    for n in needles:
+        assert n in msg, (n, msg)
+
+
+def test_cli_reports_spec_errors_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text(TINY.format(seeds="[0]", epochs=1).replace("batch_size = 64", "batch_size = -1"))
+    assert ablate.main(["run", str(p), "--table", str(tmp_path / "t.csv")]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert ablate.main(["plan", str(tmp_path / "missing.toml")]) == 2
+    with pytest.raises(SpecError, match="--shard"):
+        ablate.parse_shard("2/2")
+
+
+def test_threads_and_torchrun_command() -> None:
+    assert ablate.threads_per_trial(1, cores=16) == 16
+    assert ablate.threads_per_trial(3, cores=16) == 5
+    assert ablate.threads_per_trial(4, nproc=2, cores=16) == 2
+    assert ablate.threads_per_trial(8, cores=2) == 1
+    cmd = ablate.trial_command(Path("/x/t1"), 4, "torchrun", 2, False)
+    assert cmd[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
+    assert cmd[6:] == ["se_core.ablate", "trial", "/x/t1", "--threads", "4"]
+    assert ablate.trial_command(Path("/x/t1"), 1, "none", 1, False)[1:4] == ["-m", "se_core.ablate", "trial"]
+
+
+# ----------------------------------------------------------------------------------------- runner
+@needs_data
+def test_tiny_sweep_end_to_end(tiny_run: dict) -> None:
+    df = load_ablation_table(tiny_run["table"])
+    trials = plan(tiny_run["sweep"])
+    assert len(trials) == 4 and tiny_run["res"].failed == []
+    assert list(df["trial_id"]) == [t.trial_id for t in trials]
+    assert list(df["index"]) == [0, 1, 2, 3]
+    assert list(df["axis"]) == ["baseline", "default"] * 2 and list(df["seed"]) == [0, 0, 1, 1]
+    se = df[df["axis"] == "default"].iloc[0]
+    assert (se["arch"], se["reduction"], se["squeeze"], se["gate"], se["stages"], se["integration"], se["site"]) == (
+        "se_resnet20_cifar", 16, "avg", "sigmoid", "all", "standard", "output")
+    assert "excitation:sigmoid" in se["axes"]
+    van = df[df["axis"] == "baseline"].iloc[0]
+    assert van["arch"] == "resnet20_cifar" and pd.isna(van["reduction"]) and van["squeeze"] == ""
+    assert (df["test_n"] == 50).all() and (df["epochs"] == 1).all()
+    assert df["top1_err"].between(0, 100).all() and (df["top5_err"] <= df["top1_err"]).all()
+    assert (se["params"] > van["params"]) and (se["flops"] > van["flops"]) and van["flops"] > 1e7
+    for col in ("command", "commit", "hardware", "date"):
+        assert (df[col].astype(str) != "").all(), col
+    prov = __import__("json").loads(ablate.provenance_path(tiny_run["table"]).read_text())
+    assert prov["spec_sha256"] == tiny_run["sweep"].spec_sha256 and prov["trials_done"] == 4 and prov["finished"]
+    # Each trial is a full run directory of the trainer.
+    for t in trials:
+        d = tiny_run["runs"] / "tiny" / t.trial_id
+        assert (d / "last.safetensors").is_file() and (d / "row.json").is_file() and (d / "trial.json").is_file()
+    # Summaries: the default SE trial stands for the excitation axis' 'sigmoid' setting.
+    s = tables.summarize_axis(df, "excitation")
+    assert list(s["setting"]) == ["no SE", "sigmoid"] and list(s["n"]) == [2, 2]
+    assert s.loc[1, "is_default"] and s.loc[0, "is_baseline"]
+    assert s.loc[0, "d_vs_vanilla"] == 0 and s.loc[1, "d_vs_default"] == 0
+    assert s.loc[1, "d_vs_vanilla"] == pytest.approx(s.loc[1, "top1_mean"] - s.loc[0, "top1_mean"])
+    assert tables.axes_present(df) == ["excitation"]
+
+
+@needs_data
+def test_rerun_skips_finished_trials_and_keeps_the_table(tiny_run: dict) -> None:
+    before = tiny_run["table"].read_bytes()
+    res = run_sweep(tiny_run["sweep"], table=tiny_run["table"], runs_root=tiny_run["runs"], threads=1,
+                    in_process=True, command="pytest", log=lambda s: None)
+    assert res.ran == [] and res.done == 4
+    assert tiny_run["table"].read_bytes() == before
+
+
+@needs_data
+def test_shards_collect_and_merge_back(tiny_run: dict, tmp_path: Path) -> None:
+    sweep, runs = tiny_run["sweep"], tiny_run["runs"]
+    parts = []
+    for i in (0, 1):
+        t = tmp_path / f"s{i}.csv"
+        # the trial dirs already hold row.json, so the shards collect without training
+        res = run_sweep(sweep, table=t, runs_root=runs, shard=(i, 2), threads=1, command="pytest", log=lambda s: None)
+        assert res.total == 2 and res.failed == []
+        assert list(load_ablation_table(t)["index"]) == [i, i + 2]
+        parts.append(t)
+    out = tmp_path / "merged.csv"
+    merged = merge_tables(parts + [parts[0]], out)  # an identical duplicate is fine
+    pd.testing.assert_frame_equal(stable(merged), stable(load_ablation_table(tiny_run["table"])))
+    assert ablate.provenance_path(out).is_file()
+    # a conflicting duplicate is refused, naming the trial and column
+    bad = tmp_path / "bad.csv"
+    df = pd.read_csv(parts[0], dtype=str, keep_default_na=False)
+    df.loc[0, "top1_err"] = "1.5"
+    df.to_csv(bad, index=False)
+    with pytest.raises(TableError, match=f"trial {df.loc[0, 'trial_id']} conflicts.*top1_err"):
+        merge_tables([parts[0], bad], tmp_path / "x.csv")
+    assert ablate.main(["merge", str(parts[0]), str(bad), "-o", str(tmp_path / "y.csv")]) == 2
+    # a table holding trials of another sweep is not silently extended
+    with pytest.raises(SpecError, match="not in this sweep shard 1/2"):
+        run_sweep(sweep, table=parts[0], runs_root=runs, shard=(1, 2), threads=1, log=lambda s: None)
+
+
+def _rows(table: Path) -> int:
+    try:
+        return max(0, len([ln for ln in table.read_text().splitlines() if ln.strip()]) - 1)
+    except FileNotFoundError:
+        return 0
+
+
+def _start(spec: Path, table: Path, runs: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "se_core.ablate", "run", str(spec), "--table", str(table),
+                             "--runs-root", str(runs), "--threads", "1"], cwd=REPO_ROOT, env=subprocess_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _kill_when(proc: subprocess.Popen, cond, timeout: float = 120.0) -> None:
+    t0 = time.monotonic()
+    try:
+        while not cond():
+            assert proc.poll() is None, f"runner ended early: {proc.stderr.read().decode()[-2000:]}"
+            assert time.monotonic() - t0 < timeout, "condition not reached in time"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)  # the runner only; its trial child dies with it (PDEATHSIG)
+        proc.wait(timeout=30)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # anything left of this session (started by this test)
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.stderr.close()
+
+
+@needs_data
+def test_sigkill_and_resume_gives_the_same_table(tmp_path: Path) -> None:
+    spec = tiny_spec(tmp_path, seeds="[0]", epochs=3)
+    sweep = load_spec(spec)
+    trials = plan(sweep)
+    assert len(trials) == 2
+    ref_table = tmp_path / "ref.csv"
+    run_sweep(sweep, table=ref_table, runs_root=tmp_path / "ref_runs", threads=1, in_process=True, command="ref",
+              log=lambda s: None)
+
+    table, runs = tmp_path / "t.csv", tmp_path / "runs"
+    second = runs / sweep.name / trials[1].trial_id
+    # 1) killed right after the first row appears
+    _kill_when(_start(spec, table, runs), lambda: _rows(table) >= 1)
+    assert _rows(table) == 1
+    load_ablation_table(table)  # never a half-written table
+    # 2) killed in the middle of the second trial: a checkpoint exists, the trial has not finished
+    log = second / "trial.log"
+    _kill_when(_start(spec, table, runs),
+               lambda: log.is_file() and log.read_text(errors="replace").count("=== ") >= 2
+               and (second / "last.safetensors").is_file() and not (second / "final.json").is_file())
+    assert _rows(table) == 1
+    # 3) finishes
+    proc = _start(spec, table, runs)
+    try:
+        _, err = proc.communicate(timeout=300)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    assert proc.returncode == 0, err.decode()[-3000:]
+    got, want = load_ablation_table(table), load_ablation_table(ref_table)
+    assert list(got["trial_id"]) == [t.trial_id for t in trials]
+    pd.testing.assert_frame_equal(stable(got), stable(want))
+    # the last launch of the second trial resumed from its checkpoint instead of starting over
+    sections = log.read_text(errors="replace").split("=== ")
+    assert len(sections) >= 3
+    if "epoch" in sections[-1]:
+        assert "epoch 1/3" not in sections[-1]
+
+
+# ------------------------------------------------------------------------------------------ loader
+GOOD = (
+    "trial_id,axis,setting,axes,arch,seed,epochs,top1_err,top5_err,params,flops\n"
+    "a1,baseline,no SE,baseline:no SE,resnet20_cifar,0,10,9.5,0.4,269722,81102080\n"
+    "b2,default,SE (default),default:SE (default);excitation:sigmoid,se_resnet20_cifar,0,10,9.0,0.3,272095,81106112\n"
+)
+
+
+def test_minimal_table_loads_with_all_columns() -> None:
+    df = load_ablation_table(GOOD.encode(), name="mini.csv")
+    assert list(df.columns) == list(tables.COLUMNS)
+    assert df["seed"].dtype == "Int64" and df["top1_err"].dtype == float and df["reduction"].isna().all()
+    assert tables.axes_present(df) == ["excitation"]
+    s = tables.summarize_axis(df, "excitation")
+    assert list(s["setting"]) == ["no SE", "sigmoid"] and s.loc[1, "d_vs_vanilla"] == pytest.approx(-0.5)
+
+
+@pytest.mark.parametrize("data, needles", [
+    (b"", ["empty"]),
+    (b"trial_id,axis,setting,arch,seed,epochs,top1_err,top5_err,params,flops\n", ["no rows"]),
+    (GOOD.replace(",flops", "").replace(",81102080", "").replace(",81106112", "").encode(), ["'flops'"]),
+    (GOOD.replace("9.0,0.3", "abc,0.3").encode(), ["'top1_err'", "row 2", "trial b2", "'abc'", "not a number"]),
+    (GOOD.replace("9.5,0.4", "nan,0.4").encode(), ["'top1_err'", "NaN", "row 1", "trial a1"]),
+    (GOOD.replace("9.5,0.4", ",0.4").encode(), ["'top1_err'", "empty", "row 1"]),
+    (GOOD.replace(",0,10,9.0", ",0.5,10,9.0").encode(), ["'seed'", "row 2", "whole number"]),
+    (GOOD.replace("9.0,0.3", "109.0,0.3").encode(), ["'top1_err'", "row 2", "0-100"]),
+    (GOOD.replace("b2,default", "a1,default").encode(), ["'a1'", "twice", "row 1", "row 2"]),
+    (GOOD.replace("b2,default", "b2,colour").encode(), ["'axis'", "row 2", "'colour'"]),
+    (GOOD.replace(";excitation:sigmoid", ";excitation").encode(), ["'axes'", "row 2", "malformed"]),
+    (GOOD.encode("utf-16"), ["not UTF-8"]),
+    (GOOD.replace("no SE", "no SE\xe9").encode("latin-1"), ["not UTF-8", "byte"]),
+    (b'trial_id,axis\n"a,b\n', ["not a readable CSV"]),
+])
+def test_table_errors_name_the_column_or_row(data: bytes, needles: list[str]) -> None:
+    with pytest.raises(TableError) as e:
+        load_ablation_table(data, name="t.csv")
+    for n in needles:
+        assert n in str(e.value), (n, str(e.value))
+
+
+def test_table_size_limit_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(TableError, match="over the 0.0001 MB limit"):
+        load_ablation_table(GOOD.encode(), max_mb=0.0001)
+    p = tmp_path / "t.csv"
+    p.write_text(GOOD)
+    with pytest.raises(TableError, match="t.csv is .* over the"):
+        load_ablation_table(p, max_mb=0.0001)
+    assert len(load_ablation_table(p)) == 2
+    with pytest.raises(TableError, match="no such file"):
+        load_ablation_table(tmp_path / "nope.csv")
+
+
+def test_table_problems_flag_mixed_and_short_runs() -> None:
+    df = load_ablation_table(GOOD.replace(",0,10,9.0", ",0,5,9.0").encode())
+    probs = " ".join(tables.table_problems(df))
+    assert "'epochs'" in probs and "< 10" in probs and "'arch'" not in probs  # SE twin of the same network
+
+
+# --------------------------------------------------------------------------------------- reference
+def test_reference_rows_are_all_mapped_to_our_labels() -> None:
+    ref = tables.load_reference()
+    assert len(ref) == 25 and ref["our_axis"].notna().all() and ref["our_setting"].notna().all()
+    assert set(ref["ablation"]) == set(tables.AXES)
+    assert set(ref["table"]) == {a.paper_table for a in tables.AXES.values()}
+    row = ref[(ref["ablation"] == "stages") & (ref["setting"] == "SE_Stage_2")].iloc[0]
+    assert (row["our_axis"], row["our_setting"]) == ("stages", "stage 1")
+    se_rows = ref[ref["d_vs_se"] == 0]
+    assert set(se_rows["ablation"]) == set(tables.AXES)  # every table has its default SE row
+    base = ref[ref["our_axis"] == tables.BASELINE_AXIS]
+    assert (base["d_vs_vanilla"] == 0).all()
+    tanh = ref[ref["setting"] == "Tanh"].iloc[0]
+    assert tanh["d_vs_vanilla"] == pytest.approx(tanh["top1_err"] - base["top1_err"].iloc[0])
+    assert tables.paper_label("stages") == "reported by Hu et al. (TPAMI v4, Table 13), SE-ResNet-50 on ImageNet"
+    rr = tables.reference_rows(ref, "reduction_ratio")
+    assert list(rr["our_setting"]) == ["no SE", "r=2", "r=4", "r=8", "r=16", "r=32"]
+
+
+@pytest.mark.skipif(not tables.SHARED_REFERENCE_PATH.is_file(), reason="shared/ not present")
+def test_shipped_reference_copy_matches_shared() -> None:
+    assert tables.REFERENCE_PATH.read_bytes() == tables.SHARED_REFERENCE_PATH.read_bytes()
+    assert (tables.REFERENCE_PATH.parent / "README.md").is_file()
