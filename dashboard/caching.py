@@ -8,7 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from se_core.checkpoints import CheckpointError
-from se_core.pairs import LoadedPair, WeightsMissing, load_pair
+from se_core.pairs import LoadedModel, LoadedPair, WeightsMissing, load_pair
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading models...")
@@ -22,8 +22,8 @@ def get_pair(name: str) -> LoadedPair | None:
         return _pair(name)
     except WeightsMissing as e:
         st.error(f"Model weights are missing. {e}")
-    except (CheckpointError, KeyError, ValueError) as e:
-        st.error(f"The models of this pair cannot be loaded: {e}")
+    except (CheckpointError, KeyError, ValueError, RuntimeError, ImportError) as e:
+        st.error(f"The models of this pair cannot be loaded: {_one_line(e)}")
     return None
 
 
@@ -36,5 +36,37 @@ def try_pair(name: str) -> tuple[LoadedPair | None, str | None]:
         return _pair(name), None
     except WeightsMissing as e:
         return None, f"Model weights are missing. {e}"
-    except (CheckpointError, KeyError, ValueError) as e:
-        return None, f"The models of this pair cannot be loaded: {e}"
+    except (CheckpointError, KeyError, ValueError, RuntimeError, ImportError) as e:
+        return None, f"The models of this pair cannot be loaded: {_one_line(e)}"
+
+
+def _one_line(e: BaseException) -> str:
+    text = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+    return (str(text).strip().splitlines() or [type(e).__name__])[0]
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def library_weights() -> list[dict]:
+    """Where each ImageNet pair's weights are (or are expected), re-checked every 30 s."""
+    from se_core.zoo import availability
+
+    return availability()
+
+
+@st.cache_resource(max_entries=4, show_spinner="Checking your checkpoint...")
+def _user_model(file: str, arch: str | None, se_json: str | None, class_names: tuple[str, ...], label: str,
+                require_se: bool) -> LoadedModel:
+    from se_core.se import SEConfig
+    from se_core.user_models import load_user_model, stored_path
+
+    return load_user_model(stored_path(file), arch, SEConfig.from_json(se_json) if se_json else None,
+                           class_names or None, require_se=require_se, label=label)
+
+
+def user_model(file: str, arch: str | None, se_json: str | None, class_names: tuple[str, ...], label: str,
+               require_se: bool) -> tuple[LoadedModel | None, str | None]:
+    """A stored upload loaded (shapes checked), or ``None`` and the reason; cached by its settings."""
+    try:
+        return _user_model(file, arch, se_json, class_names, label, require_se), None
+    except (CheckpointError, KeyError, ValueError, RuntimeError, ImportError) as e:
+        return None, _one_line(e)

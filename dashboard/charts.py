@@ -7,13 +7,16 @@ can add a CSV download of the numbers behind the chart.
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 import streamlit as st
+from plotly.colors import get_colorscale
 
 PAIR_COLORS = {"se": "#d9480f", "vanilla": "#1c7ed6"}
 """Colours of the SE model and its vanilla counterpart, the same on every page."""
@@ -22,6 +25,35 @@ PALETTE = ("#1c7ed6", "#d9480f", "#2f9e44", "#ae3ec9", "#f59f00", "#0c8599", "#e
 EXPORT_KEY = "chart_format"
 EXPORT_FORMATS = ("png", "svg")
 _DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
+WHITE_LAYOUT = {k: v for k, v in pio.templates["plotly_white"].layout.to_plotly_json().items()
+                if k not in ("colorscale", "geo", "polar", "scene", "ternary")}
+"""plotly_white's layout for 2-D charts as a plain dict, for :func:`fast_figure`: without its per-trace
+styling, 3-D/polar/map parts and default colorscales (give each heatmap its own), so a figure stays small."""
+
+
+def fast_figure(data: Sequence[Mapping], layout: Mapping) -> go.Figure:
+    """A figure from plain plotly.js trace and layout dicts, built without plotly's per-property validation.
+
+    Validated construction (``go.Bar(...)``, ``update_layout``, a template) costs 5-30 ms per figure, which
+    dominates a page with a dozen charts; this costs well under 1 ms. So write plotly.js names exactly
+    (``marker=dict(color=...)``, ``title=dict(text=...)``, colorscales as lists, see :func:`colorscale`):
+    nothing here checks them (tests can: ``go.Figure(fig.to_dict())`` validates). The figure is drawn on
+    plotly_white's layout (:data:`WHITE_LAYOUT`) unless ``layout`` names a template.
+    """
+    lay = dict(layout)
+    lay.setdefault("template", {"layout": WHITE_LAYOUT})
+    return go.Figure({"data": [dict(t) for t in data], "layout": lay}, _validate=False)
+
+
+@functools.lru_cache(maxsize=32)
+def _colorscale(name: str) -> tuple[tuple[float, str], ...]:
+    return tuple((float(v), str(c)) for v, c in get_colorscale(name))
+
+
+def colorscale(name: str) -> list[list]:
+    """A named Plotly colorscale (``'Viridis'``, ``'RdBu_r'``, ...) as the explicit list plotly.js needs
+    (plotly.js knows only some names, and no ``_r`` reversals)."""
+    return [list(p) for p in _colorscale(name)]
 
 
 def _layout(fig: go.Figure, title: str, x_title: str | None, y_title: str | None, height: int | None = None) -> go.Figure:
@@ -213,6 +245,6 @@ def download_csv(df: pd.DataFrame, name: str, *, key: str | None = None, label: 
                        key=key or f"csv-{name}", on_click="ignore", icon=":material/download:")
 
 
-__all__ = ["PAIR_COLORS", "PALETTE", "band_curves", "bar_compare", "color_map", "download_csv", "export_format",
-           "export_format_picker", "heatmap", "histogram_compare", "histogram_stack", "line_curves", "plotly_config",
-           "show"]
+__all__ = ["PAIR_COLORS", "PALETTE", "WHITE_LAYOUT", "band_curves", "bar_compare", "color_map", "colorscale",
+           "download_csv", "export_format", "export_format_picker", "fast_figure", "heatmap", "histogram_compare",
+           "histogram_stack", "line_curves", "plotly_config", "show"]

@@ -1,20 +1,60 @@
-"""Session state shared by the pages: the chosen model pair, mirrored in the URL query string."""
+"""Session state shared by the pages: the chosen model pair, mirrored in the URL query string.
+
+The sidebar lists the registered pairs plus the user pairs (``user:<id>``, see
+:mod:`se_core.user_models`) this session registered or opened by link; other sessions' user
+pairs are never listed. A page switches the sidebar to a new user pair with
+:func:`add_user_pair` (applied on the next rerun, before the sidebar widget exists).
+"""
 from __future__ import annotations
 
 import streamlit as st
 
 from dashboard import charts
-from se_core.pairs import DEFAULT_PAIR, PAIRS
+from se_core.pairs import DEFAULT_PAIR, PAIRS, USER_PREFIX, is_known
 
 PAIR_KEY = "pair"
+USER_PAIRS_KEY = "user_pairs"
+_PENDING_KEY = "_pair_pending"
+
+
+def _user_pairs() -> list[str]:
+    return st.session_state.setdefault(USER_PAIRS_KEY, [])
 
 
 def current_pair() -> str:
     """The pair this session looks at: session state, else the URL's ``?pair=``, else the default."""
     if PAIR_KEY not in st.session_state:
         wanted = st.query_params.get(PAIR_KEY, DEFAULT_PAIR)
-        st.session_state[PAIR_KEY] = wanted if wanted in PAIRS else DEFAULT_PAIR
+        ok = is_known(wanted)
+        if ok and wanted.startswith(USER_PREFIX) and wanted not in _user_pairs():
+            _user_pairs().append(wanted)
+        st.session_state[PAIR_KEY] = wanted if ok else DEFAULT_PAIR
     return st.session_state[PAIR_KEY]
+
+
+def select_pair(name: str) -> None:
+    """Select pair ``name`` in the sidebar on the next rerun (call ``st.rerun()`` after it)."""
+    st.session_state[_PENDING_KEY] = name
+
+
+def add_user_pair(name: str, switch: bool = True) -> None:
+    """List user pair ``name`` in this session's sidebar and (with ``switch``) select it on the next rerun."""
+    if name not in _user_pairs():
+        _user_pairs().append(name)
+    if switch:
+        select_pair(name)
+
+
+def pair_options() -> list[str]:
+    """Registered pairs, then this session's user pairs that still exist."""
+    return list(PAIRS) + [n for n in _user_pairs() if is_known(n)]
+
+
+def _title(name: str) -> str:
+    try:
+        return PAIRS[name].title
+    except KeyError:
+        return name
 
 
 def _sync_url() -> None:
@@ -23,9 +63,15 @@ def _sync_url() -> None:
 
 def sidebar() -> None:
     """The model-pair picker shown on every page."""
+    pending = st.session_state.pop(_PENDING_KEY, None)
+    if pending is not None and is_known(pending):
+        st.session_state[PAIR_KEY] = pending
     current_pair()
+    options = pair_options()
+    if st.session_state[PAIR_KEY] not in options:
+        st.session_state[PAIR_KEY] = DEFAULT_PAIR
     with st.sidebar:
-        st.selectbox("Model pair", list(PAIRS), key=PAIR_KEY, format_func=lambda n: PAIRS[n].title,
+        st.selectbox("Model pair", options, key=PAIR_KEY, format_func=_title,
                      on_change=_sync_url, help="SE model and its vanilla counterpart; the choice is kept in the URL.")
         charts.export_format_picker()
     if st.query_params.get(PAIR_KEY) != st.session_state[PAIR_KEY]:

@@ -294,7 +294,7 @@ def _computed(pair: LoadedPair, data: ImageSet) -> dict[str, S.ExcitationStats] 
         bar.empty()
         st.error(f"Statistics cannot be computed for this model: {e}")
         return None
-    bar.empty()
+    st.rerun()  # redraw from the disk cache, without the compute controls
     return out
 
 
@@ -358,6 +358,7 @@ def _knockout_section(pair: LoadedPair, pair_name: str, stats: S.ExcitationStats
         finally:
             bar.empty()
         atomic_write_bytes(path, df.to_csv(index=False).encode("utf-8"))
+        st.rerun()  # redraw from the saved table, without the Stop button
     if not path.is_file():
         st.caption("Press **Run knock-out** (one evaluation per block, stage and mode; results are kept on disk).")
         return

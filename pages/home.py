@@ -19,7 +19,8 @@ PAGES_DIR = Path(__file__).resolve().parent
 @st.cache_data(max_entries=16, show_spinner=False)
 def _registry_widths(arch: str, se_json: str) -> list[SEWidth]:
     """SE widths of ``arch`` built (random init) with the given config: for when weights are missing."""
-    return se_widths(get_spec(arch).build(SEConfig.from_json(se_json)))
+    spec = get_spec(arch)
+    return se_widths(spec.build(SEConfig.from_json(se_json) if se_json and spec.takes_se else None))
 
 
 def _page_summaries(pages_dir: str) -> list[tuple[str, str]]:
@@ -89,10 +90,23 @@ else:
             "instead of the shipped checkpoint's.", icon=":material/info:")
     config = se_spec.default_se
     source = f"registry default of `{spec.se_arch}` (weights not loaded)"
-    widths = _registry_widths(spec.se_arch, config.to_json()) if config is not None else []
+    widths = _registry_widths(spec.se_arch, config.to_json() if config is not None else "")
 
-if config is None or not widths:
+design = ((pair.se.meta.extra or {}) if pair is not None else se_spec.meta).get("se_design", "")
+if not widths:
     st.warning(f"`{spec.se_arch}` has no SE units to draw; check the pair's definition.")
+elif config is None:
+    # A library model (timm / torchvision) whose SE design is not one SEConfig describes: show its real units.
+    m = st.columns(3)
+    m[0].metric("SE units", len(widths))
+    m[1].metric("SE parameters", f"{sum(w.params for w in widths):,}")
+    m[2].metric("Hidden / channels", f"{min(w.hidden / w.channels for w in widths):.3f}–"
+                                     f"{max(w.hidden / w.channels for w in widths):.3f}",
+                help="Range over the units of h / C (1/r for a fixed reduction ratio r)")
+    st.markdown(f"**SE design of `{spec.se_arch}`.** {design or 'Set by the library model itself.'}")
+    st.caption(f"Read from the {source}: the units' widths below are measured on the model.")
+    st.dataframe(pd.DataFrame([{"unit": w.site, "stage": w.stage, "channels C": w.channels, "hidden h": w.hidden,
+                                "parameters": w.params} for w in widths]), hide_index=True, width="stretch")
 else:
     stages = "all" if config.stages is None else ", ".join(map(str, config.stages))
     m = st.columns(6)
@@ -115,7 +129,7 @@ else:
                                f"({len(groups[keys[i]])} unit{'s' if len(groups[keys[i]]) > 1 else ''})"),
         help="SE units of the same stage share their widths; the hidden width is max(1, C // r).")
     stage, channels, hidden = keys[choice]
-    block = "bottleneck" if se_spec.family == "resnet50" else "basic"
+    block = "bottleneck" if se_spec.family in ("resnet50", "regnet") else "basic"
     d1, d2, d3 = st.columns([4, 3, 3], gap="medium")
     with d1:
         st.graphviz_chart(se_block_dot(config, channels, title=f"SE unit, stage {stage}: C = {channels}, "

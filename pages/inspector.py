@@ -5,17 +5,17 @@ pair); this file turns its arrays into Plotly figures.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
 import numpy as np
 import plotly.graph_objects as go
-import plotly.io as pio
 import streamlit as st
 
 from dashboard import state
 from dashboard.caching import get_pair
-from dashboard.charts import PAIR_COLORS
+from dashboard.charts import PAIR_COLORS, colorscale, fast_figure
 from dashboard.charts import show as _show_chart
 from dashboard.uploads import ImageInput, image_inputs
 from se_core import inspect_ops as ops
@@ -23,17 +23,16 @@ from se_core.images import ImageError
 from se_core.pairs import LoadedPair
 
 SE_COLOR, VANILLA_COLOR = PAIR_COLORS["se"], PAIR_COLORS["vanilla"]
-# plotly_white's layout part only: the same look, but applying it costs ~4 ms per figure instead of ~15
-# (the full template deep-copies styling for every trace type), which matters with a dozen charts per rerun.
-_TEMPLATE = go.layout.Template(layout=pio.templates["plotly_white"].layout)
+_MARGIN = dict(l=10, r=10, t=50, b=10)
 
 
 def show(fig: go.Figure, key: str, filename: str) -> None:
-    """The shared chart display (PNG/SVG export), in the dashboard's plot style; safe file names."""
-    fig.update_layout(template=_TEMPLATE)
-    if any(t.type == "heatmap" for t in fig.data):
-        _padded_gray(fig)
+    """The shared chart display (PNG/SVG export), with a file name safe on every OS."""
     _show_chart(fig, key=key, filename=re.sub(r"[^A-Za-z0-9_.-]+", "_", filename.replace(".", "-")).strip("_"))
+
+
+def _title(text: str) -> dict:
+    return {"text": text}
 
 
 # --------------------------------------------------------------------------- cached compute
@@ -55,11 +54,14 @@ def _intervene(pair_key: str, digests: tuple[str, ...], names: tuple[str, ...], 
     return ops.intervene(_pair, _images, ops.switch_off(off), names, _original)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def _csv(pair_key: str, digests: tuple[str, ...], names: tuple[str, ...], _result: ops.InspectResult) -> tuple[bytes, int]:
-    """The long z/s/energy table as CSV bytes (built once per image set, not on every rerun)."""
-    frame = _result.to_frame()
-    return frame.to_csv(index=False).encode(), len(frame)
+def _csv_bytes(result: ops.InspectResult) -> bytes:
+    """The long z/s/energy table as CSV bytes; built only when the download button is clicked."""
+    return result.to_frame().to_csv(index=False).encode()
+
+
+def _csv_rows(result: ops.InspectResult) -> int:
+    """Rows of :func:`_csv_bytes` without building it: one per (image, model, site, channel)."""
+    return sum(v.size for mp in (result.se, result.vanilla) for v in mp.z.values())
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -69,6 +71,8 @@ def _thumb(digest: str, _img) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- figures
+# Plain plotly.js dicts through charts.fast_figure: validated go.* construction cost 5-30 ms per chart,
+# ten times the numbers behind it (tests validate every chart of the page against plotly's schema).
 
 
 def _top5_figure(result: ops.InspectResult, i: int) -> go.Figure:
@@ -76,14 +80,14 @@ def _top5_figure(result: ops.InspectResult, i: int) -> go.Figure:
     traces, notes = [], []
     for k, (mp, color, lo, hi) in enumerate(((result.se, SE_COLOR, 0.0, 0.4), (result.vanilla, VANILLA_COLOR, 0.6, 1.0))):
         top, ax = mp.top[i], "" if k == 0 else "2"
-        traces.append(go.Bar(x=list(top.probs)[::-1], y=list(top.classes)[::-1], orientation="h", marker_color=color,
-                             text=[f"{p:.1%}" for p in top.probs[::-1]], textposition="auto", showlegend=False,
-                             name=f"{mp.role} ({mp.name})", xaxis=f"x{ax}", yaxis=f"y{ax}",
-                             hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
+        traces.append(dict(type="bar", x=np.asarray(top.probs[::-1], dtype=np.float64), y=list(top.classes[::-1]),
+                           orientation="h", marker=dict(color=color), text=[f"{p:.1%}" for p in top.probs[::-1]],
+                           textposition="auto", showlegend=False, name=f"{mp.role} ({mp.name})", xaxis=f"x{ax}",
+                           yaxis=f"y{ax}", hovertemplate="%{y}: %{x:.2%}<extra></extra>"))
         notes.append(dict(text=f"<b>{'SE' if k == 0 else 'vanilla'}</b>: {mp.name}", x=(lo + hi) / 2, y=1.0,
                           xref="paper", yref="paper", xanchor="center", yanchor="bottom", showarrow=False))
     axis = dict(range=[0, 1], tickformat=".0%")
-    return go.Figure(traces, layout=dict(
+    return fast_figure(traces, dict(
         xaxis=dict(domain=[0.0, 0.4], **axis), xaxis2=dict(domain=[0.6, 1.0], **axis),
         yaxis2=dict(anchor="x2"), annotations=notes, height=230, margin=dict(l=10, r=10, t=40, b=10),
         meta={"chart": "top5", "image": result.names[i]}))
@@ -91,98 +95,83 @@ def _top5_figure(result: ops.InspectResult, i: int) -> go.Figure:
 
 def _heatmap(labels: list[str], matrix: np.ndarray, title: str, zlabel: str, chart: str, image: str,
              bounded: bool = False) -> go.Figure:
-    """Blocks x channels; gates on a fixed 0..1 Viridis scale, signed values (z) diverging around 0."""
+    """Blocks x channels; gates on a fixed 0..1 Viridis scale, signed values (z) diverging around 0.
+    Gray behind the cells, so NaN padding (narrower blocks) never looks like a value near 0."""
     finite = matrix[np.isfinite(matrix)]
     if bounded and finite.size and finite.min() >= 0 and finite.max() <= 1:
-        scale = dict(zmin=0.0, zmax=1.0, colorscale="Viridis")
+        scale = dict(zmin=0.0, zmax=1.0, colorscale=colorscale("Viridis"))
     elif finite.size and finite.min() < 0 < finite.max():
-        scale = dict(zmid=0.0, colorscale="RdBu_r")
+        scale = dict(zmid=0.0, colorscale=colorscale("RdBu_r"))
     else:
-        scale = dict(colorscale="Viridis")
-    fig = go.Figure(go.Heatmap(z=matrix, y=labels, x=np.arange(matrix.shape[1]), colorbar=dict(title=zlabel),
-                               hoverongaps=False,
-                               hovertemplate="block %{y}<br>channel %{x}<br>" + zlabel + " = %{z:.4f}<extra></extra>",
-                               **scale))
-    fig.update_yaxes(autorange="reversed", title="block (stage.block)", type="category")
-    fig.update_xaxes(title="channel")
-    fig.update_layout(title=title, height=120 + 28 * len(labels), margin=dict(l=10, r=10, t=50, b=10),
-                      meta={"chart": chart, "image": image})
-    return fig
-
-
-def _padded_gray(fig: go.Figure) -> go.Figure:
-    """Gray behind the heatmap, so NaN padding (narrower blocks) never looks like a value near 0."""
-    fig.update_layout(plot_bgcolor="#dee2e6")
-    fig.update_xaxes(showgrid=False)
-    fig.update_yaxes(showgrid=False)
-    return fig
+        scale = dict(colorscale=colorscale("Viridis"))
+    trace = dict(type="heatmap", z=matrix, y=list(labels), x=np.arange(matrix.shape[1]),
+                 colorbar=dict(title=_title(zlabel)), hoverongaps=False,
+                 hovertemplate="block %{y}<br>channel %{x}<br>" + zlabel + " = %{z:.4f}<extra></extra>", **scale)
+    return fast_figure([trace], dict(
+        yaxis=dict(autorange="reversed", title=_title("block (stage.block)"), type="category", showgrid=False),
+        xaxis=dict(title=_title("channel"), showgrid=False), plot_bgcolor="#dee2e6",
+        title=_title(title), height=120 + 28 * len(labels), margin=_MARGIN, meta={"chart": chart, "image": image}))
 
 
 def _gate_box(result: ops.InspectResult) -> go.Figure:
-    fig = go.Figure()
+    traces = []
+    sites = result.se.gate_sites
     for i, name in enumerate(result.names):
-        xs, ys = [], []
-        for st_ in result.se.gate_sites:
-            v = result.se.s[st_.name][i]
-            xs += [st_.label] * len(v)
-            ys += v.tolist()
-        fig.add_box(x=xs, y=ys, name=name, boxpoints=False)
-    fig.update_layout(boxmode="group", title="Distribution of the gates s over channels, per block",
-                      xaxis_title="block (stage.block)", yaxis_title="s", height=380,
-                      margin=dict(l=10, r=10, t=50, b=10), meta={"chart": "gate_box"},
-                      legend_title_text="image")
-    return fig
+        vals = [result.se.s[st_.name][i] for st_ in sites]
+        xs = np.repeat(np.array([st_.label for st_ in sites], dtype=str), [len(v) for v in vals])
+        ys = np.concatenate(vals).astype(np.float64) if vals else np.zeros(0)
+        traces.append(dict(type="box", x=xs, y=ys, name=name, boxpoints=False))
+    return fast_figure(traces, dict(
+        boxmode="group", title=_title("Distribution of the gates s over channels, per block"),
+        xaxis=dict(title=_title("block (stage.block)")), yaxis=dict(title=_title("s")), height=380,
+        margin=_MARGIN, meta={"chart": "gate_box"}, legend=dict(title=_title("image"))))
 
 
 def _compare_figure(result: ops.InspectResult, site: str, what: str, title: str) -> go.Figure:
-    fig = go.Figure()
     data = result.se.s if what == "s" else result.se.z
-    for i, name in enumerate(result.names):
-        v = data[site][i]
-        fig.add_scatter(x=np.arange(len(v)), y=v, mode="lines", name=name)
-    fig.update_layout(title=title, xaxis_title="channel", yaxis_title=what, height=340,
-                      margin=dict(l=10, r=10, t=50, b=10), meta={"chart": f"compare_{what}", "site": site},
-                      legend_title_text="image")
-    return fig
+    traces = [dict(type="scatter", x=np.arange(data[site].shape[1]), y=data[site][i], mode="lines", name=name)
+              for i, name in enumerate(result.names)]
+    return fast_figure(traces, dict(
+        title=_title(title), xaxis=dict(title=_title("channel")), yaxis=dict(title=_title(what)), height=340,
+        margin=_MARGIN, meta={"chart": f"compare_{what}", "site": site}, legend=dict(title=_title("image"))))
 
 
 def _z_pair_figure(result: ops.InspectResult, site: str, i: int) -> go.Figure:
-    fig = go.Figure()
     z_se = result.se.z[site][i]
-    fig.add_bar(x=np.arange(len(z_se)), y=z_se, name=f"SE ({result.se.name})", marker_color=SE_COLOR)
+    traces = [dict(type="bar", x=np.arange(len(z_se)), y=z_se, name=f"SE ({result.se.name})",
+                   marker=dict(color=SE_COLOR))]
     van = result.vanilla_site(site)
     if van is not None and van in result.vanilla.z:
         z_v = result.vanilla.z[van][i]
-        fig.add_bar(x=np.arange(len(z_v)), y=z_v, name=f"vanilla ({result.vanilla.name})", marker_color=VANILLA_COLOR)
-    fig.update_layout(barmode="group", title=f"Squeeze descriptor z at {result.se.site(site).label}, {result.names[i]}",
-                      xaxis_title="channel", yaxis_title="z (channel mean)", height=340,
-                      margin=dict(l=10, r=10, t=50, b=10), meta={"chart": "z_block", "site": site})
-    return fig
+        traces.append(dict(type="bar", x=np.arange(len(z_v)), y=z_v, name=f"vanilla ({result.vanilla.name})",
+                           marker=dict(color=VANILLA_COLOR)))
+    return fast_figure(traces, dict(
+        barmode="group", title=_title(f"Squeeze descriptor z at {result.se.site(site).label}, {result.names[i]}"),
+        xaxis=dict(title=_title("channel")), yaxis=dict(title=_title("z (channel mean)")), height=340,
+        margin=_MARGIN, meta={"chart": "z_block", "site": site}))
 
 
 def _energy_figure(mp: ops.ModelProbe, site: str, i: int, image: str) -> go.Figure:
     before, after = mp.energy_before[site][i], mp.energy_after[site][i]
     ch = np.arange(len(before))
-    fig = go.Figure()
-    fig.add_bar(x=ch, y=before, name="before SE (unit input)", marker_color="#7f7f7f")
-    fig.add_bar(x=ch, y=after, name="after SE (recalibrated)", marker_color=SE_COLOR)
-    fig.update_layout(barmode="group", title=f"Channel energy mean(x²) at {mp.site(site).label}, {image}",
-                      xaxis_title="channel", yaxis_title="mean over H×W of x²", height=360,
-                      margin=dict(l=10, r=10, t=50, b=10), meta={"chart": "energy", "site": site})
-    return fig
+    return fast_figure([
+        dict(type="bar", x=ch, y=before, name="before SE (unit input)", marker=dict(color="#7f7f7f")),
+        dict(type="bar", x=ch, y=after, name="after SE (recalibrated)", marker=dict(color=SE_COLOR)),
+    ], dict(barmode="group", title=_title(f"Channel energy mean(x²) at {mp.site(site).label}, {image}"),
+            xaxis=dict(title=_title("channel")), yaxis=dict(title=_title("mean over H×W of x²")), height=360,
+            margin=_MARGIN, meta={"chart": "energy", "site": site}))
 
 
 def _intervention_figure(iv: ops.InterventionResult, i: int) -> go.Figure:
     a, b = iv.original, iv.changed
     classes = list(dict.fromkeys(a.top[i].classes + b.top[i].classes))
     idx = [a.class_names.index(c) for c in classes]
-    fig = go.Figure()
-    fig.add_bar(x=classes, y=a.probs[i, idx], name="original", marker_color=SE_COLOR)
-    fig.add_bar(x=classes, y=b.probs[i, idx], name=iv.plan_label, marker_color="#adb5bd")
-    fig.update_layout(barmode="group", title=f"SE model on {iv.names[i]}: original vs {iv.plan_label}",
-                      yaxis_title="probability", yaxis_tickformat=".0%", height=340,
-                      margin=dict(l=10, r=10, t=50, b=10), meta={"chart": "intervention", "image": iv.names[i]})
-    return fig
+    return fast_figure([
+        dict(type="bar", x=classes, y=a.probs[i, idx], name="original", marker=dict(color=SE_COLOR)),
+        dict(type="bar", x=classes, y=b.probs[i, idx], name=iv.plan_label, marker=dict(color="#adb5bd")),
+    ], dict(barmode="group", title=_title(f"SE model on {iv.names[i]}: original vs {iv.plan_label}"),
+            yaxis=dict(title=_title("probability"), tickformat=".0%"), height=340, margin=_MARGIN,
+            meta={"chart": "intervention", "image": iv.names[i]}))
 
 
 # --------------------------------------------------------------------------- page
@@ -330,8 +319,8 @@ if gate_sites:
 
 # -- export ------------------------------------------------------------------------------------
 st.header("Export", divider="gray")
-csv_bytes, n_rows = _csv(pkey, digests, names, result)
-st.download_button("Download z, s and channel energy (CSV)", csv_bytes,
+n_rows = _csv_rows(result)
+st.download_button("Download z, s and channel energy (CSV)", functools.partial(_csv_bytes, result),
                    file_name=f"se_lens_inspect_{pair_name}_{slug}.csv", mime="text/csv", key="inspect_csv",
                    on_click="ignore", icon=":material/download:",
                    help="One row per image, model, block (site, stage, block) and channel; s is empty for the "

@@ -491,7 +491,9 @@ def run_sweep(sweep: Sweep, *, table: str | os.PathLike, runs_root: str | os.Pat
                 raise SpecError(f"{table} holds trial {r['trial_id']} ({r['axis']}={r['setting']}, seed {r['seed']}) "
                                 f"that is not in this sweep{'' if k == 1 else f' shard {i}/{k}'}; use another --table, "
                                 "or remove that row if the spec changed on purpose")
-            rows[r["trial_id"]] = r
+            t = by_id[r["trial_id"]]  # labels follow the current plan (e.g. an axis added to the spec)
+            rows[r["trial_id"]] = {**r, "sweep": sweep.name, "index": t.index, "axis": t.axis, "setting": t.setting,
+                                   "axes": t.axes_text}
     for stale in table.parent.glob(f".{table.name}.*.tmp"):  # temp files of a killed writer
         stale.unlink(missing_ok=True)
     todo = [t for t in trials if t.trial_id not in rows]

@@ -1,7 +1,9 @@
 """Test accuracy of a model or checkpoint, overall and per class.
 
-CLI: ``python -m se_core.evaluate --checkpoint FILE [--data SPEC] [--test-subset N]``; the last
-line printed is JSON with ``top1``, ``top5``, ``n``, ``loss`` and ``per_class`` (accuracies in %).
+CLI: ``python -m se_core.evaluate --checkpoint FILE [--arch NAME [--se-config JSON]] [--data SPEC]
+[--test-subset N]``; the last line printed is JSON with ``top1``, ``top5``, ``n``, ``loss`` and
+``per_class`` (accuracies in %). ``--arch``/``--se-config`` describe a checkpoint without SE Lens
+metadata (a registry name, or ``timm:<name>`` / ``torchvision:<name>``).
 ``--test-subset N`` picks the same N images as ``train --test-subset N``, so the two agree.
 """
 from __future__ import annotations
@@ -80,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m se_core.evaluate", description="Re-compute test accuracy from a checkpoint.")
     ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--arch", default=None,
+                    help="architecture of a checkpoint without SE Lens metadata (registry name, timm:<name> or "
+                         "torchvision:<name>); ignored when the file has metadata")
+    ap.add_argument("--se-config", default=None,
+                    help="SE config of such a file as JSON, e.g. '{\"reduction\": 8}' (default: the architecture's)")
     ap.add_argument("--data", default="cifar10-jpeg", help="cifar10-jpeg | torchvision-cifar10:ROOT | ImageFolder path")
     ap.add_argument("--split", default="test")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
@@ -88,7 +95,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="evaluate on the same N-image subset that 'train --test-subset N' reports on")
     args = ap.parse_args(argv)
     try:
-        model, meta = build_from_checkpoint(args.checkpoint)
+        from se_core.se import SEConfig
+
+        try:
+            se = SEConfig.from_json(args.se_config) if args.se_config else None
+        except (ValueError, TypeError) as e:
+            raise CheckpointError(f"--se-config is not a valid SE config ({e})") from None
+        model, meta = build_from_checkpoint(args.checkpoint, args.arch, se)
         data = load_dataset(args.data, args.split, tuple(meta.input_size))
     except (CheckpointError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -500,6 +500,7 @@ def _spec(zm: ZooModel) -> ModelSpec:
                      weights=(f"{zm.library} pretrained weights from its local cache", "user upload"),
                      description=zm.description,
                      meta={"library": zm.library, "library_name": zm.name, "site_family": zm.site_family,
+                           "se_design": zm.se_design,
                            "library_meta": lambda model, arch=zm.arch: library_meta(arch, model)})
 
 

@@ -1,0 +1,195 @@
+"""End-to-end set-up: one real ``streamlit run`` server and one headless Chromium for all browser tests.
+
+The server reads the shipped checkpoints when both default-pair files exist in ``data/checkpoints``
+(so screenshots show the trained models); otherwise a temp data dir with random-init
+checkpoints written by :func:`tests.conftest.write_tiny_pair`. Either way the Class-wise page
+gets a small ImageFolder (the shipped CIFAR-10 samples) inside its own data root, and computed
+statistics go to a temp cache, so the tests never write into the repository.
+
+Without Chromium or Playwright the tests are skipped, except when ``CI`` is set: there a
+missing browser fails, so CI cannot pass by skipping them.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-dev-shm-usage"]
+SHIPPED = ("se_resnet20-s0.safetensors", "resnet20-s0.safetensors")
+HEALTH_TIMEOUT_S = 90.0
+SHOTS_ENV = "SE_LENS_SCREENSHOTS"
+IMAGE_FOLDER = "cifar_samples"  # the Class-wise page's data set, relative to its data root
+
+
+@dataclass(frozen=True)
+class AppServer:
+    """A running dashboard: its URL and what it was started on."""
+
+    url: str
+    data_dir: Path
+    data_root: Path
+    trained: bool  # True: the shipped checkpoints; False: random-init tiny pair
+    log: Path
+    image_folder: str = IMAGE_FOLDER  # an ImageFolder under ``data_root`` for the Class-wise page
+
+    @property
+    def source_text(self) -> str:
+        """One line for captions: which weights the pages show."""
+        if self.trained:
+            return ("the shipped trained checkpoints (`data/checkpoints/se_resnet20-s0.safetensors`, "
+                    "`resnet20-s0.safetensors`)")
+        return ("randomly initialised stand-in checkpoints written by `tests/conftest.py` (the trained "
+                "checkpoints were not in `data/checkpoints` yet), so predictions and gates are not meaningful")
+
+
+def _root_conftest():
+    """tests/conftest.py as a module of its own name (both files are called conftest.py)."""
+    spec = importlib.util.spec_from_file_location("se_lens_tests_root_conftest", REPO_ROOT / "tests" / "conftest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as r:
+            return r.status == 200 and r.read().decode().strip() == "ok"
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _image_folder(root: Path) -> None:
+    """root/<class>/<sample>.png from the shipped samples: a 30-image ImageFolder with CIFAR-10's classes."""
+    for png in sorted((REPO_ROOT / "data" / "samples").glob("*.png")):
+        cls = png.stem.rsplit("_", 1)[0]
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        shutil.copy(png, root / cls / png.name)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="session")
+def browser_ok() -> None:
+    """Skip (or, with ``CI`` set, fail) when the browser stack is missing; checked before a server starts."""
+    missing = []
+    if not CHROMIUM.is_file():
+        missing.append(f"{CHROMIUM} (apt-get install -y chromium)")
+    if importlib.util.find_spec("playwright") is None:
+        missing.append("the playwright Python package (pip install -r requirements-dev.txt)")
+    if missing:
+        why = "browser tests need " + " and ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}; CI must run them, not skip them", pytrace=False)
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def app_server(browser_ok, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """``streamlit run dashboard/app.py`` on a free port, healthy before the first test; killed at the end."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    ckpts = REPO_ROOT / "data" / "checkpoints"
+    trained = all((ckpts / f).is_file() for f in SHIPPED)
+    if trained:
+        data_dir = REPO_ROOT / "data"
+    else:
+        data_dir = tmp / "data"
+        _root_conftest().write_tiny_pair(data_dir)
+        runs = REPO_ROOT / "data" / "runs"
+        if runs.is_dir():  # read-only view of the training runs, so the Models page has curves to draw
+            (data_dir / "runs").symlink_to(runs, target_is_directory=True)
+    data_root = tmp / "roots"
+    _image_folder(data_root / IMAGE_FOLDER)
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, SE_LENS_DATA_DIR=str(data_dir), SE_LENS_DATA_ROOTS=str(data_root),
+               SE_LENS_STATS_CACHE=str(tmp / "stats-cache"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PYTHONUNBUFFERED="1")
+    log = tmp / "streamlit.log"
+    cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
+           "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + HEALTH_TIMEOUT_S
+        while not _healthy(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-3000:]
+                state = f"exited with {proc.returncode}" if proc.poll() is not None else \
+                    f"not healthy after {HEALTH_TIMEOUT_S:.0f} s"
+                pytest.fail(f"streamlit server {state}; log tail:\n{tail}", pytrace=False)
+            time.sleep(0.5)
+        yield AppServer(url, data_dir, data_root, trained, log)
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def browser(browser_ok):
+    """One headless Debian Chromium for the session (Playwright drives it; nothing is downloaded)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, app_server: AppServer):
+    """A fresh browser context (own Streamlit session) per test, 1400 px wide like a laptop screen."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, device_scale_factor=1)
+    context.set_default_timeout(120_000)
+    pg = context.new_page()
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def shot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: ``docs/img`` with ``SE_LENS_SCREENSHOTS=1``, else a temp dir (tracked files untouched)."""
+    if os.environ.get(SHOTS_ENV) == "1":
+        d = REPO_ROOT / "docs" / "img"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+    return tmp_path_factory.mktemp("screenshots")

@@ -1,0 +1,383 @@
+"""Every dashboard page in a real headless Chromium, as a user sees it (``streamlit run`` + Playwright).
+
+One server and one browser serve the whole file (see ``conftest.py``); each test opens its own
+session. Checks: the page's heading, rendered Plotly charts with data, numbers, no exception box,
+no "Traceback", no error box; on Inspect and Attributions an uploaded PNG goes through both
+models; the main controls (block, class, image, method selectors) are used once each.
+Screenshots go to a temp dir, or to ``docs/img`` with ``SE_LENS_SCREENSHOTS=1``.
+"""
+from __future__ import annotations
+
+import ast
+import io
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("playwright", reason="playwright is needed for the browser tests")  # CI: conftest fails first
+from playwright.sync_api import Page, expect  # noqa: E402
+
+if TYPE_CHECKING:
+    from conftest import AppServer  # tests/e2e/conftest.py: the app_server fixture's type
+
+
+pytestmark = pytest.mark.browser
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+TIMEOUT_MS = 120_000  # a busy 2-core machine: reruns can take many seconds
+expect.set_options(timeout=TIMEOUT_MS)
+WIDTH = 1400
+MAX_SHOT_HEIGHT = 9000
+NUMBER = re.compile(r"[-+]?\d[\d,]*(\.\d+)?")
+
+
+def registered_pages() -> dict[str, str]:
+    """url path -> page file of every ``st.Page`` in dashboard/app.py (the default page is ``/``)."""
+    tree = ast.parse((REPO_ROOT / "dashboard" / "app.py").read_text())
+    out = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "Page":
+            kw = {k.arg: k.value for k in node.keywords}
+            file = next((n.value for n in ast.walk(node.args[0]) if isinstance(n, ast.Constant)), "?")
+            if isinstance(kw.get("default"), ast.Constant) and kw["default"].value:
+                path = ""
+            elif "url_path" in kw:
+                path = kw["url_path"].value
+            else:
+                path = Path(file).stem
+            out["/" + path] = file
+    return out
+
+
+PAGES = registered_pages()
+HEADINGS = {"home.py": "SE Lens", "models.py": "Models", "inspector.py": "Inspect", "attributions.py": "Attributions",
+            "classwise.py": "Class-wise excitation", "ablations.py": "Ablations"}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def wait_idle(page: Page, settle_ms: int = 400) -> None:
+    """Wait until Streamlit is connected, the script has finished and no spinner or running-man is left."""
+    page.wait_for_timeout(settle_ms)  # let a rerun triggered by the last action begin
+    page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", state="attached",
+                           timeout=TIMEOUT_MS)
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", state="attached",
+                           timeout=TIMEOUT_MS)
+    page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=TIMEOUT_MS)
+    page.wait_for_selector("[data-testid='stSpinner']", state="detached", timeout=TIMEOUT_MS)
+
+
+def open_page(page: Page, server: AppServer, path: str) -> None:
+    page.goto(server.url + path, wait_until="domcontentloaded")
+    wait_idle(page, settle_ms=800)
+
+
+def assert_clean(page: Page, errors_allowed: bool = False) -> None:
+    """No exception element, no traceback text and (unless allowed) no st.error box anywhere in the app."""
+    assert page.get_by_test_id("stException").count() == 0, page.get_by_test_id("stException").first.inner_text()
+    text = page.get_by_test_id("stApp").inner_text()
+    assert "Traceback" not in text
+    if not errors_allowed:
+        errors = page.get_by_test_id("stAlertContentError")
+        assert errors.count() == 0, errors.all_inner_texts()
+
+
+def charts(page: Page) -> list[dict]:
+    """Every rendered Plotly chart: title, meta, trace types, and whether each trace carries data."""
+    return page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')].map(g => ({
+        title: (g.layout && g.layout.title && (g.layout.title.text ?? g.layout.title)) || '',
+        meta: (g.layout && g.layout.meta) || {},
+        types: (g.data || []).map(t => t.type || 'scatter'),
+        filled: (g.data || []).map(t => ['x', 'y', 'z', 'source'].some(k => t[k] != null &&
+            (typeof t[k] === 'string' ? t[k].length > 0 : (t[k].length ?? Object.keys(t[k]).length) > 0))),
+        width: g.getBoundingClientRect().width,
+        rendered: !!g.querySelector('.main-svg'),
+    }))""")
+
+
+def visible_charts(page: Page) -> list[dict]:
+    """Charts laid out on screen (hidden tabs have zero width)."""
+    return [c for c in charts(page) if c["width"] > 0]
+
+
+def assert_charts(page: Page, at_least: int = 1) -> list[dict]:
+    cs = visible_charts(page)
+    assert len(cs) >= at_least, f"expected >= {at_least} charts, got {[c['title'] for c in cs]}"
+    for c in cs:
+        assert c["rendered"], f"chart {c['title']!r} has no SVG"
+        assert c["types"] and any(c["filled"]), f"chart {c['title']!r} is empty"
+    return cs
+
+
+def chart_titles(page: Page) -> list[str]:
+    return [c["title"] for c in visible_charts(page)]
+
+
+def metrics(page: Page) -> dict[str, str]:
+    """label -> value text of every st.metric on the page."""
+    out = {}
+    for m in page.get_by_test_id("stMetric").all():
+        label = m.get_by_test_id("stMetricLabel").inner_text().strip()
+        out[label] = m.get_by_test_id("stMetricValue").inner_text().strip()
+    return out
+
+
+def pick(page: Page, label: str, option: str) -> None:
+    """Choose ``option`` in the selectbox or multiselect labelled ``label`` (both are comboboxes)."""
+    page.get_by_role("combobox", name=label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    page.keyboard.press("Escape")
+    wait_idle(page)
+
+
+def slide(page: Page, label: str, key: str = "ArrowLeft") -> None:
+    """Move the (select_)slider labelled ``label`` one step with the keyboard."""
+    page.get_by_test_id("stSlider").filter(has_text=label).get_by_role("slider").first.press(key)
+    wait_idle(page)
+
+
+def upload_png(page: Page, path: Path) -> None:
+    page.locator("input[type=file]").first.set_input_files(str(path))
+    wait_idle(page, settle_ms=800)
+    expect(page.get_by_test_id("stFileUploaderFile").filter(has_text=path.name)).to_be_visible()
+
+
+def screenshot(page: Page, shot_dir: Path, name: str) -> Path:
+    """The whole page (the main area scrolls inside the app, so the viewport is grown to its height)."""
+    height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
+    page.set_viewport_size({"width": WIDTH, "height": int(min(max(height, 900), MAX_SHOT_HEIGHT))})
+    page.wait_for_timeout(700)  # charts re-layout to the new viewport
+    wait_idle(page, settle_ms=100)
+    out = shot_dir / f"{name}.png"
+    page.screenshot(path=str(out), full_page=True)
+    page.set_viewport_size({"width": WIDTH, "height": 900})
+    return out
+
+
+@pytest.fixture(scope="module")
+def upload_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small random RGB PNG, not square (48x40), so resizing is exercised."""
+    rng = np.random.default_rng(7)
+    path = tmp_path_factory.mktemp("upload") / "e2e_upload.png"
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8), "RGB").save(buf, format="PNG")
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def _se_model(server: AppServer):
+    from se_core.registry import build_from_checkpoint
+
+    return build_from_checkpoint(server.data_dir / "checkpoints" / "se_resnet20-s0.safetensors")
+
+
+# --------------------------------------------------------------------------- every page
+
+
+def test_app_registers_the_expected_pages() -> None:
+    assert "/" in PAGES and len(PAGES) >= 2, PAGES
+    for path, file in PAGES.items():
+        assert (REPO_ROOT / "pages" / file).is_file(), f"{path}: {file} missing"
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_page_loads_clean(page: Page, app_server: AppServer, path: str) -> None:
+    open_page(page, app_server, path)
+    heading = HEADINGS.get(PAGES[path])
+    h1 = page.locator("h1").first
+    expect(h1).to_be_visible()
+    if heading:
+        expect(h1).to_have_text(heading)
+    assert page.get_by_test_id("stSidebar").get_by_role("combobox", name="Model pair").count() == 1
+    assert_clean(page)
+
+
+# --------------------------------------------------------------------------- page by page
+
+
+def test_home(page: Page, app_server: AppServer, shot_dir: Path) -> None:
+    from se_core.diagram import se_widths
+
+    open_page(page, app_server, "/")
+    expect(page.locator("h1")).to_have_text("SE Lens")
+    expect(page.get_by_test_id("stGraphVizChart").locator("svg")).to_have_count(2)
+    widths = se_widths(_se_model(app_server)[0])
+    m = metrics(page)
+    assert m["SE units"] == str(len(widths))
+    assert m["SE parameters"] == f"{sum(w.params for w in widths):,}"
+    assert NUMBER.fullmatch(m["Reduction r"])
+    # block selector: draw the first stage's unit instead of the last one
+    first = widths[0]
+    option = page.get_by_role("combobox", name="Block to draw")
+    option.click()
+    page.get_by_role("option").filter(has_text=f"stage {first.stage}:").first.click()
+    wait_idle(page)
+    expect(page.get_by_test_id("stGraphVizChart").first).to_contain_text(f"C = {first.channels}")
+    assert_clean(page)
+    screenshot(page, shot_dir, "home")
+
+
+def test_models(page: Page, app_server: AppServer, shot_dir: Path) -> None:
+    open_page(page, app_server, "/models")
+    expect(page.locator("h1")).to_have_text("Models")
+    expect(page.get_by_text("Inference device:")).to_be_visible()
+    assert page.get_by_test_id("stDataFrame").count() >= 1
+    titles = [c["title"] for c in assert_charts(page, 2)]
+    assert "Parameters" in titles and "SE parameter overhead" in titles
+    assert_clean(page)
+    screenshot(page, shot_dir, "models")
+
+    page.get_by_role("tab", name="Selected pair").click()
+    model = _se_model(app_server)[0]
+    panel = page.get_by_role("tabpanel").filter(has_text="Provenance")
+    expect(panel.get_by_text("SE model:")).to_be_visible()
+    expect(panel.get_by_test_id("stTable").first).to_contain_text(f"{sum(p.numel() for p in model.parameters()):,}")
+
+    page.get_by_role("tab", name="Training runs").click()
+    wait_idle(page, settle_ms=200)
+    runs = app_server.data_dir / "runs"
+    if runs.is_dir() and any(runs.glob("*/metrics.csv")):
+        expect(page.get_by_role("heading", name="Training curves")).to_be_visible()
+        page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')]"
+                               ".some(g => g.getBoundingClientRect().width > 0 && g.layout.title"
+                               " && (g.layout.title.text || '') === 'Loss')", timeout=TIMEOUT_MS)
+        titles = [c["title"] for c in assert_charts(page, 2)]
+        assert "Loss" in titles and "Top-1 accuracy" in titles
+        assert_clean(page)
+        screenshot(page, shot_dir, "models-runs")
+
+
+def test_inspect_upload_and_controls(page: Page, app_server: AppServer, shot_dir: Path, upload_file: Path) -> None:
+    open_page(page, app_server, "/inspect")
+    expect(page.locator("h1")).to_have_text("Inspect")
+    upload_png(page, upload_file)
+    name = upload_file.name
+    expect(page.get_by_text(f"{name} (48×40)")).to_be_visible()
+
+    cs = assert_charts(page, 5)
+    top5 = [c for c in cs if c["meta"].get("chart") == "top5"]
+    assert name in [c["meta"].get("image") for c in top5]  # the upload, beside the default samples
+    notes = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')]"
+                          ".filter(g => (g.layout.meta || {}).chart === 'top5')"
+                          ".map(g => g.layout.annotations.map(a => a.text).join(' | '))")
+    assert all("SE" in n and "vanilla" in n for n in notes) and len(notes) == len(top5)
+    bar_text = page.locator(".js-plotly-plot .bars text").all_inner_texts()
+    assert any(re.fullmatch(r"\d+(\.\d)?%", t.strip()) for t in bar_text), bar_text[:10]
+    gates = [c for c in cs if c["meta"].get("chart") == "gate_heatmap"]
+    assert len(gates) == 1 and gates[0]["types"] == ["heatmap"]
+    assert any(NUMBER.search(v) for v in metrics(page).values())
+
+    # image selector: the single-image charts follow the chosen image
+    pick(page, "Image", name)
+    assert [c["meta"].get("image") for c in visible_charts(page) if c["meta"].get("chart") == "gate_heatmap"] == [name]
+
+    # block selector: one step towards the input moves the per-block charts
+    before = next(c["meta"]["site"] for c in visible_charts(page) if c["meta"].get("chart") == "compare_s")
+    slide(page, "Block")
+    after = next(c["meta"]["site"] for c in visible_charts(page) if c["meta"].get("chart") == "compare_s")
+    assert after != before
+
+    # switch one SE block off: the intervention summary and chart appear
+    page.get_by_role("combobox", name="Blocks to switch off").click()
+    page.get_by_role("option").first.click()
+    page.keyboard.press("Escape")
+    wait_idle(page)
+    expect(page.get_by_text(re.compile(r"Top-1 changed for \d+ of \d+ image"))).to_be_visible()
+    assert any(c["meta"].get("chart") == "intervention" for c in assert_charts(page, 5))
+    assert_clean(page)
+    screenshot(page, shot_dir, "inspect")
+
+
+def test_attributions_upload_and_controls(page: Page, app_server: AppServer, shot_dir: Path,
+                                          upload_file: Path) -> None:
+    open_page(page, app_server, "/attributions")
+    expect(page.locator("h1")).to_have_text("Attributions")
+    upload_png(page, upload_file)
+    # uploads come first, so the upload is the image attributed
+    expect(page.get_by_role("combobox", name="Image", exact=True)).to_have_value(upload_file.name)
+
+    # method selector: drop Occlusion (the slowest) and see its section go
+    page.get_by_test_id("stMultiSelect").filter(has_text="Methods").get_by_role("button", name="Remove Occlusion").click()
+    wait_idle(page)
+    expect(page.get_by_role("heading", name="Occlusion", exact=True)).to_have_count(0)
+    pairs = [c for c in assert_charts(page, 2) if " · class '" in c["title"]]
+    assert {c["title"].split(" · ")[0] for c in pairs} == {"Integrated Gradients", "Saliency", "Layer Grad-CAM"}
+    for c in pairs:  # both models: image + heatmap each
+        assert c["types"].count("heatmap") == 2 and c["types"].count("image") == 2
+    assert NUMBER.search(metrics(page)["SE time"]) and NUMBER.search(metrics(page)["SE IG delta"])
+
+    # class selector: attribute another class than the SE model's top-1
+    current = pairs[0]["title"].split("class '")[1].rstrip("'")
+    page.get_by_role("combobox", name="Target class").click()
+    option = page.get_by_role("option").filter(has_not_text=f"{current} (").first
+    new = option.inner_text().split(" (")[0]
+    option.click()
+    wait_idle(page)
+    page.wait_for_function("cls => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.layout.title"
+                           " && (g.layout.title.text || '').endsWith(`class '${cls}'`))", arg=new, timeout=TIMEOUT_MS)
+    assert all(t.endswith(f"class '{new}'") for t in chart_titles(page) if " · class '" in t)
+    assert_charts(page, 6)
+    assert_clean(page)
+    screenshot(page, shot_dir, "attributions")
+
+
+def test_classwise(page: Page, app_server: AppServer, shot_dir: Path) -> None:
+    open_page(page, app_server, "/classwise")
+    expect(page.locator("h1")).to_have_text("Class-wise excitation")
+    n_images = None
+    if "Images" not in metrics(page):  # no shipped statistics: compute them on the 30 shipped samples
+        page.get_by_test_id("stRadioOption").filter(has_text="ImageFolder folder").click()
+        wait_idle(page)
+        box = page.get_by_role("textbox", name="ImageFolder path (one sub-folder per class)")
+        box.fill(app_server.image_folder)
+        box.press("Enter")
+        wait_idle(page)
+        page.get_by_role("button", name="Compute statistics").click()
+        wait_idle(page, settle_ms=1000)
+        n_images = len(list(app_server.data_root.joinpath(app_server.image_folder).glob("*/*.png")))
+    expect(page.get_by_test_id("stMetric").filter(has_text="SE blocks")).to_be_visible()
+    m = metrics(page)
+    if n_images is not None:
+        assert m["Images"] == f"{n_images:,}" and m["Classes"] == "10"
+    assert NUMBER.search(m["Quantile error"])
+    cs = assert_charts(page, 1)
+    before = next(c["meta"]["site"] for c in cs if c["meta"].get("chart") == "fig6")
+
+    # block selector (Fig. 6): one block towards the input
+    slide(page, "Block (depth order)")
+    assert next(c["meta"]["site"] for c in visible_charts(page) if c["meta"].get("chart") == "fig6") != before
+    assert_clean(page)
+    screenshot(page, shot_dir, "classwise")
+
+    # class selector (Fig. 7)
+    page.get_by_role("tab", name="Fig. 7: median & IQR").click()
+    pick(page, "Class", "dog")
+    fig7 = [c for c in visible_charts(page) if c["meta"].get("chart") == "fig7"]
+    assert fig7 and all(c["meta"]["class"] == "dog" for c in fig7)
+    page.get_by_role("tab", name="Selectivity vs depth").click()
+    page.wait_for_timeout(500)
+    assert any(c["meta"].get("chart") == "selectivity" for c in assert_charts(page, 1))
+    assert_clean(page)
+
+
+def test_ablations(page: Page, app_server: AppServer, shot_dir: Path) -> None:
+    open_page(page, app_server, "/ablations")
+    expect(page.locator("h1")).to_have_text("Ablations")
+    tabs = page.get_by_role("tab")
+    assert tabs.count() >= 2
+    cs = assert_charts(page, 1)
+    assert any(c["title"].startswith("Reported by Hu et al.") for c in cs)
+    ticks = page.locator(".js-plotly-plot .ytick text").all_inner_texts()
+    assert any(NUMBER.fullmatch(t.strip().replace("−", "-")) for t in ticks)
+    tabs.nth(1).click()
+    page.wait_for_timeout(500)
+    assert any(c["title"].startswith("Reported by Hu et al.") for c in assert_charts(page, 1))
+    tabs.nth(0).click()
+    page.wait_for_timeout(300)
+    assert_clean(page)
+    screenshot(page, shot_dir, "ablations")
