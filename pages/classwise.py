@@ -7,9 +7,7 @@ paths to the configured data roots.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from dashboard.caching import get_pair
-from dashboard.charts import PAIR_COLORS, PALETTE, band_curves, bar_compare, download_csv, show
+from dashboard.charts import PAIR_COLORS, PALETTE, band_curves, bar_compare, show
 from dashboard.state import current_pair
 from se_core import knockout as ko
 from se_core import stats as S
@@ -62,6 +60,12 @@ def _dataset(spec: str, split: str, size: tuple[int, int], subset: int | None, s
 @st.cache_data(max_entries=16, show_spinner=False)
 def _sha(path: str, mtime_ns: int) -> str:
     return S.file_sha256(path)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _check_tree(path: str, mtime_ns: int, roots: tuple[str, ...]) -> int:
+    """Confinement check of a typed folder's entries, once per (folder, modification time, roots)."""
+    return check_tree(path, roots)
 
 
 def _ckpt_sha(lm: LoadedModel) -> str:
@@ -185,6 +189,11 @@ def fig_knockout(df: pd.DataFrame) -> go.Figure:
 # --------------------------------------------------------------------------- data source
 
 
+def _folder_stamp(path: Path) -> int:
+    """Latest modification time of a folder and its class sub-folders (changes when images come or go)."""
+    return max([path.stat().st_mtime_ns] + [d.stat().st_mtime_ns for d in path.iterdir() if d.is_dir()])
+
+
 def _typed_path(label: str, key: str, placeholder: str) -> Path | None:
     roots = data_roots()
     text = st.text_input(label, key=key, placeholder=placeholder,
@@ -198,7 +207,8 @@ def _typed_path(label: str, key: str, placeholder: str) -> Path | None:
         path = resolve_user_path(text, roots)
         if not path.is_dir():
             raise PathError(f"{text} is a file; type the folder that holds the data")
-        check_tree(path, roots)
+        stamp = _folder_stamp(path)
+        _check_tree(str(path), stamp, tuple(str(r) for r in roots))
     except PathError as e:
         st.error(f"That path cannot be used: {e}")
         return None
@@ -224,7 +234,7 @@ def _choose_data(pair: LoadedPair) -> tuple[str, ImageSet | None]:
         path = _typed_path("ImageFolder path (one sub-folder per class)", "cw_folder", "e.g. my_images")
         if path is None:
             return source, None
-        spec, stamp = str(path), path.stat().st_mtime_ns
+        spec, stamp = str(path), _folder_stamp(path)
     else:
         path = _typed_path("Folder holding torchvision's cifar-10-batches-py", "cw_tv_root", "e.g. torchvision")
         if path is None:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import re
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from dashboard import state
 from dashboard.caching import get_pair
@@ -29,6 +31,14 @@ _MARGIN = dict(l=10, r=10, t=50, b=10)
 def show(fig: go.Figure, key: str, filename: str) -> None:
     """The shared chart display (PNG/SVG export), with a file name safe on every OS."""
     _show_chart(fig, key=key, filename=re.sub(r"[^A-Za-z0-9_.-]+", "_", filename.replace(".", "-")).strip("_"))
+
+
+def _more(label: str, key: str) -> DeltaGenerator | None:
+    """An expander (closed at first, then as the user left it) whose charts are built only while it is open,
+    so a rerun after an upload builds just the essential charts. Its container, or None while closed.
+    Keep ``label`` fixed: it is part of the expander's identity, and a new identity would close it."""
+    box = st.expander(label, key=key, on_change="rerun", icon=":material/add_chart:")
+    return box if box.open else None
 
 
 def _title(text: str) -> dict:
@@ -64,10 +74,23 @@ def _csv_rows(result: ops.InspectResult) -> int:
     return sum(v.size for mp in (result.se, result.vanilla) for v in mp.z.values())
 
 
+def _png(img) -> bytes:
+    """Display copy as PNG (shown with ``output_format="PNG"``: sent as is, not re-encoded per rerun)."""
+    buf = io.BytesIO()
+    ops.display_image(img).save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
 @st.cache_data(max_entries=128, show_spinner=False)
-def _thumb(digest: str, _img) -> np.ndarray:
-    """Display copy of an upload (large photos are not re-sent or re-scaled on every rerun)."""
-    return np.asarray(ops.display_image(_img))
+def _thumb(digest: str, _img) -> bytes:
+    """Display copy of an upload as PNG bytes (large photos are not re-scaled or re-encoded on every rerun)."""
+    return _png(_img)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _seen(pair_key: str, role: str, digest: str, _seen: np.ndarray) -> bytes:
+    """What a model sees (its denormalized input), enlarged with nearest, as PNG bytes; cached per image."""
+    return _png(_seen)
 
 
 # --------------------------------------------------------------------------- figures
@@ -210,13 +233,15 @@ same_input = result.se.preprocess == result.vanilla.preprocess
 h, w = result.se.preprocess.size
 for i, inp in enumerate(inputs):
     cols = st.columns([1, 1, 3] if same_input else [1, 1, 1, 3], vertical_alignment="center")
-    cols[0].image(_thumb(inp.digest, inp.image), caption=f"{inp.name} ({inp.image.width}×{inp.image.height})")
-    cols[1].image(ops.display_image(result.se.seen[i]),
+    cols[0].image(_thumb(inp.digest, inp.image), caption=f"{inp.name} ({inp.image.width}×{inp.image.height})",
+                  output_format="PNG")
+    cols[1].image(_seen(pkey, "se", inp.digest, result.se.seen[i]),
                   caption=f"what {'both models see' if same_input else 'the SE model sees'}: {w}×{h}, "
-                          "denormalized, enlarged with nearest")
+                          "denormalized, enlarged with nearest", output_format="PNG")
     if not same_input:
         vh, vw = result.vanilla.preprocess.size
-        cols[2].image(ops.display_image(result.vanilla.seen[i]), caption=f"what the vanilla model sees: {vw}×{vh}")
+        cols[2].image(_seen(pkey, "vanilla", inp.digest, result.vanilla.seen[i]),
+                      caption=f"what the vanilla model sees: {vw}×{vh}", output_format="PNG")
     with cols[-1]:
         show(_top5_figure(result, i), key=f"inspect_top5_{i}", filename=f"top5_{inp.name}")
 
@@ -225,6 +250,7 @@ gate_sites = result.se.gate_sites
 if not gate_sites:
     st.warning(f"{result.se.name} has no recognisable SE unit, so there are no gates to show; only the squeeze "
                "descriptors z are available. Choose another model pair in the sidebar.")
+
 
 # -- controls shared by the block views ----------------------------------------------------
 st.header("Inside the blocks", divider="gray")
@@ -240,20 +266,6 @@ block_label = c2.select_slider("Block", options=labels, value=default_label, key
                                help="stage.block of the network; used by the per-block charts below.") if labels else None
 block = by_label[block_label] if block_label else None
 
-# -- squeeze descriptors z ------------------------------------------------------------------
-st.subheader("Squeeze descriptors z")
-st.caption("z = mean of each channel over H×W, read where the SE unit sits (in the vanilla net the same place "
-           "holds an identity, so z is read there too). Blocks with fewer channels are padded (gray).")
-zc = st.columns(2)
-for col, mp in zip(zc, (result.se, result.vanilla)):
-    lab, mat = mp.z_matrix(focus)
-    with col:
-        title = f"z in the {'SE' if mp.role == 'se' else 'vanilla'} model ({mp.name}), {names[focus]}"
-        show(_heatmap(lab, mat, title, "z", f"z_heatmap_{mp.role}", names[focus]),
-             key=f"inspect_zmap_{mp.role}", filename=f"z_heatmap_{mp.role}_{names[focus]}")
-if block is not None:
-    show(_z_pair_figure(result, block.name, focus), key="inspect_zblock", filename=f"z_{block.label}_{names[focus]}")
-
 # -- excitation gates s ---------------------------------------------------------------------
 if gate_sites:
     st.subheader("Excitation gates s")
@@ -262,39 +274,61 @@ if gate_sites:
     lab, mat = result.se.gate_matrix(focus)
     show(_heatmap(lab, mat, f"Gates s of {result.se.name}, {names[focus]}", "s", "gate_heatmap", names[focus],
                   bounded=True), key="inspect_gate_heatmap", filename=f"gates_{names[focus]}")
-    show(_gate_box(result), key="inspect_gate_box", filename=f"gate_distribution_{slug}")
+    if (box := _more("Distribution of the gates over channels (every block, all images)", "inspect_more_gates")):
+        with box:
+            show(_gate_box(result), key="inspect_gate_box", filename=f"gate_distribution_{slug}")
 
+# -- squeeze descriptors z ------------------------------------------------------------------
+st.subheader("Squeeze descriptors z")
+st.caption("z = mean of each channel over H×W, read where the SE unit sits (in the vanilla net the same place "
+           "holds an identity, so z is read there too).")
+if block is not None:
+    show(_z_pair_figure(result, block.name, focus), key="inspect_zblock", filename=f"z_{block.label}_{names[focus]}")
+if (box := _more("z heatmaps of both models (every block, the chosen image)", "inspect_more_z")):
+    with box:
+        st.caption("Blocks with fewer channels are padded (gray).")
+        for col, mp in zip(st.columns(2), (result.se, result.vanilla)):
+            lab, mat = mp.z_matrix(focus)
+            with col:
+                title = f"z in the {'SE' if mp.role == 'se' else 'vanilla'} model ({mp.name}), {names[focus]}"
+                show(_heatmap(lab, mat, title, "z", f"z_heatmap_{mp.role}", names[focus]),
+                     key=f"inspect_zmap_{mp.role}", filename=f"z_heatmap_{mp.role}_{names[focus]}")
+
+if gate_sites:
+    # -- all images at one block (Fig. 6) -------------------------------------------------------
     st.subheader("Compare images at one block")
     if block is None or block.name not in result.se.s:
         st.info("The chosen block has no SE unit; pick another block above.")
-    else:
-        st.caption("Like Fig. 6 of the paper, for your images: early blocks tend to give every image similar "
-                   "gates, later ones differ by class. Add images to compare them.")
-        cc = st.columns(2)
-        with cc[0]:
-            show(_compare_figure(result, block.name, "s", f"Gates s at {block.label}, all images"),
-                 key="inspect_compare_s", filename=f"compare_s_{block.label}_{slug}")
-        with cc[1]:
-            show(_compare_figure(result, block.name, "z", f"Squeeze z at {block.label}, all images"),
-                 key="inspect_compare_z", filename=f"compare_z_{block.label}_{slug}")
+    elif (box := _more("Gates s and squeeze z of all images at the chosen block", "inspect_more_compare")):
+        with box:
+            st.caption("Like Fig. 6 of the paper, for your images: early blocks tend to give every image similar "
+                       "gates, later ones differ by class. Add images to compare them.")
+            cc = st.columns(2)
+            with cc[0]:
+                show(_compare_figure(result, block.name, "s", f"Gates s at {block.label}, all images"),
+                     key="inspect_compare_s", filename=f"compare_s_{block.label}_{slug}")
+            with cc[1]:
+                show(_compare_figure(result, block.name, "z", f"Squeeze z at {block.label}, all images"),
+                     key="inspect_compare_z", filename=f"compare_z_{block.label}_{slug}")
 
     # -- what the gates do ---------------------------------------------------------------------
     st.subheader("What the gates do")
-    if block is not None and block.name in result.se.energy_before and block.name in result.se.s:
-        eb = float(result.se.energy_before[block.name][focus].sum())
-        ea = float(result.se.energy_after[block.name][focus].sum())
-        st.caption(f"Energy of each channel, mean over H×W of x², entering the SE unit of {block.label} and leaving "
-                   f"it, for {names[focus]}. SE rescales channel c by s_c, so its energy by s_c².")
-        m1, m2, m3 = st.columns(3)
-        m1.metric("Energy before SE (sum over channels)", f"{eb:.4g}")
-        m2.metric("Energy after SE (sum over channels)", f"{ea:.4g}")
-        m3.metric("Kept", f"{ea / eb:.1%}" if eb > 0 else "n/a",
-                  help="Sum over channels of mean(x²) after / before. For a standard SE unit each channel's "
-                       "energy is multiplied by s².")
-        show(_energy_figure(result.se, block.name, focus, names[focus]), key="inspect_energy",
-             filename=f"energy_{block.label}_{names[focus]}")
-    else:
+    if block is None or block.name not in result.se.energy_before or block.name not in result.se.s:
         st.info("The chosen block has no SE unit, so nothing is recalibrated there; pick another block above.")
+    elif (box := _more("Channel energy before and after SE (the chosen block and image)", "inspect_more_energy")):
+        with box:
+            eb = float(result.se.energy_before[block.name][focus].sum())
+            ea = float(result.se.energy_after[block.name][focus].sum())
+            st.caption(f"Energy of each channel, mean over H×W of x², entering the SE unit of {block.label} and "
+                       f"leaving it, for {names[focus]}. SE rescales channel c by s_c, so its energy by s_c².")
+            m1, m2, m3 = st.columns(3)
+            m1.metric("Energy before SE (sum over channels)", f"{eb:.4g}")
+            m2.metric("Energy after SE (sum over channels)", f"{ea:.4g}")
+            m3.metric("Kept", f"{ea / eb:.1%}" if eb > 0 else "n/a",
+                      help="Sum over channels of mean(x²) after / before. For a standard SE unit each channel's "
+                           "energy is multiplied by s².")
+            show(_energy_figure(result.se, block.name, focus, names[focus]), key="inspect_energy",
+                 filename=f"energy_{block.label}_{names[focus]}")
 
     st.markdown("**Switch SE off** (s = 1, the block passes its features unscaled) and see how the predictions change.")
     gate_by_label = {s_.label: s_.name for s_ in gate_sites}

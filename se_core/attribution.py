@@ -68,7 +68,9 @@ SENSITIVITY_RADIUS = 0.05
 SENSITIVITY_SAMPLES = 4
 QUALITY_SEED = 0
 
-_STAGE_NAME = re.compile(r"^(layer\d+|stages?\d*|features|blocks)$")
+# layer*: ResNets; stages/stage*: timm; features: torchvision MobileNet/EfficientNet; blocks: timm; trunk_output:
+# torchvision RegNet; s1..s4: timm RegNet; layers: torchvision MnasNet.
+_STAGE_NAME = re.compile(r"^(layer\d+|stages?\d*|features|blocks|trunk_output|s\d+|layers)$")
 
 
 @dataclass(frozen=True)
@@ -132,13 +134,15 @@ def default_layer(model: nn.Module) -> str:
     names = stage_layers(model)
     if not names:
         children = ", ".join(n for n, _ in model.named_children())
-        raise ValueError(f"no stage module (layer*, stages, features, blocks) among the model's children "
+        raise ValueError(f"no stage module (layer*, stages, features, blocks, trunk_output, s1.., layers) among the "
+                         f"model's children "
                          f"({children}); choose the Grad-CAM layer explicitly")
     return names[-1]
 
 
 def stage_layers(model: nn.Module) -> list[str]:
-    """Top-level children that can host Grad-CAM (``layer*``, ``stages*``, ``features``, ``blocks``)."""
+    """Top-level children that can host Grad-CAM (``layer*``, ``stages*``, ``features``, ``blocks``, and the
+    library nets' ``trunk_output`` / ``s1``.. (RegNet) and ``layers`` (MnasNet))."""
     return [n for n, _ in model.named_children() if _STAGE_NAME.match(n)]
 
 

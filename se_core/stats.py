@@ -56,7 +56,7 @@ import torch
 from torch import nn
 
 from se_core.data import BatchStream, ImageSet
-from se_core.probe import Site, capture, find_sites
+from se_core.probe import capture, find_sites
 from se_core.selectivity import selectivity_from_moments
 
 SCHEMA_VERSION = 1

@@ -127,12 +127,26 @@ def metrics(page: Page) -> dict[str, str]:
     return out
 
 
-def pick(page: Page, label: str, option: str) -> None:
-    """Choose ``option`` in the selectbox or multiselect labelled ``label`` (both are comboboxes)."""
-    page.get_by_role("combobox", name=label, exact=True).click()
-    page.get_by_role("option", name=option, exact=True).click()
-    page.keyboard.press("Escape")
+def options(page: Page, label: str):
+    """Open the selectbox or multiselect labelled ``label``; returns its option list."""
+    box = page.get_by_role("combobox", name=label, exact=True)
+    widget = page.locator("[data-testid=stSelectbox], [data-testid=stMultiSelect]").filter(has=box)
+    widget.get_by_role("button", name="Open").click()
+    listbox = page.get_by_role("listbox", name=label, exact=True)
+    expect(listbox).to_be_visible()
+    return listbox.get_by_role("option")
+
+
+def choose(page: Page, label: str, option: str | None = None, avoid: str | None = None) -> str:
+    """Choose ``option`` (else the first option not containing ``avoid``) in the widget labelled ``label``."""
+    opts = options(page, label)
+    target = opts.filter(has_text=option).first if option else opts.filter(has_not_text=avoid).first
+    text = target.inner_text().strip()
+    target.click()
+    if page.get_by_role("listbox", name=label, exact=True).count():  # multiselects stay open
+        page.keyboard.press("Escape")
     wait_idle(page)
+    return text
 
 
 def slide(page: Page, label: str, key: str = "ArrowLeft") -> None:
@@ -213,10 +227,7 @@ def test_home(page: Page, app_server: AppServer, shot_dir: Path) -> None:
     assert NUMBER.fullmatch(m["Reduction r"])
     # block selector: draw the first stage's unit instead of the last one
     first = widths[0]
-    option = page.get_by_role("combobox", name="Block to draw")
-    option.click()
-    page.get_by_role("option").filter(has_text=f"stage {first.stage}:").first.click()
-    wait_idle(page)
+    choose(page, "Block to draw", f"stage {first.stage}:")
     expect(page.get_by_test_id("stGraphVizChart").first).to_contain_text(f"C = {first.channels}")
     assert_clean(page)
     screenshot(page, shot_dir, "home")
@@ -273,7 +284,7 @@ def test_inspect_upload_and_controls(page: Page, app_server: AppServer, shot_dir
     assert any(NUMBER.search(v) for v in metrics(page).values())
 
     # image selector: the single-image charts follow the chosen image
-    pick(page, "Image", name)
+    choose(page, "Image", name)
     assert [c["meta"].get("image") for c in visible_charts(page) if c["meta"].get("chart") == "gate_heatmap"] == [name]
 
     # block selector: one step towards the input moves the per-block charts
@@ -283,11 +294,8 @@ def test_inspect_upload_and_controls(page: Page, app_server: AppServer, shot_dir
     assert after != before
 
     # switch one SE block off: the intervention summary and chart appear
-    page.get_by_role("combobox", name="Blocks to switch off").click()
-    page.get_by_role("option").first.click()
-    page.keyboard.press("Escape")
-    wait_idle(page)
-    expect(page.get_by_text(re.compile(r"Top-1 changed for \d+ of \d+ image"))).to_be_visible()
+    off = choose(page, "Blocks to switch off")
+    expect(page.get_by_text(re.compile(rf"Top-1 changed for \d+ of \d+ image.*at {re.escape(off)}"))).to_be_visible()
     assert any(c["meta"].get("chart") == "intervention" for c in assert_charts(page, 5))
     assert_clean(page)
     screenshot(page, shot_dir, "inspect")
@@ -313,11 +321,7 @@ def test_attributions_upload_and_controls(page: Page, app_server: AppServer, sho
 
     # class selector: attribute another class than the SE model's top-1
     current = pairs[0]["title"].split("class '")[1].rstrip("'")
-    page.get_by_role("combobox", name="Target class").click()
-    option = page.get_by_role("option").filter(has_not_text=f"{current} (").first
-    new = option.inner_text().split(" (")[0]
-    option.click()
-    wait_idle(page)
+    new = choose(page, "Target class", avoid=f"{current} (").split(" (")[0]
     page.wait_for_function("cls => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.layout.title"
                            " && (g.layout.title.text || '').endsWith(`class '${cls}'`))", arg=new, timeout=TIMEOUT_MS)
     assert all(t.endswith(f"class '{new}'") for t in chart_titles(page) if " · class '" in t)
@@ -356,7 +360,7 @@ def test_classwise(page: Page, app_server: AppServer, shot_dir: Path) -> None:
 
     # class selector (Fig. 7)
     page.get_by_role("tab", name="Fig. 7: median & IQR").click()
-    pick(page, "Class", "dog")
+    choose(page, "Class", "dog")
     fig7 = [c for c in visible_charts(page) if c["meta"].get("chart") == "fig7"]
     assert fig7 and all(c["meta"]["class"] == "dog" for c in fig7)
     page.get_by_role("tab", name="Selectivity vs depth").click()

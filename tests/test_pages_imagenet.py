@@ -1,0 +1,142 @@
+"""Every page with an ImageNet pair (RegNetY/X-400MF, random weights in a fake torchvision cache), with
+missing weights, and with the user's own checkpoint uploaded on the Models page and compared everywhere.
+
+The RegNet 400MF pair is the cheapest ImageNet pair (0.4 GMACs per 224x224 image); the bigger pairs are
+loaded and probed at the library level in test_zoo.py.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+from se_core.registry import get_spec
+from test_user_models import _Payload, _with_meta, user_dir  # noqa: F401 - fixture
+from test_zoo import library_cache, write_pair  # noqa: F401 - fixture
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+PAGES = Path(__file__).resolve().parents[1] / "pages"
+PAIR = "imagenet-regnet400mf-tv"
+
+
+def _app(pair: str | None = None) -> AppTest:
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(APP, default_timeout=300)
+    if pair:
+        at.query_params["pair"] = pair
+    at.run()
+    return at
+
+
+def _goto(at: AppTest, page: str) -> AppTest:
+    at.switch_page(f"../pages/{page}.py")
+    at.run()
+    assert not at.exception, f"{page}: {at.exception}"
+    return at
+
+
+def _text(at: AppTest) -> str:
+    parts = []
+    for kind in ("markdown", "caption", "info", "warning", "error", "success", "code"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    return "\n".join(parts)
+
+
+def test_every_page_shows_the_imagenet_pair(library_cache: dict[str, Path]) -> None:
+    write_pair(PAIR, library_cache)
+    at = _app(PAIR)
+    assert not at.exception and not at.error
+    assert at.sidebar.selectbox(key="pair").value == PAIR
+    home = _text(at)
+    assert "SE design of `regnet_y_400mf_tv`" in home and "SqueezeExcitation" in home  # the library's SE, described
+    assert at.dataframe  # the unit table, widths measured on the loaded model
+
+    _goto(at, "models")
+    assert not at.error, [e.value for e in at.error]
+    text = _text(at)
+    assert "regnet_y_400mf-e6988f5f.pth" in text and "Radosavovic" in text  # selected pair's file, the justification
+    assert any("tench" in str(t.value) for t in at.table)  # class names from torchvision's metadata
+
+    _goto(at, "inspector")
+    assert not at.error, [e.value for e in at.error]
+    labels = at.select_slider[0].options
+    assert labels[0] == "s1.b0" and "s4.b5" in labels  # RegNetY's 16 SE sites
+    zblock = [e for e in at.get("plotly_chart") if e.key == "inspect_zblock"]
+    assert zblock and "vanilla (regnet_x_400mf_tv)" in zblock[0].proto.spec  # vanilla z at the paired site
+
+    at.session_state["attr_methods"] = ["saliency", "layer_gradcam"]  # keep it affordable at 224 px on a CPU
+    _goto(at, "attributions")
+    assert not at.error, [e.value for e in at.error]
+    assert [m.value for m in at.metric if m.label == "Grad-CAM layer"] == ["trunk_output"]
+
+    for extra in ("classwise", "ablations"):
+        if (PAGES / f"{extra}.py").is_file():
+            _goto(at, extra)  # these pages need CIFAR-10 data: they may explain so, but must not crash
+            assert not at.error, (extra, [e.value for e in at.error])
+
+
+def test_missing_library_weights_are_explained_on_every_page(library_cache: dict[str, Path]) -> None:
+    pair = "imagenet-resnet50-rsb-a1"
+    at = _app(pair)
+    assert not at.exception
+    assert "models--timm--seresnet50.a1_in1k" in _text(at)  # Home falls back to the registry and says why
+    _goto(at, "models")
+    text = _text(at)
+    assert "python -c \"import timm; timm.create_model('seresnet50.a1_in1k', pretrained=True)\"" in text
+    assert "weights missing" in " ".join(e.label for e in at.expander)
+    for page in ("inspector", "attributions"):
+        _goto(at, page)
+        errors = " ".join(str(e.value) for e in at.error)
+        assert "seresnet50.a1_in1k" in errors and "model.safetensors" in errors and "timm.create_model" in errors
+
+
+def test_upload_own_checkpoint_registers_a_pair_used_by_every_page(user_dir: Path, tiny_data_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    at = _app()
+    _goto(at, "models")
+    # 1. a pickle payload is refused with a message, and never runs
+    sentinel = tmp_path / "SENTINEL"
+    evil = tmp_path / "evil.pt"
+    torch.save({"fc.weight": _Payload(sentinel)}, evil)
+    at.file_uploader(key="models-user-se-upload").set_value(("evil.pt", evil.read_bytes(), "application/octet-stream"))
+    at.run()
+    assert any("weights_only" in str(e.value) for e in at.error) and not sentinel.exists()
+
+    # 2. a file without metadata, declared as the wrong architecture: every mismatch named, nothing registered
+    bare = tmp_path / "bare.pt"
+    torch.manual_seed(0)
+    torch.save(get_spec("se_resnet20_cifar").build().state_dict(), bare)
+    at.file_uploader(key="models-user-se-upload").set_value(("bare.pt", bare.read_bytes(), "application/octet-stream"))
+    at.run()
+    assert not at.exception
+    at.selectbox(key="models-user-se-arch").set_value("se_resnet32_cifar")
+    at.run()
+    at.button(key="models-user-register").click()
+    at.run()
+    assert any("missing layer1.3.conv1.weight" in str(e.value) for e in at.error)
+    assert at.sidebar.selectbox(key="pair").value == "cifar10-resnet20"
+
+    # 3. a good checkpoint with metadata, compared with the shipped ResNet-20: registered and selected
+    good = _with_meta(tmp_path / "mine.safetensors")
+    at.file_uploader(key="models-user-se-upload").set_value(("mine.safetensors", good.read_bytes(),
+                                                             "application/octet-stream"))
+    at.run()
+    assert not at.error, [e.value for e in at.error]
+    assert "architecture **se_resnet20_cifar**" in _text(at)
+    van = at.selectbox(key="models-user-vanilla-choice")
+    assert van.value == 0 and van.options[0] == "resnet20_cifar: weights of pair 'cifar10-resnet20'"
+    at.button(key="models-user-register").click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    name = at.sidebar.selectbox(key="pair").value
+    assert name.startswith("user:")
+    assert at.sidebar.selectbox(key="pair").options[-1] == "Yours: se_resnet20_cifar (mine.safetensors) vs resnet20_cifar"
+    assert any(name in str(s.value) for s in at.success)
+    _goto(at, "home")
+    assert not at.error and "Yours: se_resnet20_cifar (mine.safetensors) vs resnet20_cifar" in _text(at)
+    _goto(at, "inspector")
+    assert not at.error, [e.value for e in at.error]
+    assert [e.key for e in at.get("plotly_chart")][:2] == ["inspect_top5_0", "inspect_top5_1"]
