@@ -56,8 +56,14 @@ def colorscale(name: str) -> list[list]:
     return [list(p) for p in _colorscale(name)]
 
 
+def _new(data: go.Heatmap | None = None) -> go.Figure:
+    """A figure on plotly_white from the start: a template given at construction replaces applying Plotly's
+    default template first and plotly_white over it (same figure, ~2 ms less per chart)."""
+    return go.Figure(data, layout={"template": "plotly_white"})
+
+
 def _layout(fig: go.Figure, title: str, x_title: str | None, y_title: str | None, height: int | None = None) -> go.Figure:
-    fig.update_layout(template="plotly_white", title={"text": title, "x": 0.0, "xanchor": "left"} if title else None,
+    fig.update_layout(title={"text": title, "x": 0.0, "xanchor": "left"} if title else None,
                       margin={"l": 60, "r": 10, "t": 50 if title else 20, "b": 50}, height=height,
                       legend={"orientation": "v", "yanchor": "top", "y": 1.0, "x": 1.02, "xanchor": "left"},
                       hoverlabel={"namelength": -1}, font={"size": 13})
@@ -93,7 +99,7 @@ def line_curves(df: pd.DataFrame, x: str, y: str, color: str, *, dash: str | Non
                 x_title: str | None = None, y_title: str | None = None, colors: Mapping[str, str] | None = None,
                 markers: bool = True, height: int | None = None) -> go.Figure:
     """One line per value of ``color`` (and line style per value of ``dash``), e.g. curves per run."""
-    fig = go.Figure()
+    fig = _new()
     cmap = color_map([str(v) for v in df[color]], colors) if len(df) else {}
     dashes = {v: _DASHES[i % len(_DASHES)] for i, v in enumerate(dict.fromkeys(df[dash]))} if dash and len(df) else {}
     groups = [color, dash] if dash else [color]
@@ -113,7 +119,7 @@ def band_curves(df: pd.DataFrame, x: str, y: str, err: str, color: str, *, title
                 x_title: str | None = None, y_title: str | None = None, colors: Mapping[str, str] | None = None,
                 height: int | None = None) -> go.Figure:
     """Lines of ``y`` with a shaded band ``y ± err`` per value of ``color`` (e.g. gate mean ± std per block)."""
-    fig = go.Figure()
+    fig = _new()
     cmap = color_map([str(v) for v in df[color]], colors) if len(df) else {}
     for c, g in df.groupby(color, sort=False):
         g = g.sort_values(x)
@@ -142,9 +148,9 @@ def heatmap(z: np.ndarray | Sequence[Sequence[float]], x_labels: Sequence, y_lab
             colorscale: str = "Viridis", title: str = "", x_title: str | None = None, y_title: str | None = None,
             colorbar_title: str = "", height: int | None = None, hover: str = "%{y} · %{x}: %{z:.4f}") -> go.Figure:
     """A labelled heatmap (rows = ``y_labels``, columns = ``x_labels``), top row first."""
-    fig = go.Figure(go.Heatmap(z=np.asarray(z, dtype=float), x=list(x_labels), y=list(y_labels), zmin=zmin, zmax=zmax,
-                               zmid=zmid, colorscale=colorscale, colorbar={"title": {"text": colorbar_title}},
-                               hovertemplate=hover + "<extra></extra>"))
+    fig = _new(go.Heatmap(z=np.asarray(z, dtype=float), x=list(x_labels), y=list(y_labels), zmin=zmin, zmax=zmax,
+                          zmid=zmid, colorscale=colorscale, colorbar={"title": {"text": colorbar_title}},
+                          hovertemplate=hover + "<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, title, x_title, y_title, height)
 
@@ -154,7 +160,7 @@ def bar_compare(df: pd.DataFrame, x: str, y: str, color: str, *, error: str | No
                 barmode: str = "group", height: int | None = None, text_format: str | None = None,
                 y_range: tuple[float, float] | None = None) -> go.Figure:
     """Grouped bars of ``y`` per ``x``, one bar series per ``color`` value, optional ± ``error`` whiskers."""
-    fig = go.Figure()
+    fig = _new()
     cmap = color_map([str(v) for v in df[color]], colors) if len(df) else {}
     for c, g in df.groupby(color, sort=False):
         err = None
@@ -182,7 +188,7 @@ def histogram_stack(edges: Sequence[float] | Sequence[Sequence[float]], counts: 
     per_row = len(edges) > 0 and np.ndim(edges[0]) == 1
     if per_row and len(edges) != len(counts):
         raise ValueError(f"{len(edges)} edge lists for {len(counts)} histograms")
-    fig = go.Figure()
+    fig = _new()
     n = len(counts)
     cols = sample_colorscale(colorscale, [i / max(1, n - 1) for i in range(n)]) if n else []
     for i, (row, lab) in enumerate(zip(counts, labels)):
@@ -203,7 +209,7 @@ def histogram_compare(values: Mapping[str, Sequence[float]], *, nbins: int = 40,
                       x_title: str = "value", colors: Mapping[str, str] | None = None,
                       height: int | None = None) -> go.Figure:
     """Overlaid, normalised histograms of raw values per group (e.g. SE vs vanilla)."""
-    fig = go.Figure()
+    fig = _new()
     cmap = color_map(list(values), colors)
     for lab, v in values.items():
         fig.add_trace(go.Histogram(x=np.asarray(v, dtype=float), name=lab, nbinsx=nbins, histnorm="probability",

@@ -28,9 +28,11 @@ class ImageInput:
     source: str = "upload"
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_resource(max_entries=32, show_spinner=False)
 def _decode(name: str, data: bytes, source: str) -> tuple[list[NamedImage], list[tuple[str, str]]]:
-    """Decode one file (cached by its bytes, so reruns do not decode again)."""
+    """Decode one file, cached by its bytes so reruns do not decode again. A resource cache: a hit returns
+    the decoded images themselves (callers only read them) instead of unpickling a copy of every pixel,
+    which for a large photo means copying tens of megabytes on every rerun."""
     images, problems = decode_named([(name, data)], source)
     return images, [(p.name, p.text()) for p in problems]
 

@@ -74,23 +74,24 @@ def _csv_rows(result: ops.InspectResult) -> int:
     return sum(v.size for mp in (result.se, result.vanilla) for v in mp.z.values())
 
 
-def _png(img) -> bytes:
-    """Display copy as PNG (shown with ``output_format="PNG"``: sent as is, not re-encoded per rerun)."""
+def _encoded(img, fmt: str) -> bytes:
     buf = io.BytesIO()
-    ops.display_image(img).save(buf, format="PNG", compress_level=1)
+    ops.display_image(img).save(buf, format=fmt, **({"quality": 90} if fmt == "JPEG" else {"compress_level": 1}))
     return buf.getvalue()
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
 def _thumb(digest: str, _img) -> bytes:
-    """Display copy of an upload as PNG bytes (large photos are not re-scaled or re-encoded on every rerun)."""
-    return _png(_img)
+    """Display copy of an upload as JPEG bytes, shown with ``output_format="JPEG"`` so it is sent as is
+    (large photos are not re-scaled or re-encoded on every rerun)."""
+    return _encoded(_img, "JPEG")
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def _seen(pair_key: str, role: str, digest: str, _seen: np.ndarray) -> bytes:
-    """What a model sees (its denormalized input), enlarged with nearest, as PNG bytes; cached per image."""
-    return _png(_seen)
+    """What a model sees (its denormalized input) enlarged with nearest, as PNG bytes (lossless: the pixel
+    grid stays crisp), cached per image and shown with ``output_format="PNG"`` so it is not re-encoded."""
+    return _encoded(_seen, "PNG")
 
 
 # --------------------------------------------------------------------------- figures
@@ -234,7 +235,7 @@ h, w = result.se.preprocess.size
 for i, inp in enumerate(inputs):
     cols = st.columns([1, 1, 3] if same_input else [1, 1, 1, 3], vertical_alignment="center")
     cols[0].image(_thumb(inp.digest, inp.image), caption=f"{inp.name} ({inp.image.width}×{inp.image.height})",
-                  output_format="PNG")
+                  output_format="JPEG")
     cols[1].image(_seen(pkey, "se", inp.digest, result.se.seen[i]),
                   caption=f"what {'both models see' if same_input else 'the SE model sees'}: {w}×{h}, "
                           "denormalized, enlarged with nearest", output_format="PNG")
@@ -250,7 +251,6 @@ gate_sites = result.se.gate_sites
 if not gate_sites:
     st.warning(f"{result.se.name} has no recognisable SE unit, so there are no gates to show; only the squeeze "
                "descriptors z are available. Choose another model pair in the sidebar.")
-
 
 # -- controls shared by the block views ----------------------------------------------------
 st.header("Inside the blocks", divider="gray")
@@ -280,8 +280,9 @@ if gate_sites:
 
 # -- squeeze descriptors z ------------------------------------------------------------------
 st.subheader("Squeeze descriptors z")
-st.caption("z = mean of each channel over H×W, read where the SE unit sits (in the vanilla net the same place "
-           "holds an identity, so z is read there too).")
+st.caption("z = mean of each channel over H×W, read where the SE unit sits (in the vanilla net at the same place: "
+           "its identity placeholder, or, for timm / torchvision models, the output of the layer after which the "
+           "SE twin recalibrates).")
 if block is not None:
     show(_z_pair_figure(result, block.name, focus), key="inspect_zblock", filename=f"z_{block.label}_{names[focus]}")
 if (box := _more("z heatmaps of both models (every block, the chosen image)", "inspect_more_z")):
@@ -315,20 +316,21 @@ if gate_sites:
     st.subheader("What the gates do")
     if block is None or block.name not in result.se.energy_before or block.name not in result.se.s:
         st.info("The chosen block has no SE unit, so nothing is recalibrated there; pick another block above.")
-    elif (box := _more("Channel energy before and after SE (the chosen block and image)", "inspect_more_energy")):
-        with box:
-            eb = float(result.se.energy_before[block.name][focus].sum())
-            ea = float(result.se.energy_after[block.name][focus].sum())
-            st.caption(f"Energy of each channel, mean over H×W of x², entering the SE unit of {block.label} and "
-                       f"leaving it, for {names[focus]}. SE rescales channel c by s_c, so its energy by s_c².")
-            m1, m2, m3 = st.columns(3)
-            m1.metric("Energy before SE (sum over channels)", f"{eb:.4g}")
-            m2.metric("Energy after SE (sum over channels)", f"{ea:.4g}")
-            m3.metric("Kept", f"{ea / eb:.1%}" if eb > 0 else "n/a",
-                      help="Sum over channels of mean(x²) after / before. For a standard SE unit each channel's "
-                           "energy is multiplied by s².")
-            show(_energy_figure(result.se, block.name, focus, names[focus]), key="inspect_energy",
-                 filename=f"energy_{block.label}_{names[focus]}")
+    else:
+        eb = float(result.se.energy_before[block.name][focus].sum())
+        ea = float(result.se.energy_after[block.name][focus].sum())
+        st.caption(f"Energy of each channel, mean over H×W of x², entering the SE unit of {block.label} and "
+                   f"leaving it, for {names[focus]}. SE rescales channel c by s_c, so its energy by s_c².")
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Energy before SE (sum over channels)", f"{eb:.4g}")
+        m2.metric("Energy after SE (sum over channels)", f"{ea:.4g}")
+        m3.metric("Kept", f"{ea / eb:.1%}" if eb > 0 else "n/a",
+                  help="Sum over channels of mean(x²) after / before. For a standard SE unit each channel's "
+                       "energy is multiplied by s².")
+        if (box := _more("Energy of every channel, before and after SE", "inspect_more_energy")):
+            with box:
+                show(_energy_figure(result.se, block.name, focus, names[focus]), key="inspect_energy",
+                     filename=f"energy_{block.label}_{names[focus]}")
 
     st.markdown("**Switch SE off** (s = 1, the block passes its features unscaled) and see how the predictions change.")
     gate_by_label = {s_.label: s_.name for s_ in gate_sites}

@@ -121,12 +121,13 @@ def attach_sites(model: nn.Module, sites: Sequence[Site]) -> nn.Module:
     return model
 
 
-def find_sites(model: nn.Module) -> list[Site]:
+def find_sites(model: nn.Module, *, attached: bool = True) -> list[Site]:
     """Every SE unit of ``model`` (and ``.se`` Identity placeholders of vanilla nets), in order.
 
-    A site list fixed by :func:`attach_sites` takes precedence over the structural search.
+    A site list fixed by :func:`attach_sites` takes precedence over the structural search
+    (``attached=False``: the structural search only).
     """
-    preset = getattr(model, SITES_ATTR, None)
+    preset = getattr(model, SITES_ATTR, None) if attached else None
     if preset is not None:
         return list(preset)
     sites: list[Site] = []

@@ -318,14 +318,7 @@ def _shapes(model: nn.Module, sites: Sequence[Site], size: int = PROBE_SIZE) -> 
 
 def _structural(model: nn.Module) -> list[Site]:
     """SE units found by structure, ignoring any attached site list."""
-    from se_core.probe import SITES_ATTR
-
-    saved = model.__dict__.pop(SITES_ATTR, None)
-    try:
-        return [s for s in find_sites(model) if s.gate]
-    finally:
-        if saved is not None:
-            model.__dict__[SITES_ATTR] = saved
+    return [s for s in find_sites(model, attached=False) if s.gate]
 
 
 def vanilla_sites(model: nn.Module, family: str | None = None) -> list[Site]:

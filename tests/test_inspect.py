@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
 import pytest
 import streamlit as st
 import torch
@@ -66,15 +68,80 @@ def page(tiny_data_dir) -> AppTest:
     return at
 
 
+ESSENTIAL = ("top5", "gate_heatmap", "z_block")  # built on every rerun
+MORE = {"inspect_more_gates": ("gate_box",), "inspect_more_z": ("z_heatmap_se", "z_heatmap_vanilla"),
+        "inspect_more_compare": ("compare_s", "compare_z"), "inspect_more_energy": ("energy",)}
+
+
+def _open(at: AppTest, *keys: str) -> None:
+    """Open the lazy expanders ``keys`` (what a click does: their state is True) and rerun."""
+    for k in keys or MORE:
+        at.session_state[k] = True
+    at.run()
+    assert not at.exception, at.exception
+
+
+def _plain(v):
+    """A Plotly JSON value with typed arrays decoded, so plotly's validating constructor can read it."""
+    if isinstance(v, dict) and "bdata" in v:
+        return _array(v)
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return [_plain(x) for x in v] if isinstance(v, list) else v
+
+
 def test_default_samples_fill_the_page(page: AppTest) -> None:
     charts = _charts(page)
     assert page.multiselect(key="inspect_samples").value == ["cat_0000", "ship_0000"]
-    for kind in ("top5", "z_heatmap_se", "z_heatmap_vanilla", "z_block", "gate_heatmap", "gate_box",
-                 "compare_s", "compare_z", "energy"):
-        assert kind in charts, f"missing chart {kind}; have {sorted(charts)}"
+    assert sorted(charts) == sorted(ESSENTIAL), "the default view builds only the essential charts"
     assert len(charts["top5"]) == 2
-    assert [t["name"] for t in charts["compare_s"][0]["data"]] == ["cat_0000", "ship_0000"]
+    assert len(page.expander) == len(MORE) and all(not e.proto.expanded for e in page.expander)
     assert any(b.label.startswith("Download z, s") for b in page.get("download_button"))
+
+    _open(page)  # every secondary chart is one click away
+    charts = _charts(page)
+    for kind in ESSENTIAL + tuple(k for kinds in MORE.values() for k in kinds):
+        assert kind in charts, f"missing chart {kind}; have {sorted(charts)}"
+    assert [t["name"] for t in charts["compare_s"][0]["data"]] == ["cat_0000", "ship_0000"]
+    box = charts["gate_box"][0]["data"]
+    assert [t["name"] for t in box] == ["cat_0000", "ship_0000"] and len(box[0]["x"]) == len(_array(box[0]["y"]))
+
+    # charts are built from plain dicts without validation: every one must pass plotly's schema
+    for figs in charts.values():
+        for fig in figs:
+            go.Figure(_plain(fig))
+    # ... and an open expander stays open after a new upload
+    page.file_uploader[0].set_value(("mine.png", _png(), "image/png"))
+    page.run()
+    assert "energy" in _charts(page) and len(_charts(page)["top5"]) == 3
+
+
+def test_csv_download_is_built_on_click(page: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    deferred = {}
+    add = MediaFileManager.add_deferred
+
+    def spy(self, fn, mimetype, coordinates, file_name=None, **kw):
+        deferred[file_name] = fn
+        return add(self, fn, mimetype, coordinates, file_name=file_name, **kw)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
+    page.run()
+    (name, make), = ((k, v) for k, v in deferred.items() if k.startswith("se_lens_inspect_"))
+    from se_core.inspect_ops import inspect
+    from se_core.samples import read_sample
+    res = inspect(load_pair(DEFAULT_PAIR), [decode_image(read_sample(n)) for n in ("cat_0000", "ship_0000")],
+                  ["cat_0000", "ship_0000"])
+    direct = res.to_frame()
+    got = pd.read_csv(io.BytesIO(make()))
+    assert list(got.columns) == list(direct.columns) and len(got) == len(direct)
+    np.testing.assert_allclose(got["z"], direct["z"], rtol=1e-6, atol=1e-7)
+    assert f"{len(direct):,} rows" in " ".join(c.value for c in page.caption)
+
+    # the energy summary is on the default view (its per-channel chart is one click away)
+    eb, ea = (float(e["layer3.0.se"][0].sum()) for e in (res.se.energy_before, res.se.energy_after))
+    assert [m.value for m in page.metric] == [f"{eb:.4g}", f"{ea:.4g}", f"{ea / eb:.1%}"]
 
 
 def test_upload_heatmap_equals_direct_probe(page: AppTest) -> None:
@@ -124,7 +191,7 @@ def test_intervention_and_block_controls(page: AppTest) -> None:
     at.multiselect(key="inspect_samples").set_value(["cat_0000"])
     at.select_slider(key=f"inspect_block_{DEFAULT_PAIR}").set_value("s1.b1")
     at.multiselect(key=f"inspect_off_{DEFAULT_PAIR}").set_value(["s1.b0", "s3.b2"])
-    at.run()
+    _open(at, "inspect_more_energy")
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     charts = _charts(at)

@@ -25,7 +25,7 @@ from conftest import REPO_ROOT, subprocess_env
 
 from se_core import pairs, zoo
 from se_core.checkpoints import CheckpointError
-from se_core.pairs import PAIRS, WeightsMissing, WeightsRef, load_pair
+from se_core.pairs import PAIRS, WeightsMissing, load_pair
 from se_core.probe import Site, capture, find_sites, hook_count, pair_sites, probe
 from se_core.registry import get_spec
 

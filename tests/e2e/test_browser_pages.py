@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import ast
 import io
+import os
 import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +30,8 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-TIMEOUT_MS = 120_000  # a busy 2-core machine: reruns can take many seconds
+# a busy 2-core machine: reruns can take many seconds (SE_LENS_E2E_TIMEOUT_S shortens it when debugging)
+TIMEOUT_MS = int(float(os.environ.get("SE_LENS_E2E_TIMEOUT_S", "120")) * 1000)
 expect.set_options(timeout=TIMEOUT_MS)
 WIDTH = 1400
 MAX_SHOT_HEIGHT = 9000
@@ -62,14 +65,28 @@ HEADINGS = {"home.py": "SE Lens", "models.py": "Models", "inspector.py": "Inspec
 
 
 def wait_idle(page: Page, settle_ms: int = 400) -> None:
-    """Wait until Streamlit is connected, the script has finished and no spinner or running-man is left."""
+    """Wait until Streamlit is connected, the script has finished, nothing spins and the page stops changing.
+
+    The script state turns ``notRunning`` a moment before the last elements are drawn, so the page
+    must also look the same on two checks in a row (element count and chart count).
+    """
     page.wait_for_timeout(settle_ms)  # let a rerun triggered by the last action begin
-    page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", state="attached",
-                           timeout=TIMEOUT_MS)
-    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", state="attached",
-                           timeout=TIMEOUT_MS)
-    page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=TIMEOUT_MS)
-    page.wait_for_selector("[data-testid='stSpinner']", state="detached", timeout=TIMEOUT_MS)
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    last = None
+    while True:
+        page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']"
+                               "[data-test-script-state='notRunning']", state="attached", timeout=TIMEOUT_MS)
+        page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=TIMEOUT_MS)
+        page.wait_for_selector("[data-testid='stSpinner']", state="detached", timeout=TIMEOUT_MS)
+        now = page.evaluate("""() => [document.querySelectorAll('[data-testid=stMain] *').length,
+                                      document.querySelectorAll('.js-plotly-plot .main-svg').length,
+                                      document.querySelectorAll('[data-stale=true]').length]""")
+        if now == last and now[2] == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the page did not settle within {TIMEOUT_MS / 1000:.0f} s")
+        last = now
+        page.wait_for_timeout(300)
 
 
 def open_page(page: Page, server: AppServer, path: str) -> None:
@@ -130,9 +147,17 @@ def metrics(page: Page) -> dict[str, str]:
 def options(page: Page, label: str):
     """Open the selectbox or multiselect labelled ``label``; returns its option list."""
     box = page.get_by_role("combobox", name=label, exact=True)
-    widget = page.locator("[data-testid=stSelectbox], [data-testid=stMultiSelect]").filter(has=box)
-    widget.get_by_role("button", name="Open").click()
-    listbox = page.get_by_role("listbox", name=label, exact=True)
+    listbox = page.locator(f'[role=listbox][aria-label="{label}"]')
+    box.scroll_into_view_if_needed()
+    for _ in range(3):  # the popup closes when the page scrolls or re-renders under it: try again
+        box.click()
+        if box.get_attribute("aria-expanded") != "true":
+            box.press("ArrowDown")
+        try:
+            expect(listbox).to_be_visible(timeout=5_000)
+            break
+        except AssertionError:
+            page.keyboard.press("Escape")
     expect(listbox).to_be_visible()
     return listbox.get_by_role("option")
 
@@ -143,7 +168,7 @@ def choose(page: Page, label: str, option: str | None = None, avoid: str | None 
     target = opts.filter(has_text=option).first if option else opts.filter(has_not_text=avoid).first
     text = target.inner_text().strip()
     target.click()
-    if page.get_by_role("listbox", name=label, exact=True).count():  # multiselects stay open
+    if page.locator(f'[role=listbox][aria-label="{label}"]').count():  # multiselects stay open
         page.keyboard.press("Escape")
     wait_idle(page)
     return text
@@ -155,10 +180,21 @@ def slide(page: Page, label: str, key: str = "ArrowLeft") -> None:
     wait_idle(page)
 
 
+def open_expanders(page: Page) -> int:
+    """Open every visible closed expander, one at a time (some rerun the script to build their charts)."""
+    n = 0
+    closed = page.locator("[data-testid=stExpander] details:not([open]) > summary").filter(visible=True)
+    while closed.count() and n < 50:
+        closed.first.click()
+        wait_idle(page)
+        n += 1
+    return n
+
+
 def upload_png(page: Page, path: Path) -> None:
     page.locator("input[type=file]").first.set_input_files(str(path))
     wait_idle(page, settle_ms=800)
-    expect(page.get_by_test_id("stFileUploaderFile").filter(has_text=path.name)).to_be_visible()
+    expect(page.get_by_test_id("stFileChipName").filter(has_text=path.name)).to_be_visible()
 
 
 def screenshot(page: Page, shot_dir: Path, name: str) -> Path:
@@ -208,6 +244,8 @@ def test_page_loads_clean(page: Page, app_server: AppServer, path: str) -> None:
     if heading:
         expect(h1).to_have_text(heading)
     assert page.get_by_test_id("stSidebar").get_by_role("combobox", name="Model pair").count() == 1
+    assert_clean(page)
+    open_expanders(page)  # what they hold must render cleanly too
     assert_clean(page)
 
 
@@ -270,35 +308,42 @@ def test_inspect_upload_and_controls(page: Page, app_server: AppServer, shot_dir
     name = upload_file.name
     expect(page.get_by_text(f"{name} (48×40)")).to_be_visible()
 
-    cs = assert_charts(page, 5)
+    cs = assert_charts(page, 4)
     top5 = [c for c in cs if c["meta"].get("chart") == "top5"]
     assert name in [c["meta"].get("image") for c in top5]  # the upload, beside the default samples
     notes = page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')]"
                           ".filter(g => (g.layout.meta || {}).chart === 'top5')"
                           ".map(g => g.layout.annotations.map(a => a.text).join(' | '))")
-    assert all("SE" in n and "vanilla" in n for n in notes) and len(notes) == len(top5)
-    bar_text = page.locator(".js-plotly-plot .bars text").all_inner_texts()
+    assert len(notes) == len(top5) and all("SE" in n and "vanilla" in n for n in notes), notes
+    bar_text = page.locator(".js-plotly-plot .bars text").all_text_contents()
     assert any(re.fullmatch(r"\d+(\.\d)?%", t.strip()) for t in bar_text), bar_text[:10]
     gates = [c for c in cs if c["meta"].get("chart") == "gate_heatmap"]
-    assert len(gates) == 1 and gates[0]["types"] == ["heatmap"]
-    assert any(NUMBER.search(v) for v in metrics(page).values())
+    assert len(gates) == 1 and gates[0]["types"] == ["heatmap"] and gates[0]["meta"]["image"] == name
 
     # image selector: the single-image charts follow the chosen image
-    choose(page, "Image", name)
-    assert [c["meta"].get("image") for c in visible_charts(page) if c["meta"].get("chart") == "gate_heatmap"] == [name]
+    other = next(c["meta"]["image"] for c in top5 if c["meta"]["image"] != name)
+    choose(page, "Image", other)
+    assert [c["meta"].get("image") for c in charts(page) if c["meta"].get("chart") == "gate_heatmap"] == [other]
 
     # block selector: one step towards the input moves the per-block charts
-    before = next(c["meta"]["site"] for c in visible_charts(page) if c["meta"].get("chart") == "compare_s")
+    before = next(c["meta"]["site"] for c in charts(page) if c["meta"].get("chart") == "z_block")
     slide(page, "Block")
-    after = next(c["meta"]["site"] for c in visible_charts(page) if c["meta"].get("chart") == "compare_s")
+    after = next(c["meta"]["site"] for c in charts(page) if c["meta"].get("chart") == "z_block")
     assert after != before
+    assert any(NUMBER.search(v) for v in metrics(page).values())
 
     # switch one SE block off: the intervention summary and chart appear
     off = choose(page, "Blocks to switch off")
     expect(page.get_by_text(re.compile(rf"Top-1 changed for \d+ of \d+ image.*at {re.escape(off)}"))).to_be_visible()
-    assert any(c["meta"].get("chart") == "intervention" for c in assert_charts(page, 5))
+    assert any(c["meta"].get("chart") == "intervention" for c in assert_charts(page, 4))
     assert_clean(page)
     screenshot(page, shot_dir, "inspect")
+
+    # the charts kept in expanders draw when opened
+    open_expanders(page)
+    kinds = {c["meta"].get("chart") for c in assert_charts(page, 6)}
+    assert {"gate_box", "compare_s", "compare_z", "energy"} <= kinds, kinds
+    assert_clean(page)
 
 
 def test_attributions_upload_and_controls(page: Page, app_server: AppServer, shot_dir: Path,
@@ -376,7 +421,7 @@ def test_ablations(page: Page, app_server: AppServer, shot_dir: Path) -> None:
     assert tabs.count() >= 2
     cs = assert_charts(page, 1)
     assert any(c["title"].startswith("Reported by Hu et al.") for c in cs)
-    ticks = page.locator(".js-plotly-plot .ytick text").all_inner_texts()
+    ticks = page.locator(".js-plotly-plot .ytick text").all_text_contents()
     assert any(NUMBER.fullmatch(t.strip().replace("−", "-")) for t in ticks)
     tabs.nth(1).click()
     page.wait_for_timeout(500)
