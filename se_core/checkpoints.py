@@ -221,11 +221,12 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], what: str = "
     return model
 
 
-def describe(path: str | os.PathLike) -> str:
-    """One line describing a checkpoint (used by the CLI and the Models page)."""
+def describe(path: str | os.PathLike, arch: str | None = None) -> str:
+    """One line describing a checkpoint (used by the CLI and the Models page); ``arch`` names the
+    architecture of a file without SE Lens metadata."""
     from se_core.registry import build_from_checkpoint
 
-    model, meta = build_from_checkpoint(path)
+    model, meta = build_from_checkpoint(path, arch=arch)
     n = sum(p.numel() for p in model.parameters())
     se = "vanilla" if not meta.se_config else "SE " + json.dumps(meta.se_config, sort_keys=True)
     return f"ok {meta.arch} {se} params={n:,} classes={meta.num_classes} input={meta.input_size[0]}x{meta.input_size[1]}"
@@ -234,10 +235,12 @@ def describe(path: str | os.PathLike) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m se_core.checkpoints", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("check", help="check that FILE is a usable checkpoint").add_argument("file")
+    check = sub.add_parser("check", help="check that FILE is a usable checkpoint")
+    check.add_argument("file")
+    check.add_argument("--arch", default=None, help="registered architecture, for files without SE Lens metadata")
     args = ap.parse_args(argv)
     try:
-        print(describe(args.file))
+        print(describe(args.file, args.arch))
         return 0
     except CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -765,7 +765,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m se_core.stats", description=__doc__.splitlines()[0])
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--pair", help=f"a registered pair ({', '.join(PAIRS)}): both models")
-    src.add_argument("--checkpoint", help="one checkpoint file (.safetensors)")
+    src.add_argument("--checkpoint", help="one checkpoint file (.safetensors, or .pt/.pth state dict)")
+    ap.add_argument("--arch", default=None, help="registered architecture of a --checkpoint without SE Lens metadata")
     src.add_argument("--ship", action="store_true", help="default pair, full CIFAR-10 JPEG test set, into data/stats/")
     ap.add_argument("--data", default=DEFAULT_DATA, help="cifar10-jpeg | torchvision-cifar10:ROOT | ImageFolder path")
     ap.add_argument("--split", default="test")
@@ -788,7 +789,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.checkpoint:
             from se_core.registry import build_from_checkpoint
-            model, meta = build_from_checkpoint(args.checkpoint)
+            model, meta = build_from_checkpoint(args.checkpoint, arch=args.arch)
             models = [("model", model.to(device), meta, args.checkpoint)]
             size = tuple(meta.input_size)
         else:

@@ -333,7 +333,7 @@ def test_inspect_upload_and_controls(page: Page, app_server: AppServer, shot_dir
     assert any(NUMBER.search(v) for v in metrics(page).values())
 
     # switch one SE block off: the intervention summary and chart appear
-    off = choose(page, "Blocks to switch off")
+    off = choose(page, "Blocks to switch off", avoid="Select all")
     expect(page.get_by_text(re.compile(rf"Top-1 changed for \d+ of \d+ image.*at {re.escape(off)}"))).to_be_visible()
     assert any(c["meta"].get("chart") == "intervention" for c in assert_charts(page, 4))
     assert_clean(page)
