@@ -81,7 +81,9 @@ def _ours_fig(summary: pd.DataFrame, rows: pd.DataFrame, axis: str) -> go.Figure
 
 def _paper_fig(ref: pd.DataFrame, axis: str) -> go.Figure:
     """The paper's reported top-1 error per row of its table."""
-    labels = [f"{s}<br>({o})" if isinstance(o, str) and o != s else s for s, o in zip(ref["setting"], ref["our_setting"])]
+    # long rows ("ResNet-50 (original)") wrap before their bracket, so neighbouring tick labels do not run together
+    labels = [s.replace(" (", "<br>(") + (f"<br>({o})" if isinstance(o, str) and o != s else "")
+              for s, o in zip(ref["setting"], ref["our_setting"])]
     fig = go.Figure(go.Scatter(
         x=labels, y=ref["top1_err"], mode="markers", name="reported top-1 error",
         marker={"symbol": "square", "size": 12, "color": PAPER_COLOR},

@@ -28,12 +28,13 @@ from typing import Iterator
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("SE_LENS_CHROMIUM", "/usr/bin/chromium"))  # Debian's package; override elsewhere
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-dev-shm-usage"]
 SHIPPED = ("se_resnet20-s0.safetensors", "resnet20-s0.safetensors")
 HEALTH_TIMEOUT_S = 90.0
 SHOTS_ENV = "SE_LENS_SCREENSHOTS"
+CAPTION_START, CAPTION_END = "<!-- screenshots:source -->", "<!-- /screenshots:source -->"
 IMAGE_FOLDER = "cifar_samples"  # the Class-wise page's data set, relative to its data root
 
 
@@ -142,7 +143,9 @@ def app_server(browser_ok, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                PYTHONUNBUFFERED="1")
     log = tmp / "streamlit.log"
     cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
-           "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+           "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+           # files edited while the tests run must not put a "source changed" prompt over the pages
+           "--server.fileWatcherType", "none"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -185,11 +188,31 @@ def page(browser, app_server: AppServer):
         context.close()
 
 
+def write_screenshot_caption(readme: Path, text: str) -> bool:
+    """Put ``text`` between the README's screenshot-source markers (if it has them); True when changed."""
+    body = readme.read_text(encoding="utf-8")
+    start, end = body.find(CAPTION_START), body.find(CAPTION_END)
+    if start < 0 or end < start:
+        return False
+    new = body[:start + len(CAPTION_START)] + "\n" + text.strip() + "\n" + body[end:]
+    if new != body:
+        readme.write_text(new, encoding="utf-8")
+    return new != body
+
+
 @pytest.fixture(scope="session")
-def shot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where screenshots go: ``docs/img`` with ``SE_LENS_SCREENSHOTS=1``, else a temp dir (tracked files untouched)."""
-    if os.environ.get(SHOTS_ENV) == "1":
-        d = REPO_ROOT / "docs" / "img"
-        d.mkdir(parents=True, exist_ok=True)
-        return d
-    return tmp_path_factory.mktemp("screenshots")
+def shot_dir(app_server: AppServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where screenshots go: ``docs/img`` with ``SE_LENS_SCREENSHOTS=1``, else a temp dir (tracked files untouched).
+
+    With ``SE_LENS_SCREENSHOTS=1`` the README's caption is rewritten to say which weights the
+    screenshots show, so the text cannot go stale when they are retaken on the trained models.
+    """
+    if os.environ.get(SHOTS_ENV) != "1":
+        yield tmp_path_factory.mktemp("screenshots")
+        return
+    d = REPO_ROOT / "docs" / "img"
+    d.mkdir(parents=True, exist_ok=True)
+    yield d
+    write_screenshot_caption(REPO_ROOT / "README.md",
+                             f"Screenshots taken in headless Chromium by `tests/e2e/test_browser_pages.py` "
+                             f"(`SE_LENS_SCREENSHOTS=1`), showing {app_server.source_text}.")
