@@ -119,9 +119,16 @@ images = image_inputs("attributions")
 if not images:
     st.info("Upload an image or pick a shipped sample above to see attributions.")
     st.stop()
-chosen = st.selectbox("Image", range(len(images)), format_func=lambda i: images[i].name, key="attr_image",
-                      help="Attributions are computed for one image at a time.") if len(images) > 1 else 0
-item = images[chosen if chosen is not None and chosen < len(images) else 0]
+names = [im.name for im in images]
+uploads = tuple(im.digest for im in images if im.source == "upload")
+if uploads and st.session_state.get("attr_uploads") != uploads:
+    st.session_state["attr_image"] = images[0].name  # a new upload is what the user wants to see
+st.session_state["attr_uploads"] = uploads
+if st.session_state.get("attr_image") not in names:
+    st.session_state["attr_image"] = names[0]
+chosen = st.selectbox("Image", names, key="attr_image", help="Attributions are computed for one image at a time.") \
+    if len(images) > 1 else names[0]
+item = images[names.index(chosen)]
 
 pre = preprocess_for(pair.se)
 if preprocess_for(pair.vanilla) != pre:

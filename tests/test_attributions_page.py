@@ -123,3 +123,14 @@ def test_page_default_sample_and_target_choice(app):
     (fig, _dfig) = _figures(at)
     direct = attribute(pair.se.model, x, other, AttributionConfig("saliency")).map
     np.testing.assert_allclose(_array(_heatmaps(fig)["SE"]["customdata"]), direct, rtol=1e-4, atol=1e-7)
+
+
+def test_new_upload_becomes_the_chosen_image(app):
+    at = app
+    assert at.selectbox(key="attr_image").value == "cat_0000"  # default samples, first one chosen
+    at.file_uploader[0].set_value(("mine.png", _png(), "image/png"))
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="attr_image").value == "mine.png"
+    at.selectbox(key="attr_image").set_value("ship_0000").run()  # the user's own pick then sticks
+    assert at.selectbox(key="attr_image").value == "ship_0000"
