@@ -6,10 +6,9 @@ still work. Nothing here raises.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import replace
 
 import streamlit as st
-from PIL import Image
 
 from se_core.samples import NamedImage, decode_named, list_samples, read_sample
 
@@ -18,14 +17,8 @@ DEFAULT_SAMPLES = ("cat_0000", "ship_0000")
 MAX_IMAGES = 12
 
 
-@dataclass(frozen=True)
-class ImageInput:
-    """One usable image: the name the user knows, the SHA-256 of its raw bytes, the decoded RGB image."""
-
-    name: str
-    digest: str
-    image: Image.Image
-    source: str = "upload"
+ImageInput = NamedImage
+"""One usable image: the name the user knows, the SHA-256 of its raw bytes, the decoded RGB image, its source."""
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
@@ -88,7 +81,7 @@ def image_inputs(key: str, default_samples: tuple[str, ...] = DEFAULT_SAMPLES,
                 duplicates.append(f.name)
                 continue
             seen.add(im.digest)
-            out.append(ImageInput(_unique(im.name, names), im.digest, im.image, "upload"))
+            out.append(replace(im, name=_unique(im.name, names)))
     for name in chosen:
         try:
             images, problems = _decode(name, _sample_bytes(name), "sample")
@@ -101,7 +94,7 @@ def image_inputs(key: str, default_samples: tuple[str, ...] = DEFAULT_SAMPLES,
         for im in images:
             if im.digest not in seen:
                 seen.add(im.digest)
-                out.append(ImageInput(_unique(im.name, names), im.digest, im.image, "sample"))
+                out.append(replace(im, name=_unique(im.name, names)))
     if duplicates:
         st.caption(f"Skipped {len(duplicates)} file(s) identical to another image: {', '.join(duplicates)}.")
     if len(out) > max_images:
