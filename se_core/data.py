@@ -51,6 +51,11 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        """``(uint8 3 x H x W image, label)``: a map-style ``torch.utils.data.Dataset`` for any of the
+        three sources, for users who want a ``DataLoader``; training uses :class:`BatchStream`."""
+        return self.images[i].permute(2, 0, 1), int(self.labels[i])
+
     def subset(self, idx: Sequence[int] | torch.Tensor, name: str | None = None) -> "ImageSet":
         idx = torch.as_tensor(idx, dtype=torch.long)
         h = hashlib.md5(self.digest.encode() + idx.numpy().tobytes()).hexdigest()[:16]

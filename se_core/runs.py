@@ -4,9 +4,11 @@ A run directory ``data/runs/<run>/`` holds ``config.json`` (``TrainConfig.to_dic
 ``metrics.csv`` (one row per finished epoch, columns ``METRIC_FIELDS``), ``gates.json`` (per
 epoch, per SE block: mean, std, histogram, range and class selectivity of the gates on the fixed
 probe batch) and, once training ended, ``final.json`` (fp32 test evaluation and provenance).
-Runs may be in progress: everything here reads what exists. Malformed files raise
-:class:`RunError` whose message names the file and what is wrong; :func:`list_runs` records
-such problems per run instead of failing, so one broken run never hides the others.
+Runs may be in progress: everything here reads what exists. Malformed files (wrong keys or
+types, non-finite numbers where a number must be finite, not UTF-8, over ``MAX_RUN_FILE_MB``)
+raise :class:`RunError` whose message names the file and what is wrong; :func:`list_runs`
+records such problems per run instead of failing, so one broken run never hides the others.
+Losses alone may be NaN or infinite (a diverged run records them so).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import io
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,6 +26,8 @@ import pandas as pd
 from se_core.se import SEConfig
 from se_core.train import METRIC_FIELDS, TrainConfig
 
+MAX_RUN_FILE_MB = 64.0
+"""Largest run file read (config, metrics, gates, final); real ones are well under 1 MB."""
 GATE_COLUMNS = ("epoch", "site", "mean", "std", "selectivity", "lo", "hi", "hist")
 RESULT_COLUMNS = ("run", "model", "arch", "se", "seed", "epochs", "top1", "top5", "loss", "n_test", "params",
                   "wall_time_s", "precision", "hardware", "date", "commit")
@@ -61,15 +65,55 @@ class RunInfo:
         return f"running ({self.epochs_done}/{self.epochs} epochs)" if self.epochs_done else "started"
 
 
-def _read_json(path: Path) -> object:
+def _read_text(path: Path, missing: str = "missing") -> str:
+    """The file as UTF-8 text, refusing files over ``MAX_RUN_FILE_MB`` before reading them."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        size = path.stat().st_size
+        if size > MAX_RUN_FILE_MB * 1e6:
+            raise RunError(f"{path}: {size / 1e6:.1f} MB, over the {MAX_RUN_FILE_MB:g} MB limit for run files; "
+                           "it is not a file the trainer wrote, delete or move it")
+        data = path.read_bytes()
     except FileNotFoundError:
-        raise RunError(f"{path}: missing") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RunError(f"{path}: not valid JSON ({e}); the file is truncated or corrupt, re-run or delete the run") from None
+        raise RunError(f"{path}: {missing}") from None
     except OSError as e:
         raise RunError(f"{path}: cannot read ({e.strerror or e})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RunError(f"{path}: not UTF-8 text (byte {e.start} is {data[e.start]:#04x}); the file is corrupt or "
+                       "was saved in another encoding, re-run or delete the run") from None
+
+
+def _read_json(path: Path) -> object:
+    text = _read_text(path)
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        why = e if isinstance(e, json.JSONDecodeError) else "nested too deeply"
+        raise RunError(f"{path}: not valid JSON ({why}); the file is truncated or corrupt, re-run or delete the run") from None
+
+
+def _config_type_problem(d: dict) -> str | None:
+    """Why a ``config.json`` field has the wrong JSON type for :class:`TrainConfig`, or ``None``."""
+    for f in fields(TrainConfig):
+        if f.name not in d:
+            continue
+        v, kind = d[f.name], str(f.type).replace(" ", "")
+        if f.name == "se":
+            ok, want = v is None or isinstance(v, dict), "an object of SE config fields or null"
+        else:
+            base = kind.removesuffix("|None")
+            if v is None and kind.endswith("|None"):
+                continue
+            number = isinstance(v, (int, float)) and not isinstance(v, bool)
+            ok, want = {"str": (isinstance(v, str), "a string"), "bool": (isinstance(v, bool), "true or false"),
+                        "int": (number and float(v).is_integer(), "a whole number"),
+                        "float": (number and math.isfinite(v), "a finite number")}.get(base, (True, ""))
+            if kind.endswith("|None"):
+                want += " or null"
+        if not ok:
+            return f"'{f.name}' is {v!r}, expected {want}"
+    return None
 
 
 def load_config(run_dir: str | os.PathLike) -> TrainConfig:
@@ -78,11 +122,16 @@ def load_config(run_dir: str | os.PathLike) -> TrainConfig:
     d = _read_json(path)
     if not isinstance(d, dict):
         raise RunError(f"{path}: expected a JSON object of TrainConfig fields, found {type(d).__name__}")
+    problem = _config_type_problem(d)
+    if problem:
+        raise RunError(f"{path}: invalid train config ({problem})")
+    ints = {f.name for f in fields(TrainConfig) if str(f.type).startswith("int")}
+    d = {k: int(v) if k in ints and isinstance(v, float) else v for k, v in d.items()}  # 3.0 -> 3
     try:
         return TrainConfig.from_dict(d)
     except KeyError as e:
         raise RunError(f"{path}: {e.args[0]}") from None
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, AttributeError) as e:
         raise RunError(f"{path}: invalid train config ({e})") from None
 
 
@@ -103,12 +152,14 @@ def se_label(cfg: TrainConfig) -> str:
 def load_metrics(run_dir: str | os.PathLike) -> pd.DataFrame:
     """``metrics.csv`` as a DataFrame with columns ``METRIC_FIELDS`` (no rows before epoch 1 ends)."""
     path = Path(run_dir) / "metrics.csv"
+    text = _read_text(path, "missing; the run has not written its first epoch yet or is not a training run")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RunError(f"{path}: missing; the run has not written its first epoch yet or is not a training run") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise RunError(f"{path}: cannot read ({e})") from None
+        return _parse_metrics(path, text)
+    except csv.Error as e:  # e.g. a field over csv's size limit
+        raise RunError(f"{path}: not a readable CSV ({e})") from None
+
+
+def _parse_metrics(path: Path, text: str) -> pd.DataFrame:
     reader = csv.reader(io.StringIO(text))
     header = next(reader, None)
     if header is None:
@@ -128,6 +179,9 @@ def load_metrics(run_dir: str | os.PathLike) -> pd.DataFrame:
         except ValueError:
             bad = next(f for f in METRIC_FIELDS if not _is_float(rec[f]))
             raise RunError(f"{path}: line {lineno}: {bad}={rec[bad]!r} is not a number") from None
+        bad = next((f for f in METRIC_FIELDS if f not in LOSS_FIELDS and not math.isfinite(vals[f])), None)
+        if bad:
+            raise RunError(f"{path}: line {lineno}: {bad}={rec[bad]!r} is not a finite number")
         if not vals["epoch"].is_integer() or vals["epoch"] < 1:
             raise RunError(f"{path}: line {lineno}: epoch={rec['epoch']!r} is not a positive integer")
         vals["epoch"] = int(vals["epoch"])
@@ -146,9 +200,15 @@ def _is_float(s: str) -> bool:
         return False
 
 
-def _num(x: object, where: str) -> float:
+LOSS_FIELDS = ("train_loss", "test_loss")
+"""Metrics that may be NaN or infinite: a diverged run records its loss so."""
+
+
+def _num(x: object, where: str, finite: bool = True) -> float:
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         raise RunError(f"{where} is {x!r}, expected a number")
+    if finite and not math.isfinite(x):
+        raise RunError(f"{where} is {x!r}, expected a finite number")
     return float(x)
 
 
@@ -162,7 +222,7 @@ def load_gate_history(run_dir: str | os.PathLike) -> pd.DataFrame:
     data = _read_json(path)
     if not isinstance(data, list):
         raise RunError(f"{path}: expected a list of per-epoch snapshots, found {type(data).__name__}")
-    rows = []
+    rows, last = [], 0
     for i, snap in enumerate(data):
         where = f"{path}: entry {i}"
         if not isinstance(snap, dict) or not isinstance(snap.get("sites"), dict):
@@ -170,6 +230,9 @@ def load_gate_history(run_dir: str | os.PathLike) -> pd.DataFrame:
         epoch = snap.get("epoch")
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
             raise RunError(f"{where}: epoch={epoch!r} is not a positive integer")
+        if epoch <= last:
+            raise RunError(f"{where}: epoch {epoch} does not follow epoch {last}")
+        last = epoch
         for site, st in snap["sites"].items():
             w = f"{where} (epoch {epoch}, {site})"
             if not isinstance(st, dict):
@@ -218,14 +281,24 @@ def load_final(run_dir: str | os.PathLike) -> dict:
         if k not in fin:
             raise RunError(f"{path}: 'final' lacks '{k}'")
         _num(fin[k], f"{path}: final.{k}")
-    if not 0 <= fin["top1"] <= 100:
-        raise RunError(f"{path}: final.top1={fin['top1']} is not a percentage")
+    for k in ("top1", "top5"):
+        if k in fin and not 0 <= _num(fin[k], f"{path}: final.{k}") <= 100:
+            raise RunError(f"{path}: final.{k}={fin[k]} is not a percentage")
+    if not float(fin["n"]).is_integer() or fin["n"] < 0:
+        raise RunError(f"{path}: final.n={fin['n']!r} is not a count of test images")
+    if "loss" in fin:
+        _num(fin["loss"], f"{path}: final.loss", finite=False)
     pc = fin.get("per_class", {})
     if not isinstance(pc, dict):
         raise RunError(f"{path}: final.per_class must map class names to accuracies")
     for c, v in pc.items():
-        if v is not None:
-            _num(v, f"{path}: final.per_class[{c!r}]")
+        if v is not None and not 0 <= _num(v, f"{path}: final.per_class[{c!r}]") <= 100:
+            raise RunError(f"{path}: final.per_class[{c!r}]={v} is not a percentage")
+    prov = d["provenance"]
+    if "epochs" in prov and not float(_num(prov["epochs"], f"{path}: provenance.epochs")).is_integer():
+        raise RunError(f"{path}: provenance.epochs={prov['epochs']!r} is not a whole number")
+    if "wall_time_s" in prov:
+        _num(prov["wall_time_s"], f"{path}: provenance.wall_time_s")
     return d
 
 

@@ -1,0 +1,65 @@
+"""Data sources behind one API, tensor augmentation, and deterministic sharded batches."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from se_core.data import BatchStream, DataError, ImageSet, augment, cifar10_jpeg, image_folder, load_dataset, torchvision_cifar10
+from se_core.registry import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
+
+
+@pytest.fixture(scope="module")
+def test_set() -> ImageSet:
+    return cifar10_jpeg("test")
+
+
+def test_cifar_jpeg_cache(test_set: ImageSet) -> None:
+    assert test_set.images.shape == (10000, 32, 32, 3) and test_set.images.dtype == torch.uint8
+    assert torch.equal(test_set.labels.bincount(), torch.full((10,), 1000))
+    assert test_set.classes == CIFAR10_CLASSES and "JPEG q75" in test_set.name
+    x, y = test_set[1500]
+    assert x.shape == (3, 32, 32) and y == 1  # class-sorted: images 1000..1999 are automobiles
+
+
+def test_augment_is_a_crop_and_flip_drawn_from_the_generator() -> None:
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).view(2, 3, 8, 8)
+    a = augment(x, torch.Generator().manual_seed(3), pad=2)
+    b = augment(x, torch.Generator().manual_seed(3), pad=2)
+    assert torch.equal(a, b) and a.shape == x.shape
+    # every output row is a (possibly flipped, shifted) window of the zero-padded input
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for n in range(2):
+        windows = [padded[n, :, dy:dy + 8, dx:dx + 8] for dy in range(5) for dx in range(5)]
+        assert any(torch.equal(a[n], w) or torch.equal(a[n], w.flip(-1)) for w in windows)
+
+
+def test_batch_stream_shards_are_disjoint_and_deterministic(test_set: ImageSet) -> None:
+    small = test_set.subset(torch.arange(0, 10000, 50))
+    kw = dict(batch_size=16, mean=CIFAR10_MEAN, std=CIFAR10_STD, train=True, seed=1, epoch=2)
+    r0, r1 = BatchStream(small, rank=0, world=2, **kw), BatchStream(small, rank=1, world=2, **kw)
+    assert set(r0.order.tolist()).isdisjoint(r1.order.tolist()) and len(r0) == len(r1)
+    again = BatchStream(small, rank=0, world=2, **kw)
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(r0, again))
+    other_epoch = BatchStream(small, rank=0, world=2, **{**kw, "epoch": 3})
+    assert not torch.equal(r0.order, other_epoch.order)
+
+
+def test_image_folder_and_load_dataset(tmp_path) -> None:
+    for c, colour in (("cats", (200, 10, 10)), ("ships", (10, 10, 200))):
+        (tmp_path / c).mkdir()
+        for i in range(3):
+            Image.new("RGB", (40 + i, 30), colour).save(tmp_path / c / f"{i}.png")
+    (tmp_path / "cats" / "broken.png").write_bytes(b"not an image")
+    ds = load_dataset(str(tmp_path), size=(32, 32))
+    assert ds.classes == ("cats", "ships") and len(ds) == 6 and "1 unreadable" in ds.name
+    assert ds.images.shape == (6, 32, 32, 3)
+    assert np.allclose(ds.images[0].float().mean((0, 1)).numpy(), (200, 10, 10), atol=1)
+    with pytest.raises(DataError, match="no class sub-folders"):
+        image_folder(tmp_path / "cats")
+
+
+def test_torchvision_cifar_offline_message(tmp_path) -> None:
+    with pytest.raises(DataError, match="cifar-10-batches-py"):
+        torchvision_cifar10(tmp_path, "test")
