@@ -30,7 +30,7 @@ def _decode(name: str, data: bytes, source: str) -> tuple[list[NamedImage], list
     return images, [(p.name, p.text()) for p in problems]
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(max_entries=64, show_spinner=False)
 def _sample_bytes(name: str) -> bytes:
     return read_sample(name)
 

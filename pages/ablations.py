@@ -35,7 +35,7 @@ def _load_bytes(data: bytes, name: str) -> pd.DataFrame:
     return tables.load_ablation_table(data, name=name)
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(max_entries=4, show_spinner=False)
 def _reference(path: str, mtime_ns: int) -> pd.DataFrame:
     return tables.load_reference(path)
 

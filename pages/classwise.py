@@ -326,7 +326,12 @@ def _knockout_section(pair: LoadedPair, pair_name: str, stats: S.ExcitationStats
         st.warning("Knock-out stopped; nothing was saved. Press **Run knock-out** to start again.")
     shipped = ko.shipped_path(pair_name)
     if data is None and shipped.is_file():
-        df = pd.read_csv(shipped)
+        try:
+            df = ko.load_table(shipped)
+        except ko.KnockoutError as e:
+            st.error(f"The shipped knock-out table cannot be used: {e}. Regenerate it with `{ko.SHIP_COMMAND}`, or "
+                     "choose a data source above to measure the knock-out here.")
+            return
         st.caption(f"Shipped result: {shipped.name} (provenance in {shipped.name}.json)")
         show(fig_knockout(df), key="cw_ko_shipped", filename="knockout_shipped", data=df)
         return
@@ -372,7 +377,13 @@ def _knockout_section(pair: LoadedPair, pair_name: str, stats: S.ExcitationStats
     if not path.is_file():
         st.caption("Press **Run knock-out** (one evaluation per block, stage and mode; results are kept on disk).")
         return
-    df = pd.read_csv(path)
+    try:
+        df = ko.load_table(path)
+    except ko.KnockoutError as e:
+        path.unlink(missing_ok=True)  # a damaged cache entry: removed so the next run recomputes it
+        st.error(f"The saved knock-out result could not be read ({e}); it was removed. Press **Run knock-out** to "
+                 "measure it again.")
+        return
     base = df[df["kind"] == "baseline"]["top1"].iloc[0]
     st.metric("Baseline top-1 (unmodified SE model)", f"{base:.2f} %", help=f"{int(df['n'].iloc[0])} images of {data.name}")
     show(fig_knockout(df), key="cw_ko_chart", filename="knockout", data=df)

@@ -24,7 +24,7 @@ def _costs(names: tuple[str, ...]) -> pd.DataFrame:
     return cost_table(list(names))
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(max_entries=1, show_spinner=False)
 def _hardware() -> str:
     return hardware()
 

@@ -17,7 +17,9 @@ CLI: ``python -m se_core.knockout --pair cifar10-resnet20 [--data SPEC] [--subse
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -163,6 +165,58 @@ def save_table(path: Path, df: pd.DataFrame, provenance: dict) -> Path:
     atomic_write_bytes(path, df.to_csv(index=False).encode("utf-8"))
     atomic_write_bytes(path.with_suffix(path.suffix + ".json"), json.dumps(provenance, indent=1, sort_keys=True).encode())
     return path
+
+
+MAX_TABLE_MB = 20.0
+"""Largest knock-out table :func:`load_table` reads (a real one has a few dozen rows)."""
+_NUMERIC = ("stage", "depth", "top1", "delta", "loss", "n")
+
+
+def load_table(path: str | os.PathLike, *, max_mb: float = MAX_TABLE_MB) -> pd.DataFrame:
+    """A knock-out table written by :func:`save_table` (shipped or cached), checked.
+
+    Raises :class:`KnockoutError` naming the problem: missing, empty, too large, not UTF-8, not
+    CSV, a missing column, a non-numeric or non-finite value (with its row), an unknown mode, or
+    not exactly one baseline row.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise KnockoutError(f"{p.name}: no such knock-out table")
+    size = p.stat().st_size
+    if size > max_mb * 1e6:
+        raise KnockoutError(f"{p.name} is {size / 1e6:.1f} MB, over the {max_mb:g} MB limit for knock-out tables")
+    data = p.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise KnockoutError(f"{p.name} is not UTF-8 text (byte {e.start} is {data[e.start]:#04x})") from None
+    if not text.strip():
+        raise KnockoutError(f"{p.name} is empty")
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype={"target": str, "kind": str, "sites": str, "mode": str},
+                         keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
+        raise KnockoutError(f"{p.name} is not a readable CSV ({str(e).strip()[:200]})") from None
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise KnockoutError(f"{p.name} lacks the column(s) {', '.join(map(repr, missing))}; a knock-out table has "
+                            f"{', '.join(COLUMNS)}")
+    for c in _NUMERIC:
+        num = pd.to_numeric(df[c], errors="coerce")
+        bad = ~np.isfinite(num.to_numpy(dtype=float, na_value=np.nan))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise KnockoutError(f"{p.name}: column '{c}' at row {i + 1} holds {df[c].iloc[i]!r}, not a finite number")
+        df[c] = num
+    if ((df["top1"] < 0) | (df["top1"] > 100)).any() or (df["n"] < 0).any() or (df["n"] % 1 != 0).any():
+        raise KnockoutError(f"{p.name}: column 'top1' must be a percentage and 'n' a count of images")
+    modes = set(df["mode"]) - {"baseline", *MODES}
+    if modes:
+        raise KnockoutError(f"{p.name}: column 'mode' holds {sorted(modes)}; known modes are baseline, {', '.join(MODES)}")
+    if int((df["kind"] == "baseline").sum()) != 1:
+        raise KnockoutError(f"{p.name}: column 'kind' must mark exactly one 'baseline' row, found "
+                            f"{int((df['kind'] == 'baseline').sum())}")
+    return df.astype({"n": "int64"})
 
 
 def main(argv: list[str] | None = None) -> int:

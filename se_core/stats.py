@@ -46,6 +46,7 @@ import os
 import sys
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -454,6 +455,12 @@ def compute_stats(model: nn.Module, data: ImageSet, mean: Sequence[float], std: 
             "world": world, "device": str(device), "batch_size": batch_size,
             "wall_time_s": round(time.perf_counter() - t0, 3)}
     out = acc.finish(tuple(data.classes), meta)
+    for what, sums in (("gates s", out.s_sum), ("gates s", out.s_sumsq), ("squeeze z", out.z_sum),
+                       ("squeeze z", out.z_sumsq)):
+        bad = [name for name, a in sums.items() if not np.isfinite(a).all()]
+        if bad:  # such a file could never be loaded again (load_stats refuses non-finite sums)
+            raise StatsError(f"the model produced NaN or infinite {what} at {bad[0]} (a diverged or damaged "
+                             "checkpoint); statistics need finite values")
     out.meta["sums_exact"] = out.sums_exact
     return out
 
@@ -527,29 +534,117 @@ def save_stats(path: str | os.PathLike, stats: ExcitationStats, sidecar: bool = 
     return path
 
 
-def _site_infos(rows, what: str, path: Path) -> tuple[SiteInfo, ...]:
-    try:
-        return tuple(SiteInfo(**r) for r in rows)
-    except TypeError as e:
-        raise StatsError(f"{path.name}: malformed {what} list in its header ({e}); recompute the file") from None
+_SITE_TYPES = {"name": "str", "label": "str", "stage": "int", "block": "int", "depth": "int", "channels": "int",
+               "gate": "str?", "lo": "float", "hi": "float"}
+_SITE_REQUIRED = ("name", "label", "stage", "block", "depth", "channels")
 
 
-def load_stats(path: str | os.PathLike) -> ExcitationStats:
-    """Read a file written by :func:`save_stats`; :class:`StatsError` for anything else."""
+def _site_infos(rows: object, key: str, path: Path, redo: str) -> tuple[SiteInfo, ...]:
+    """The header's ``key`` site list, every field type-checked (a file is data, not trusted code)."""
+    if not isinstance(rows, list):
+        raise StatsError(f"{path.name}: header key {key!r} is {type(rows).__name__}, expected a list of sites; {redo}")
+    out, seen = [], set()
+    for i, r in enumerate(rows):
+        where = f"{path.name}: header {key}[{i}]"
+        if not isinstance(r, dict):
+            raise StatsError(f"{where} is {type(r).__name__}, expected an object; {redo}")
+        missing = [f for f in _SITE_REQUIRED if f not in r]
+        unknown = sorted(set(map(str, r)) - set(_SITE_TYPES))
+        if missing or unknown:
+            raise StatsError(f"{where} " + (f"lacks {missing}" if missing else f"has unknown key(s) {unknown}") +
+                             f"; {redo}")
+        for f, v in r.items():
+            kind = _SITE_TYPES[f]
+            number = isinstance(v, (int, float)) and not isinstance(v, bool)
+            ok = {"str": isinstance(v, str), "str?": v is None or isinstance(v, str),
+                  "int": number and float(v).is_integer() and v >= (1 if f == "channels" else 0),
+                  "float": number and math.isfinite(v)}[kind]
+            if not ok:
+                want = {"str": "a string", "str?": "a string or null", "float": "a finite number",
+                        "int": "a whole number >= 1" if f == "channels" else "a whole number >= 0"}[kind]
+                raise StatsError(f"{where}.{f} is {v!r}, expected {want}; {redo}")
+        site = SiteInfo(**{f: int(v) if _SITE_TYPES[f] == "int" else float(v) if _SITE_TYPES[f] == "float" else v
+                           for f, v in r.items()})
+        if not site.hi > site.lo:
+            raise StatsError(f"{where}: histogram range [{site.lo}, {site.hi}] is empty; {redo}")
+        if site.name in seen:
+            raise StatsError(f"{where}: site {site.name!r} appears twice; {redo}")
+        seen.add(site.name)
+        out.append(site)
+    return tuple(out)
+
+
+MAX_STATS_MB = 1024.0
+"""Largest statistics file :func:`load_stats` reads, and largest total of its arrays once decompressed
+(a CIFAR-10 pair's file is ~0.1 MB; the bound keeps a damaged or hostile file from exhausting memory)."""
+MAX_HEADER_BYTES = 16 * 2 ** 20
+MAX_BINS = 1 << 16
+_NPY_SLACK = 1 << 16  # bytes of a member beyond its array data: the .npy header
+
+
+def _npy_header(z, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype an .npz member declares, read without loading (or allocating) its data."""
+    with z.zip.open(f"{key}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"array {key!r} uses .npy format {version}")
+    return tuple(shape), np.dtype(dtype)
+
+
+def load_stats(path: str | os.PathLike, *, max_mb: float = MAX_STATS_MB) -> ExcitationStats:
+    """Read a file written by :func:`save_stats`; :class:`StatsError` for anything else.
+
+    The error names what is wrong: missing file, empty, over ``max_mb`` (on disk or decompressed),
+    not an .npz, a header that is not UTF-8 JSON or lacks a key or has a wrong type, a missing
+    array or one of the wrong dtype/shape (checked before it is read), negative counts, NaN or
+    infinite sums, histograms that do not add up to the image counts.
+    """
     path = Path(path)
     redo = "recompute it with 'python -m se_core.stats'"
     if not path.is_file():
         raise StatsError(f"{path}: no such statistics file; {redo}")
+    size = path.stat().st_size
+    if size == 0:
+        raise StatsError(f"{path.name}: empty file (0 bytes); {redo}")
+    if size > max_mb * 1e6:
+        raise StatsError(f"{path.name} is {size / 1e6:.1f} MB, over the {max_mb:g} MB limit for statistics files; "
+                         f"it is not a statistics file of a supported model, or {redo}")
     try:
+        if not zipfile.is_zipfile(path):
+            raise StatsError(f"{path.name}: not a readable .npz statistics file (not a zip archive); {redo}")
         with np.load(path, allow_pickle=False) as z:
-            files = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        raise StatsError(f"{path.name}: not a readable .npz statistics file ({type(e).__name__}); {redo}") from None
-    if "__header__" not in files:
+            return _read_npz(z, path, max_mb, redo)
+    except StatsError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, NotImplementedError, RuntimeError,
+            KeyError) as e:
+        raise StatsError(f"{path.name}: not a readable .npz statistics file ({type(e).__name__}: "
+                         f"{str(e)[:200]}); {redo}") from None
+
+
+def _read_npz(z, path: Path, max_mb: float, redo: str) -> ExcitationStats:
+    members = set(z.files)
+    if "__header__" not in members:
         raise StatsError(f"{path.name}: an .npz without an SE Lens statistics header (a foreign file?); {redo}")
+    expanded = sum(i.file_size for i in z.zip.infolist())
+    if expanded > max_mb * 1e6:
+        raise StatsError(f"{path.name}: its arrays expand to {expanded / 1e6:.1f} MB, over the {max_mb:g} MB limit "
+                         f"for statistics files; {redo}")
+    shape, dtype = _npy_header(z, "__header__")
+    if dtype != np.uint8 or len(shape) != 1 or shape[0] > MAX_HEADER_BYTES:
+        raise StatsError(f"{path.name}: its header array is {dtype}{list(shape)}, expected up to "
+                         f"{MAX_HEADER_BYTES} uint8 bytes of JSON; the file is corrupt; {redo}")
+    raw = z["__header__"].tobytes()
     try:
-        header = json.loads(files["__header__"].tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        header = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise StatsError(f"{path.name}: its statistics header is not UTF-8 text (byte {e.start} is "
+                         f"{raw[e.start]:#04x}); the file is corrupt; {redo}") from None
+    except (json.JSONDecodeError, RecursionError):
         raise StatsError(f"{path.name}: its statistics header is not valid JSON; the file is corrupt; {redo}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise StatsError(f"{path.name}: header format is {header.get('format') if isinstance(header, dict) else '?'!r}, "
@@ -560,21 +655,32 @@ def load_stats(path: str | os.PathLike) -> ExcitationStats:
     if header.get("limb_scales") != list(LIMB_SCALES):
         raise StatsError(f"{path.name}: sums split on limb grids {header.get('limb_scales')}, this code uses "
                          f"{list(LIMB_SCALES)}; {redo}")
-    gates = _site_infos(header.get("gate_sites", []), "gate site", path)
-    zs = _site_infos(header.get("z_sites", []), "z site", path)
-    classes = tuple(header.get("classes", []))
+    classes = header.get("classes")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise StatsError(f"{path.name}: header key 'classes' is {str(classes)[:80]!r}, expected a non-empty list of "
+                         f"class names; {redo}")
+    if len(set(classes)) != len(classes):
+        raise StatsError(f"{path.name}: header key 'classes' names a class twice; {redo}")
     bins = header.get("bins")
-    if not classes or not isinstance(bins, int) or bins < 1:
-        raise StatsError(f"{path.name}: header lacks classes or a valid bin count; {redo}")
+    if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= MAX_BINS:
+        raise StatsError(f"{path.name}: header key 'bins' is {bins!r}, expected a whole number in 1..{MAX_BINS}; {redo}")
+    gates = _site_infos(header.get("gate_sites", []), "gate_sites", path, redo)
+    zs = _site_infos(header.get("z_sites", []), "z_sites", path, redo)
+    classes = tuple(classes)
     k = len(classes)
 
     def get(key: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-        a = files.get(key)
-        if a is None:
+        if key not in members:
             raise StatsError(f"{path.name}: array {key!r} is missing; the file is truncated or corrupt; {redo}")
-        if a.shape != shape or a.dtype != dtype:
-            raise StatsError(f"{path.name}: array {key!r} is {a.dtype}{list(a.shape)}, expected "
+        got_shape, got_dtype = _npy_header(z, key)
+        if got_shape != shape or got_dtype != np.dtype(dtype):
+            raise StatsError(f"{path.name}: array {key!r} is {got_dtype}{list(got_shape)}, expected "
                              f"{np.dtype(dtype)}{list(shape)}; the file is corrupt; {redo}")
+        a = z[key]
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            raise StatsError(f"{path.name}: array {key!r} holds NaN or infinite sums; the file is corrupt; {redo}")
+        if a.dtype.kind == "i" and (a < 0).any():
+            raise StatsError(f"{path.name}: array {key!r} holds negative counts; the file is corrupt; {redo}")
         return a
 
     count = get("count", (k,), np.int64)
@@ -583,6 +689,9 @@ def load_stats(path: str | os.PathLike) -> ExcitationStats:
         s_sum[s.name] = get(f"s_sum_{i}", (k, N_LIMBS, s.channels), np.float64)
         s_sumsq[s.name] = get(f"s_sumsq_{i}", (k, N_LIMBS, s.channels), np.float64)
         s_hist[s.name] = get(f"s_hist_{i}", (k, s.channels, bins + 2), np.int64)
+        if not np.array_equal(s_hist[s.name].sum(-1), np.broadcast_to(count[:, None], (k, s.channels))):
+            raise StatsError(f"{path.name}: array 's_hist_{i}' ({s.name}) does not add up to the image counts of "
+                             f"'count'; the file is corrupt; {redo}")
     for i, s in enumerate(zs):
         z_sum[s.name] = get(f"z_sum_{i}", (k, N_LIMBS, s.channels), np.float64)
         z_sumsq[s.name] = get(f"z_sumsq_{i}", (k, N_LIMBS, s.channels), np.float64)

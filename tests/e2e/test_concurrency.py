@@ -1,0 +1,241 @@
+"""Eight users on one server at once: each uploads a different image on Inspect and sees only its own.
+
+One ``streamlit run`` server (the session's ``app_server``) and one headless Chromium with eight
+browser contexts (eight Streamlit sessions), driven together with Playwright's async API: all
+pages load, then all uploads start at the same moment, so the server runs eight Inspect scripts
+concurrently on its shared, cached models (whose hooks are serialised by ``se_core.probe``'s
+per-model lock). Each page must then show its own upload's numbers: the SE model's gate heatmap
+(read from the Plotly graph div) and both models' top-5 bars equal a direct
+:func:`se_core.probe.probe` of the same file through the same checkpoints, and differ from every
+other user's image; no page names another user's upload; no exception, error box or traceback.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import importlib.util
+import os
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+try:
+    from playwright.async_api import async_playwright
+except ImportError:
+    if os.environ.get("CI"):
+        raise
+    pytest.skip("browser tests need the playwright Python package (pip install -r requirements-dev.txt)",
+                allow_module_level=True)
+
+if TYPE_CHECKING:
+    from conftest import AppServer
+
+pytestmark = pytest.mark.browser
+REPO_ROOT = Path(__file__).resolve().parents[2]
+USERS = 8
+TIMEOUT_MS = int(float(os.environ.get("SE_LENS_E2E_TIMEOUT_S", "150")) * 1000)
+SAMPLES = ("airplane_0001", "automobile_0001", "bird_0001", "deer_0001", "dog_0001", "frog_0001", "horse_0001",
+           "truck_0001")  # none of them is a default sample of the page (cat_0000, ship_0000)
+ATOL = 2e-4  # the page runs a batch of three images, the direct probe one: float32 batch-order rounding
+
+CHARTS_JS = """() => {
+  const conv = v => {
+    if (v == null) return null;
+    if (v.bdata !== undefined) return {bdata: v.bdata, dtype: v.dtype, shape: v.shape === undefined ? null : String(v.shape)};
+    if (typeof v === 'object' && v.length !== undefined)
+      return Array.from(v, r => (r != null && typeof r === 'object' && r.length !== undefined) ? Array.from(r) : r);
+    return v;
+  };
+  return [...document.querySelectorAll('.js-plotly-plot')].map(g => ({
+    meta: (g.layout && g.layout.meta) || {},
+    data: (g.data || []).map(t => ({name: t.name || '', x: conv(t.x), y: conv(t.y), z: conv(t.z)})),
+  }));
+}"""
+
+
+def _array(v) -> np.ndarray:
+    """A trace array from the page: a plain (nested) list, or plotly's base64 typed-array spec."""
+    if isinstance(v, dict) and "bdata" in v:
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).astype(np.float64)
+        shape = [int(s) for s in re.findall(r"\d+", v.get("shape") or "")]
+        return a.reshape(shape) if shape else a
+    return np.asarray([[np.nan if c is None else c for c in r] if isinstance(r, list) else
+                       (np.nan if r is None else r) for r in v], dtype=np.float64)
+
+
+@pytest.fixture(scope="module")
+def user_images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Eight different photos: eight shipped CIFAR-10 samples (random images if absent), enlarged to 64x64."""
+    d = tmp_path_factory.mktemp("users")
+    out = []
+    for i, name in enumerate(SAMPLES):
+        src = REPO_ROOT / "data" / "samples" / f"{name}.png"
+        img = Image.open(src).convert("RGB") if src.is_file() else \
+            Image.fromarray(np.random.default_rng(i).integers(0, 256, (32, 32, 3), dtype=np.uint8), "RGB")
+        p = d / f"user{i}_{name}.png"
+        img.resize((64, 64), Image.NEAREST).save(p, format="PNG")
+        out.append(p)
+    return out
+
+
+def _direct(server: "AppServer", paths: list[Path]) -> list[dict]:
+    """What each image must show: top-5 of both models and the SE gates, by se_core.probe.probe."""
+    from se_core import inspect_ops as ops
+    from se_core.images import decode_image
+    from se_core.pairs import LoadedModel, resize_for
+    from se_core.probe import probe
+    from se_core.registry import build_from_checkpoint
+
+    models = {}
+    for role, file in (("se", "se_resnet20-s0.safetensors"), ("vanilla", "resnet20-s0.safetensors")):
+        model, meta = build_from_checkpoint(server.data_dir / "checkpoints" / file)
+        models[role] = LoadedModel(meta.arch, model.eval(), meta, resize_for(meta, meta.arch), file)
+    out = []
+    for p in paths:
+        img = decode_image(p.read_bytes())
+        row = {}
+        for role, lm in models.items():
+            res = probe(lm.model, ops.batch_tensor([img], ops.preprocess_for(lm)))
+            probs = torch.softmax(res.logits, 1)[0].double().numpy()
+            top = np.argsort(-probs, kind="stable")[:5]
+            row[role] = {"classes": [lm.meta.class_names[i] for i in top], "probs": probs[top],
+                         "all": dict(zip(lm.meta.class_names, probs)), "sixth": float(np.sort(probs)[-6])}
+            if role == "se":
+                _, gates = res.gate_matrix(0)
+                row["gates"] = ops.padded_matrix([g.double().numpy() for g in gates])
+        out.append(row)
+    return out
+
+
+async def _wait_idle(page, settle_ms: int = 400) -> None:
+    """Like test_browser_pages.wait_idle: the script stopped, no spinner, the page stable twice in a row."""
+    await page.wait_for_timeout(settle_ms)
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    last = None
+    while True:
+        await page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']"
+                                     "[data-test-script-state='notRunning']", state="attached", timeout=TIMEOUT_MS)
+        await page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=TIMEOUT_MS)
+        await page.wait_for_selector("[data-testid='stSpinner']", state="detached", timeout=TIMEOUT_MS)
+        now = await page.evaluate("""() => [document.querySelectorAll('[data-testid=stMain] *').length,
+                                            document.querySelectorAll('.js-plotly-plot .main-svg').length,
+                                            document.querySelectorAll('[data-stale=true]').length]""")
+        if now == last and now[2] == 0:
+            return
+        assert time.monotonic() < deadline, f"the page did not settle within {TIMEOUT_MS / 1000:.0f} s"
+        last = now
+        await page.wait_for_timeout(300)
+
+
+async def _user(browser, url: str, path: Path, ready: asyncio.Barrier) -> dict:
+    ctx = await browser.new_context(viewport={"width": 1400, "height": 900}, device_scale_factor=1)
+    ctx.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = await ctx.new_page()
+        await page.goto(url + "/inspect", wait_until="domcontentloaded")
+        await _wait_idle(page, 800)
+        await asyncio.wait_for(ready.wait(), TIMEOUT_MS / 1000)  # every user uploads at the same moment
+        t0 = time.monotonic()
+        await page.locator("input[type=file]").first.set_input_files(str(path))
+        await page.wait_for_function(
+            "name => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.layout && g.layout.meta"
+            " && g.layout.meta.chart === 'gate_heatmap' && g.layout.meta.image === name)", arg=path.name,
+            timeout=TIMEOUT_MS)
+        await _wait_idle(page)
+        seconds = time.monotonic() - t0
+        return {"charts": await page.evaluate(CHARTS_JS), "seconds": seconds,
+                "exceptions": await page.get_by_test_id("stException").count(),
+                "errors": await page.get_by_test_id("stAlertContentError").all_inner_texts(),
+                "text": await page.get_by_test_id("stApp").inner_text(),
+                "chips": await page.get_by_test_id("stFileChipName").all_inner_texts()}
+    finally:
+        await ctx.close()
+
+
+def _run_users(chromium: str, args: list[str], url: str, paths: list[Path]) -> list[dict | BaseException]:
+    """All users in one asyncio loop on a thread of its own (the session's sync Playwright owns this one)."""
+    out: list = []
+
+    async def main() -> None:
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=chromium, headless=True, args=args)
+            try:
+                ready = asyncio.Barrier(len(paths))
+                out.extend(await asyncio.gather(*(_user(browser, url, q, ready) for q in paths),
+                                                return_exceptions=True))
+            finally:
+                await browser.close()
+
+    th = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+    th.start()
+    th.join(timeout=TIMEOUT_MS / 1000 * 3)
+    assert not th.is_alive(), "the concurrent users did not finish in time"
+    return out
+
+
+def _e2e_conftest(server: "AppServer"):
+    """tests/e2e/conftest.py (its Chromium path and flags), as loaded by pytest, else from its file."""
+    mod = sys.modules.get(type(server).__module__)
+    if mod is None or not hasattr(mod, "CHROMIUM_ARGS"):
+        spec = importlib.util.spec_from_file_location("se_lens_e2e_conftest", Path(__file__).with_name("conftest.py"))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.timeout(600)
+def test_eight_users_upload_at_once_and_each_sees_only_their_own(app_server: "AppServer",
+                                                                 user_images: list[Path]) -> None:
+    e2e = _e2e_conftest(app_server)
+    t0 = time.monotonic()
+    results = _run_users(str(e2e.CHROMIUM), list(e2e.CHROMIUM_ARGS), app_server.url, user_images)
+    wall = time.monotonic() - t0
+    failed = [(p.name, r) for p, r in zip(user_images, results) if isinstance(r, BaseException)]
+    assert not failed, failed
+
+    want = _direct(app_server, user_images)
+    names = [p.name for p in user_images]
+    for i, (res, exp) in enumerate(zip(results, want)):
+        me = names[i]
+        assert res["exceptions"] == 0 and not res["errors"] and "Traceback" not in res["text"], (me, res["errors"])
+        assert res["chips"] == [me], (me, res["chips"])  # the uploader holds this user's file only
+        shown = {c["meta"].get("image") for c in res["charts"] if c["meta"].get("image")}
+        others = set(names) - {me}
+        assert me in shown and not shown & others, (me, shown)
+        assert me in res["text"] and not any(o in res["text"] for o in others), me
+
+        # the gate heatmap: this user's image, every gate equal to the direct probe's
+        (heat,) = [c for c in res["charts"] if c["meta"].get("chart") == "gate_heatmap"]
+        assert heat["meta"]["image"] == me
+        z = _array(heat["data"][0]["z"])
+        assert z.shape == exp["gates"].shape, (z.shape, exp["gates"].shape)
+        np.testing.assert_array_equal(np.isnan(z), np.isnan(exp["gates"]))
+        np.testing.assert_allclose(z, exp["gates"], atol=ATOL, equal_nan=True, err_msg=me)
+        for j, other in enumerate(want):  # and it could not be anyone else's
+            if j != i:
+                assert np.nanmax(np.abs(z - other["gates"])) > 20 * ATOL, (me, names[j])
+
+        # the top-5 bars of both models for this image
+        (top5,) = [c for c in res["charts"] if c["meta"].get("chart") == "top5" and c["meta"].get("image") == me]
+        for trace, role in zip(top5["data"], ("se", "vanilla")):
+            classes, probs = list(trace["y"])[::-1], _array(trace["x"])[::-1]
+            assert len(set(classes)) == 5 and list(probs) == sorted(probs, reverse=True), (me, role)
+            np.testing.assert_allclose(probs, [exp[role]["all"][c] for c in classes], atol=ATOL, err_msg=f"{me} {role}")
+            assert probs[-1] >= exp[role]["sixth"] - ATOL, (me, role)  # no class left out of the top 5
+            if np.min(np.abs(np.diff(exp[role]["probs"]))) > ATOL:  # no near-tie: the exact order is fixed
+                assert classes == exp[role]["classes"], (me, role)
+
+    secs = sorted(r["seconds"] for r in results)
+    print(f"\n{USERS} concurrent users on {'trained' if app_server.trained else 'random-init'} weights: "
+          f"upload -> settled page {secs[0]:.1f}-{secs[-1]:.1f} s (median {secs[len(secs) // 2]:.1f} s); "
+          f"whole test {wall:.0f} s")
+    log = app_server.log.read_text(errors="replace")
+    assert "Traceback" not in log, log[-4000:]
