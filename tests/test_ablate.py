@@ -21,7 +21,7 @@ from se_core import ablate, tables
 from se_core.ablate import SpecError, load_spec, merge_tables, parse_spec, plan, run_sweep
 from se_core.data import DEFAULT_TARBALL
 from se_core.tables import TableError, load_ablation_table
-from conftest import REPO_ROOT, subprocess_env
+from support import REPO_ROOT, subprocess_env
 
 needs_data = pytest.mark.skipif(not Path(DEFAULT_TARBALL).is_file(), reason="CIFAR-10 JPEG tarball not available")
 

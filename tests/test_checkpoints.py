@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO_ROOT, subprocess_env
+from support import REPO_ROOT, subprocess_env
 from se_core import checkpoints
 from se_core.checkpoints import CheckpointError, CheckpointMeta, compare_state, load_into, read_checkpoint, save_checkpoint
 from se_core.models import cifar_resnet

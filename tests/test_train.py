@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO_ROOT, subprocess_env
+from support import REPO_ROOT, subprocess_env
 from se_core.checkpoints import read_checkpoint
 from se_core.data import DEFAULT_TARBALL, load_dataset, normalize
 from se_core.evaluate import eval_subset_indices

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 import pytest
 import torch
 
-from conftest import REPO_ROOT, subprocess_env
+from support import REPO_ROOT, subprocess_env
 
 from se_core import pairs, zoo
 from se_core.checkpoints import CheckpointError

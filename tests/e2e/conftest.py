@@ -61,7 +61,7 @@ class AppServer:
 
 def _root_conftest():
     """tests/conftest.py as a module of its own name (both files are called conftest.py)."""
-    spec = importlib.util.spec_from_file_location("se_lens_tests_root_conftest", REPO_ROOT / "tests" / "conftest.py")
+    spec = importlib.util.spec_from_file_location("se_lens_tests_support", REPO_ROOT / "tests" / "support.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -206,7 +206,8 @@ def test_eight_users_upload_at_once_and_each_sees_only_their_own(app_server: "Ap
     for i, (res, exp) in enumerate(zip(results, want)):
         me = names[i]
         assert res["exceptions"] == 0 and not res["errors"] and "Traceback" not in res["text"], (me, res["errors"])
-        assert res["chips"] == [me], (me, res["chips"])  # the uploader holds this user's file only
+        # the uploader holds this user's file only (long names are shortened in the middle: 'user0_a...0001.png')
+        assert len(res["chips"]) == 1 and res["chips"][0].startswith(f"user{i}_"), (me, res["chips"])
         shown = {c["meta"].get("image") for c in res["charts"] if c["meta"].get("image")}
         others = set(names) - {me}
         assert me in shown and not shown & others, (me, shown)

@@ -1,0 +1,46 @@
+"""Helpers shared by test modules (import as ``from support import ...``; a module named
+``conftest`` is ambiguous because tests/e2e has its own)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+TINY_PAIR_FILES = {"se_resnet20_cifar": "checkpoints/se_resnet20-s0.safetensors",
+                   "resnet20_cifar": "checkpoints/resnet20-s0.safetensors"}
+
+
+def write_tiny_pair(data_dir: Path, seed: int = 0) -> dict[str, Path]:
+    """Write random-init SE / vanilla ResNet-20 checkpoints under ``data_dir``; returns arch -> path."""
+    from se_core.checkpoints import CheckpointMeta, save_checkpoint
+    from se_core.registry import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, get_spec
+
+    out = {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for arch, rel in TINY_PAIR_FILES.items():
+            spec = get_spec(arch)
+            model = spec.build()
+            se = spec.default_se
+            meta = CheckpointMeta(arch=arch, se_config=None if se is None else json.loads(se.to_json()),
+                                  num_classes=10, class_names=CIFAR10_CLASSES, mean=CIFAR10_MEAN, std=CIFAR10_STD,
+                                  input_size=(32, 32), provenance={"note": "random init written by tests/conftest.py",
+                                                                   "seed": seed})
+            save_checkpoint(data_dir / rel, model, meta)
+            out[arch] = data_dir / rel
+    return out
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for ``python -m se_core...`` subprocesses: repo importable, one thread each."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", **extra)
+    return env
