@@ -127,8 +127,13 @@ def visible_charts(page: Page) -> list[dict]:
     return [c for c in charts(page) if c["width"] > 0]
 
 
-def assert_charts(page: Page, at_least: int = 1) -> list[dict]:
+def assert_charts(page: Page, at_least: int = 1, timeout_s: float = 60.0) -> list[dict]:
+    """The visible charts, once at least ``at_least`` have drawn (Plotly renders after Streamlit goes idle)."""
+    deadline = time.monotonic() + timeout_s
     cs = visible_charts(page)
+    while (len(cs) < at_least or not all(c["rendered"] for c in cs)) and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+        cs = visible_charts(page)
     assert len(cs) >= at_least, f"expected >= {at_least} charts, got {[c['title'] for c in cs]}"
     for c in cs:
         assert c["rendered"], f"chart {c['title']!r} has no SVG"
