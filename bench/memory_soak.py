@@ -4,12 +4,14 @@ Starts ``streamlit run dashboard/app.py`` in its own process, then uploads ``--u
 images (random 64x64 PNGs, fresh bytes each time, so every one misses the caches) on the Inspect
 page through headless Chromium (Playwright), waiting each time until the page shows that image's
 gate heatmap. ``--mode sessions`` (default) opens each upload in a new Streamlit session (the page is
-reloaded: a new user each time, the old session closes); ``--mode replace`` keeps one session and
-removes the previous file before the next upload. The resident memory (VmRSS from
-``/proc/<pid>/status``, the server and its child processes summed) is sampled after a warm-up of
-``--warmup`` uploads and after the last one; every cache in dashboard/ and pages/ is bounded
-(``tests/test_cache_bounds.py``), so what grows after the warm-up is what the bounded caches fill
-up to plus allocator noise. Uses the shipped weights if present, else random-init checkpoints in a
+reloaded: a new user each time; the old session closes, and Streamlit keeps a disconnected session for
+``server.disconnectedSessionTTL``, 120 s by default, so it can reconnect: ``--session-ttl`` changes it);
+``--mode replace`` keeps one session and removes the previous file before the next upload. The
+resident memory (VmRSS from ``/proc/<pid>/status``, the server and its child processes summed) is
+sampled after a warm-up of ``--warmup`` uploads, every 10 uploads and after the last one; every
+cache in dashboard/ and pages/ is bounded (``tests/test_cache_bounds.py``), so what grows after the
+warm-up is what the bounded caches fill up to, the sessions kept for a reconnect, and allocator
+noise. Uses the shipped weights if present, else random-init checkpoints in a
 temp dir. Last line: ``rss_growth_mb <after - after warm-up>``.
 """
 from __future__ import annotations
@@ -85,7 +87,7 @@ def png(seed: int, path: Path) -> Path:
     return path
 
 
-def start_server(data: Path, tmp: Path, threads: int) -> tuple[subprocess.Popen, str]:
+def start_server(data: Path, tmp: Path, threads: int, session_ttl: int | None) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -94,6 +96,8 @@ def start_server(data: Path, tmp: Path, threads: int) -> tuple[subprocess.Popen,
     cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
            "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]
+    if session_ttl is not None:
+        cmd += ["--server.disconnectedSessionTTL", str(session_ttl)]
     log = open(tmp / "streamlit.log", "wb")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -142,6 +146,9 @@ def main() -> None:
     ap.add_argument("--mode", choices=("sessions", "replace"), default="sessions")
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the server")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds per upload before giving up")
+    ap.add_argument("--session-ttl", type=int, default=None,
+                    help="server.disconnectedSessionTTL in seconds (default: Streamlit's, 120 s: a closed session's "
+                         "state and uploads are kept that long for a reconnect)")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -150,8 +157,9 @@ def main() -> None:
     try:
         data, source = data_dir(tmp)
         print(f"machine: {machine()}\nweights: {source}\nmode: {args.mode}, {args.warmup} warm-up + "
-              f"{args.uploads} measured uploads of distinct 64x64 PNGs on /inspect", flush=True)
-        proc, url = start_server(data, tmp, args.threads)
+              f"{args.uploads} measured uploads of distinct 64x64 PNGs on /inspect; disconnected-session TTL "
+              f"{'120 s (default)' if args.session_ttl is None else f'{args.session_ttl} s'}", flush=True)
+        proc, url = start_server(data, tmp, args.threads, args.session_ttl)
         print(f"server rss at start (no session yet): {rss_mb(proc.pid):.1f} MB", flush=True)
         timeout_ms = int(args.timeout * 1000)
         samples: list[tuple[int, float]] = []

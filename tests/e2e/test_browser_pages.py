@@ -335,7 +335,11 @@ def test_inspect_upload_and_controls(page: Page, app_server: AppServer, shot_dir
     # image selector: the single-image charts follow the chosen image
     other = next(c["meta"]["image"] for c in top5 if c["meta"]["image"] != name)
     choose(page, "Image", other)
-    assert [c["meta"].get("image") for c in charts(page) if c["meta"].get("chart") == "gate_heatmap"] == [other]
+    heatmap_images = lambda: [c["meta"].get("image") for c in charts(page) if c["meta"].get("chart") == "gate_heatmap"]
+    deadline = time.monotonic() + 60  # the rerun may start just after the idle check
+    while heatmap_images() != [other] and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+    assert heatmap_images() == [other]
 
     # block selector: one step towards the input moves the per-block charts
     before = next(c["meta"]["site"] for c in charts(page) if c["meta"].get("chart") == "z_block")
