@@ -44,3 +44,26 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", **extra)
     return env
+
+
+_TINY_SWEEP = """
+[sweep]
+name = "{name}"
+seeds = {seeds}
+allow_short = true
+[train]
+arch = "resnet20_cifar"
+epochs = {epochs}
+batch_size = 64
+train_subset = 128
+test_subset = 50
+probe_per_class = 1
+precision = "fp32"
+[axes]
+excitation = ["sigmoid"]
+"""
+
+
+def tiny_sweep_spec(name: str = "tiny", seeds: str = "[0]", epochs: int = 1) -> str:
+    """TOML of a seconds-long sweep (one SE config plus the baseline, 128 training images)."""
+    return _TINY_SWEEP.format(name=name, seeds=seeds, epochs=epochs)

@@ -21,31 +21,14 @@ from se_core import ablate, tables
 from se_core.ablate import SpecError, load_spec, merge_tables, parse_spec, plan, run_sweep
 from se_core.data import DEFAULT_TARBALL
 from se_core.tables import TableError, load_ablation_table
-from support import REPO_ROOT, subprocess_env
+from support import REPO_ROOT, subprocess_env, tiny_sweep_spec
 
 needs_data = pytest.mark.skipif(not Path(DEFAULT_TARBALL).is_file(), reason="CIFAR-10 JPEG tarball not available")
-
-TINY = """
-[sweep]
-name = "tiny"
-seeds = {seeds}
-allow_short = true
-[train]
-arch = "resnet20_cifar"
-epochs = {epochs}
-batch_size = 64
-train_subset = 128
-test_subset = 50
-probe_per_class = 1
-precision = "fp32"
-[axes]
-excitation = ["sigmoid"]
-"""
 
 
 def tiny_spec(tmp: Path, seeds: str = "[0, 1]", epochs: int = 1, name: str = "tiny.toml") -> Path:
     p = tmp / name
-    p.write_text(TINY.format(seeds=seeds, epochs=epochs))
+    p.write_text(tiny_sweep_spec(seeds=seeds, epochs=epochs))
     return p
 
 
@@ -92,7 +75,7 @@ def test_default_spec_plan_dedups_configs_and_ids_are_stable() -> None:
 
 
 def test_identical_configs_across_axes_train_once(tmp_path: Path) -> None:
-    text = TINY.format(seeds="[3]", epochs=1).replace('excitation = ["sigmoid"]',
+    text = tiny_sweep_spec(seeds="[3]", epochs=1).replace('excitation = ["sigmoid"]',
                                                        'squeeze = ["avg", "max", "none"]\nno_squeeze = ["none"]')
     trials = plan(parse_spec(text))
     none = [t for t in trials if t.config.se is not None and t.config.se.squeeze == "none"]
@@ -122,7 +105,7 @@ def test_identical_configs_across_axes_train_once(tmp_path: Path) -> None:
     (("[axes]", "[axes\n"), ["not valid TOML"]),
 ])
 def test_spec_errors_name_the_key_and_value(patch: tuple[str, str], needles: list[str]) -> None:
-    text = TINY.format(seeds="[0, 1]", epochs=1).replace(*patch)
+    text = tiny_sweep_spec(seeds="[0, 1]", epochs=1).replace(*patch)
     with pytest.raises(SpecError) as e:
         parse_spec(text, "bad.toml")
     msg = str(e.value)
@@ -133,7 +116,7 @@ def test_spec_errors_name_the_key_and_value(patch: tuple[str, str], needles: lis
 
 def test_cli_reports_spec_errors_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     p = tmp_path / "bad.toml"
-    p.write_text(TINY.format(seeds="[0]", epochs=1).replace("batch_size = 64", "batch_size = -1"))
+    p.write_text(tiny_sweep_spec(seeds="[0]", epochs=1).replace("batch_size = 64", "batch_size = -1"))
     assert ablate.main(["run", str(p), "--table", str(tmp_path / "t.csv")]) == 2
     assert "error:" in capsys.readouterr().err
     assert ablate.main(["plan", str(tmp_path / "missing.toml")]) == 2

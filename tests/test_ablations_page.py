@@ -11,28 +11,14 @@ import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
+from support import tiny_sweep_spec
 
 from se_core import tables
 from se_core.ablate import load_spec, provenance_path, run_sweep
 from se_core.data import DEFAULT_TARBALL
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-SPEC = """
-[sweep]
-name = "tiny-page"
-seeds = [0, 1]
-allow_short = true
-[train]
-arch = "resnet20_cifar"
-epochs = 1
-batch_size = 64
-train_subset = 128
-test_subset = 50
-probe_per_class = 1
-precision = "fp32"
-[axes]
-excitation = ["sigmoid"]
-"""
+SPEC = tiny_sweep_spec("tiny-page", "[0, 1]", 1)
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ import pytest
 import torch
 from PIL import Image
 
-from support import REPO_ROOT, subprocess_env, write_tiny_pair
+from support import REPO_ROOT, subprocess_env, tiny_sweep_spec, write_tiny_pair
 from se_core import stats as S
 from se_core import tables
 from se_core.checkpoints import read_checkpoint
@@ -274,22 +274,7 @@ def test_trainer_killed_three_times_ends_bitwise_equal(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- ablation runner
-SPEC = """
-[sweep]
-name = "lost"
-seeds = [0]
-allow_short = true
-[train]
-arch = "resnet20_cifar"
-epochs = 2
-batch_size = 64
-train_subset = 128
-test_subset = 50
-probe_per_class = 1
-precision = "fp32"
-[axes]
-excitation = ["sigmoid"]
-"""
+SPEC = tiny_sweep_spec("lost", "[0]", 2)
 
 
 @needs_data
