@@ -18,12 +18,10 @@ COST_COLUMNS = ("model", "family", "has_se", "input", "params", "params_m", "gma
 
 
 def vanilla_counterpart(name: str) -> str | None:
-    """``se_X`` -> ``X`` when ``X`` is registered without SE; else ``None``."""
-    if not name.startswith("se_"):
-        return None
-    base = name[3:]
+    """The spec's declared no-SE twin when it is registered without SE; else ``None``."""
+    base = get_spec(name).vanilla
     try:
-        return base if not get_spec(base).has_se else None
+        return base if base and not get_spec(base).has_se else None
     except KeyError:
         return None
 

@@ -34,6 +34,8 @@ class ModelSpec:
     ``builder(num_classes=..., se=SEConfig|None)`` returns a randomly initialised model;
     ``takes_se`` says whether the builder honours ``se`` (our ResNets) or the architecture
     fixes it (timm/torchvision models). ``weights`` lists where trained weights come from.
+    ``vanilla`` names the registered architecture that is this one without its SE units (empty
+    when there is none; RegNetX is not RegNetY minus SE), so SE overhead is measured, not guessed.
     """
 
     name: str
@@ -50,6 +52,7 @@ class ModelSpec:
     resize: int | None = None
     weights: tuple[str, ...] = ()
     description: str = ""
+    vanilla: str = ""
     meta: dict = field(default_factory=dict)
 
     def build(self, se: SEConfig | None = None, num_classes: int | None = None) -> nn.Module:
@@ -123,13 +126,14 @@ for _d in (20, 32, 44, 56, 110):
             name=f"{'se_' if _se else ''}resnet{_d}_cifar", builder=_cifar(_d), family="cifar_resnet",
             num_classes=10, class_names=CIFAR10_CLASSES, input_size=(32, 32), mean=CIFAR10_MEAN,
             std=CIFAR10_STD, has_se=_se, takes_se=True, default_se=SEConfig() if _se else None,
-            weights=("shipped file in data/checkpoints", "user upload"),
+            weights=("shipped file in data/checkpoints", "user upload"), vanilla=f"resnet{_d}_cifar" if _se else "",
             description=f"He et al. CIFAR ResNet-{_d} (option A shortcuts){', SE r=16 on every block' if _se else ''}"))
 for _se in (False, True):
     register(ModelSpec(
         name=f"{'se_' if _se else ''}resnet50_tv", builder=_resnet50, family="resnet50", num_classes=1000,
         class_names=(), input_size=(224, 224), resize=256, mean=IMAGENET_MEAN, std=IMAGENET_STD, has_se=_se,
         takes_se=True, default_se=SEConfig() if _se else None, weights=("user upload", "torchvision resnet50 weights (vanilla)"),
+        vanilla="resnet50_tv" if _se else "",
         description="torchvision ResNet-50 with this project's SE unit" if _se else "torchvision ResNet-50"))
 
 

@@ -82,13 +82,14 @@ class ZooModel:
     description: str
     se_config: SEConfig | None = None
     se_design: str = ""
+    vanilla: str = ""
 
 
 _RESNET_SE = ("timm SEModule after bn3 of every bottleneck (standard integration): avg squeeze, "
               "FC C→C/16, ReLU, FC C/16→C, sigmoid")
 ZOO: dict[str, ZooModel] = {z.arch: z for z in (
     ZooModel("seresnet50_timm", "timm", "seresnet50", "resnet50", "timm_resnet", True,
-             "timm SE-ResNet-50 (SE r=16 on every bottleneck)", SEConfig(), _RESNET_SE),
+             "timm SE-ResNet-50 (SE r=16 on every bottleneck)", SEConfig(), _RESNET_SE, "resnet50_timm"),
     ZooModel("resnet50_timm", "timm", "resnet50", "resnet50", "timm_resnet", False, "timm ResNet-50"),
     ZooModel("legacy_seresnet50_timm", "timm", "legacy_seresnet50", "resnet50", "timm_resnet", True,
              "SE-ResNet-50 of the SE paper's authors (Caffe weights ported by timm's legacy senet)", SEConfig(),
@@ -491,7 +492,7 @@ def _spec(zm: ZooModel) -> ModelSpec:
                      num_classes=1000, class_names=(), input_size=(224, 224), mean=IMAGENET_MEAN, std=IMAGENET_STD,
                      has_se=zm.has_se, takes_se=False, default_se=None, resize=None,
                      weights=(f"{zm.library} pretrained weights from its local cache", "user upload"),
-                     description=zm.description,
+                     description=zm.description, vanilla=zm.vanilla,
                      meta={"library": zm.library, "library_name": zm.name, "site_family": zm.site_family,
                            "se_design": zm.se_design,
                            "library_meta": lambda model, arch=zm.arch: library_meta(arch, model)})

@@ -144,6 +144,18 @@ def test_cost_table_matches_models() -> None:
     assert vanilla_counterpart("se_resnet50_tv") == "resnet50_tv" and vanilla_counterpart("resnet50_tv") is None
 
 
+def test_zoo_twins_get_se_overhead_only_when_the_architecture_is_the_same() -> None:
+    import se_core.zoo  # noqa: F401  registers the library models
+
+    assert vanilla_counterpart("seresnet50_timm") == "resnet50_timm"
+    # Not twins: RegNetY differs from RegNetX in widths and depth; the legacy SENet strides its 1x1 conv.
+    for se_arch in ("regnety_004_timm", "regnet_y_400mf_tv", "legacy_seresnet50_timm", "mobilenet_v3_large_tv"):
+        assert vanilla_counterpart(se_arch) is None
+    row = cost_table(["resnet50_timm", "seresnet50_timm"]).set_index("model").loc["seresnet50_timm"]
+    assert row["vanilla"] == "resnet50_timm"
+    assert row["se_params_pct"] == pytest.approx(100 * (28_088_024 - 25_557_032) / 25_557_032)  # paper: +10 %
+
+
 def test_chart_builders_are_pure_figures() -> None:
     df = pd.DataFrame({"epoch": [1, 2, 1, 2], "v": [1.0, 2.0, 3.0, 4.0], "e": [0.1] * 4, "run": ["a", "a", "b", "b"],
                        "split": ["train", "test"] * 2})
