@@ -6,6 +6,10 @@
 - ``torchvision-cifar10:ROOT``: torchvision's ``CIFAR10`` (downloads only when asked and online).
 - any ``ImageFolder`` directory (``class/xxx.png``): decoded through :mod:`se_core.images`,
   resized to the model's input size.
+- any of these with ``@val=N`` appended (e.g. ``cifar10-jpeg@val=5000``): N training images,
+  stratified by class and fixed for every run, are held out; split ``train`` is the rest and
+  split ``test`` is the held-out set. Schedules and other choices are made on it, so the test set
+  is never used to tune.
 
 Batches come from :class:`BatchStream`: augmentation (pad-4 random crop + flip) on tensors,
 order and augmentation drawn from ``(seed, epoch)`` so a resumed run sees the same batches,
@@ -173,8 +177,46 @@ def image_folder(root: str | os.PathLike, size: tuple[int, int] = (32, 32), max_
     return ImageSet(torch.from_numpy(np.stack(imgs)), torch.as_tensor(labels), classes, name, h.hexdigest())
 
 
+HOLDOUT_SEED = 0
+"""Seed of the held-out split: the same validation images for every run and seed."""
+_HOLDOUT = re.compile(r"^(?P<base>.*)@val=(?P<n>\d+)$")
+
+
+def is_holdout(spec: str) -> bool:
+    """Whether ``spec`` names a held-out validation split (``...@val=N``)."""
+    return bool(_HOLDOUT.match(spec))
+
+
+def holdout_indices(labels: torch.Tensor, n: int, seed: int = HOLDOUT_SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept, held-out) indices: ``n`` images held out, as equal a share of each class as ``n`` allows."""
+    labels = torch.as_tensor(labels)
+    if not 0 < n < len(labels):
+        raise DataError(f"@val={n}: hold out between 1 and {len(labels) - 1} of the {len(labels)} training images")
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    classes = labels.unique(sorted=True)
+    by_class = [order[labels[order] == c] for c in classes]
+    quota = [n // len(classes) + (i < n % len(classes)) for i in range(len(classes))]
+    short = [int(c) for c, idx, q in zip(classes, by_class, quota) if len(idx) <= q]
+    if short:
+        raise DataError(f"@val={n} needs more images than class(es) {short} have; hold out fewer")
+    held = torch.cat([idx[:q] for idx, q in zip(by_class, quota)]).sort().values
+    mask = torch.ones(len(labels), dtype=torch.bool)
+    mask[held] = False
+    return mask.nonzero().flatten(), held
+
+
 def load_dataset(spec: str = "cifar10-jpeg", split: str = "test", size: tuple[int, int] = (32, 32)) -> ImageSet:
-    """One entry point: ``cifar10-jpeg``, ``torchvision-cifar10:ROOT`` or an ImageFolder path."""
+    """One entry point: ``cifar10-jpeg``, ``torchvision-cifar10:ROOT`` or an ImageFolder path,
+    each optionally ``@val=N`` (split ``test`` is then N held-out training images)."""
+    m = _HOLDOUT.match(spec)
+    if m:
+        base, n = m["base"], int(m["n"])
+        full = load_dataset(base, "train", size)
+        kept, held = holdout_indices(full.labels, n)
+        stem = full.name[:-len(" train")] if full.name.endswith(" train") else full.name
+        if split == "train":
+            return full.subset(kept, f"{stem} train minus {n} held out")
+        return full.subset(held, f"{stem} validation ({n} held-out training images)")
     if spec in ("", "cifar10-jpeg"):
         return cifar10_jpeg(split)
     if spec.startswith("torchvision-cifar10:"):

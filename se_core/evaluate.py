@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                          "torchvision:<name>); ignored when the file has metadata")
     ap.add_argument("--se-config", default=None,
                     help="SE config of such a file as JSON, e.g. '{\"reduction\": 8}' (default: the architecture's)")
-    ap.add_argument("--data", default="cifar10-jpeg", help="cifar10-jpeg | torchvision-cifar10:ROOT | ImageFolder path")
+    ap.add_argument("--data", default="cifar10-jpeg", help="cifar10-jpeg | torchvision-cifar10:ROOT | ImageFolder path; with @val=N, split "
+                         "'test' is the N held-out training images a 'train --data ...@val=N' run reports on")
     ap.add_argument("--split", default="test")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     ap.add_argument("--batch-size", type=int, default=500)

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -34,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from se_core.checkpoints import CheckpointMeta, atomic_write_bytes, read_checkpoint, save_checkpoint, save_tensors
-from se_core.data import BatchStream, ImageSet, load_dataset
+from se_core.data import BatchStream, ImageSet, is_holdout, load_dataset
 from se_core.evaluate import autocast_ctx, evaluate, eval_subset_indices
 from se_core.probe import capture, find_sites
 from se_core.registry import get_spec
@@ -98,6 +99,11 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown train config field(s): {sorted(unknown)}")
         return cls(**d)
+
+
+def data_label(train_set_name: str) -> str:
+    """``'CIFAR-10 (JPEG q75) train'`` (or ``... train minus N held out``) -> ``'CIFAR-10 (JPEG q75)'``."""
+    return re.sub(r" train( minus \d+ held out)?$", "", train_set_name)
 
 
 def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
@@ -237,6 +243,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
     train_set = load_dataset(cfg.data, "train", spec.input_size)
     test_set = load_dataset(cfg.data, "test", spec.input_size)
     data_md5 = train_set.digest.split(":")[0]  # the source's digest (a subset gets a derived one)
+    data_name = data_label(train_set.name)
     if cfg.train_subset:
         train_set = train_set.subset(torch.randperm(len(train_set), generator=torch.Generator().manual_seed(1234))[: cfg.train_subset])
     if cfg.test_subset:
@@ -350,14 +357,15 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
     final: dict = {}
     if rank == 0:
         final = evaluate(model, test_set, mean, std, precision="fp32", device=device)
+        ev_key = "val" if is_holdout(cfg.data) else "test"
         provenance = {
             "command": " ".join([os.path.basename(sys.executable), "-m", "se_core.train", *sys.argv[1:]])
             if sys.argv and sys.argv[0].endswith("train.py") else " ".join(sys.argv),
             "commit": git_commit(), "seed": cfg.seed, "hardware": hardware(), "world_size": world,
             "precision": precision, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "wall_time_s": round(history["wall"], 1), "data": train_set.name.rsplit(" ", 1)[0],
-            "data_md5": data_md5, "epochs": cfg.epochs,
-            "test_top1_fp32": round(final["top1"], 2), "test_n": final["n"],
+            "wall_time_s": round(history["wall"], 1), "data": data_name,
+            "data_md5": data_md5, "epochs": cfg.epochs, "eval_set": test_set.name,
+            f"{ev_key}_top1_fp32": round(final["top1"], 2), f"{ev_key}_n": final["n"],
             "segments": history["segments"],
         }
         meta = CheckpointMeta(arch=cfg.arch, se_config=None if se is None else json.loads(se.to_json()),
@@ -403,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--schedule", default=d.schedule, choices=("onecycle", "cosine"))
     ap.add_argument("--precision", default=d.precision, choices=("auto", "bf16", "fp32"))
     ap.add_argument("--no-channels-last", action="store_true")
-    ap.add_argument("--data", default=d.data)
+    ap.add_argument("--data", default=d.data, help="cifar10-jpeg, torchvision-cifar10:ROOT or an ImageFolder path; "
+                    "append @val=N to evaluate on N held-out training images instead of the test set")
     ap.add_argument("--train-subset", type=int, default=None)
     ap.add_argument("--test-subset", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None, help="torch threads per process")

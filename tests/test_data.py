@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from se_core.data import BatchStream, DataError, ImageSet, augment, cifar10_jpeg, image_folder, load_dataset, torchvision_cifar10
+from se_core.data import (BatchStream, DataError, ImageSet, augment, cifar10_jpeg, holdout_indices, image_folder,
+                          is_holdout, load_dataset, torchvision_cifar10)
 from se_core.registry import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
 
 
@@ -63,3 +64,31 @@ def test_image_folder_and_load_dataset(tmp_path) -> None:
 def test_torchvision_cifar_offline_message(tmp_path) -> None:
     with pytest.raises(DataError, match="cifar-10-batches-py"):
         torchvision_cifar10(tmp_path, "test")
+
+
+def test_holdout_split_is_stratified_disjoint_and_fixed() -> None:
+    labels = torch.arange(103) % 4  # 26, 26, 26, 25 per class
+    kept, held = holdout_indices(labels, 10)
+    assert len(held) == 10 and len(kept) == 93
+    assert set(kept.tolist()).isdisjoint(held.tolist()) and set(kept.tolist()) | set(held.tolist()) == set(range(103))
+    assert labels[held].bincount().tolist() == [3, 3, 2, 2]  # as equal as 10 / 4 allows
+    again_kept, again_held = holdout_indices(labels, 10)
+    assert torch.equal(held, again_held) and torch.equal(kept, again_kept)  # every run holds out the same images
+    assert not torch.equal(held, holdout_indices(labels, 10, seed=1)[1])
+    for bad in (0, 103):
+        with pytest.raises(DataError, match="hold out between 1 and 102"):
+            holdout_indices(labels, bad)
+    with pytest.raises(DataError, match="more images than class"):
+        holdout_indices(torch.tensor([0, 0, 0, 0, 1]), 2)
+
+
+def test_load_dataset_holdout_on_cifar_never_touches_the_test_set() -> None:
+    assert is_holdout("cifar10-jpeg@val=5000") and not is_holdout("cifar10-jpeg")
+    train, val = load_dataset("cifar10-jpeg@val=5000", "train"), load_dataset("cifar10-jpeg@val=5000", "test")
+    full = cifar10_jpeg("train")
+    assert len(train) == 45_000 and len(val) == 5_000
+    assert val.labels.bincount().tolist() == [500] * 10
+    assert "validation" in val.name and "held out" in train.name and val.name.startswith("CIFAR-10 (JPEG q75)")
+    # the validation images are training images, and none of them is in the training part
+    _, held = holdout_indices(full.labels, 5000)
+    assert torch.equal(val.images, full.images[held])

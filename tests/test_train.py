@@ -270,3 +270,21 @@ def test_ddp_two_ranks_cpu(tmp_path: Path) -> None:
     assert gates[0]["sites"] == {}  # vanilla: no gates to log
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+
+
+def test_holdout_run_reports_validation_not_test(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """With --data cifar10-jpeg@val=N the run evaluates on N held-out training images, says so,
+    and evaluate re-computes that number from the checkpoint."""
+    from se_core.evaluate import main as evaluate_main
+
+    cfg = TrainConfig(arch="resnet20_cifar", epochs=1, train_subset=TRAIN_N, probe_per_class=PER_CLASS,
+                      batch_size=BATCH, data="cifar10-jpeg@val=100")
+    res = train(cfg, tmp_path / "run", threads=1, progress=False)
+    prov = json.loads((tmp_path / "run" / "final.json").read_text())["provenance"]
+    assert "test_top1_fp32" not in prov and prov["val_n"] == 100 == res.final["n"]
+    assert prov["val_top1_fp32"] == round(res.final["top1"], 2)
+    assert "validation (100 held-out training images)" in prov["eval_set"] and prov["data"] == "CIFAR-10 (JPEG q75)"
+    assert evaluate_main(["--checkpoint", str(tmp_path / "run" / "model.safetensors"),
+                          "--data", "cifar10-jpeg@val=100"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["n"] == 100 and out["top1"] == pytest.approx(res.final["top1"])
