@@ -175,6 +175,37 @@ def bar_compare(df: pd.DataFrame, x: str, y: str, color: str, *, error: str | No
     return _layout(fig, title, x_title or x, y_title or y, height)
 
 
+def seed_points(means: pd.DataFrame, points: pd.DataFrame, *, x: str, mean: str, std: str, n: str, y: str,
+                colors: Sequence[str], point_info: Sequence[str] = ("seed",), ref_lines: Sequence[tuple] = (),
+                title: str = "", x_title: str | None = None, y_title: str | None = None, unit: str = "%",
+                height: int = 380) -> go.Figure:
+    """Mean ± std per ``x`` (diamonds, one colour each) with every seed's value as a small dot.
+
+    ``means`` has one row per ``x`` (columns ``mean``, ``std``, ``n``); ``points`` one row per seed
+    (``x``, ``y`` and the ``point_info`` columns shown on hover, the first being the seed).
+    ``ref_lines`` are ``(value, label, colour, annotation position)`` dotted horizontal lines.
+    """
+    fig = _new()
+    fig.add_trace(go.Scatter(
+        x=means[x], y=means[mean], mode="markers", name="mean ± std over seeds",
+        marker={"symbol": "diamond", "size": 13, "color": list(colors)},
+        error_y={"type": "data", "array": means[std].astype(float).fillna(0).tolist(), "visible": True},
+        customdata=means[[n, std]].to_numpy(),
+        hovertemplate=f"%{{x}}: %{{y:.2f}}{unit} ± %{{customdata[1]:.2f}} (%{{customdata[0]}} seeds)<extra></extra>"))
+    extra = "".join(f", {c} %{{customdata[{i}]}}" for i, c in enumerate(point_info) if i)
+    fig.add_trace(go.Scatter(
+        x=points[x], y=points[y], mode="markers", name="single seeds",
+        marker={"size": 6, "color": "rgba(0,0,0,0.45)"}, customdata=points[list(point_info)].to_numpy(),
+        hovertemplate=f"%{{x}}, seed %{{customdata[0]}}: %{{y:.2f}}{unit}{extra}<extra></extra>"))
+    for value, label, col, pos in ref_lines:
+        fig.add_hline(y=float(value), line={"dash": "dot", "color": col, "width": 1}, annotation_text=label,
+                      annotation_position=pos, annotation_font_color=col)
+    fig.update_xaxes(type="category")
+    _layout(fig, title, x_title or x, y_title or y, height)
+    return fig.update_layout(legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0, "xanchor": "left"},
+                             margin={"t": 80 if title else 40})
+
+
 def histogram_stack(edges: Sequence[float] | Sequence[Sequence[float]], counts: Sequence[Sequence[float]],
                     labels: Sequence, *,
                     normalize: bool = True, title: str = "", x_title: str = "value", y_title: str | None = None,

@@ -9,19 +9,16 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
-from dashboard.charts import PAIR_COLORS, bar_compare, download_csv, show
+from dashboard.ablation_charts import cost_fig, ours_fig, paper_fig
+from dashboard.charts import bar_compare, download_csv, show
 from se_core import tables
 from se_core.paths import PathError, data_roots, resolve_user_path
-from se_core.tables import AXES, BASELINE_SETTING, TableError
+from se_core.tables import AXES, TableError
 
 SOURCES = ("Shipped table", "Upload a CSV", "Path on this machine")
 RUN_COMMAND = "python -m se_core.ablate run sweeps/default.toml"
-OTHER_COLOR = "#2f9e44"
-PAPER_COLOR = "#868e96"
 DELTA_COLORS = dict(zip(tables.DELTA_SERIES, ("#d9480f", "#f59f00", "#1c7ed6", "#74c0fc")))
 
 
@@ -43,80 +40,6 @@ def _reference(path: str, mtime_ns: int) -> pd.DataFrame:
 def _from_path(p: Path) -> pd.DataFrame:
     stt = p.stat()
     return _load_path(str(p), stt.st_mtime_ns, stt.st_size)
-
-
-def _setting_color(setting: str, is_default: bool) -> str:
-    if setting == BASELINE_SETTING:
-        return PAIR_COLORS["vanilla"]
-    return PAIR_COLORS["se"] if is_default else OTHER_COLOR
-
-
-def _ours_fig(summary: pd.DataFrame, rows: pd.DataFrame, axis: str) -> go.Figure:
-    """Mean ± std top-1 error per setting (diamonds) with each seed as a small dot."""
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(
-        x=summary["setting"], y=summary["top1_mean"], mode="markers", name="mean ± std over seeds",
-        marker={"symbol": "diamond", "size": 13,
-                "color": [_setting_color(s, d) for s, d in zip(summary["setting"], summary["is_default"])]},
-        error_y={"type": "data", "array": summary["top1_std"].fillna(0).tolist(), "visible": True},
-        customdata=summary[["n", "top1_std"]].to_numpy(),
-        hovertemplate="%{x}: %{y:.2f}% ± %{customdata[1]:.2f} (%{customdata[0]} seeds)<extra></extra>"))
-    fig.add_trace(go.Scatter(
-        x=rows["setting"], y=rows["top1_err"], mode="markers", name="single seeds",
-        marker={"size": 6, "color": "rgba(0,0,0,0.45)"}, customdata=rows[["seed", "trial_id"]].to_numpy(),
-        hovertemplate="%{x}, seed %{customdata[0]}: %{y:.2f}% (trial %{customdata[1]})<extra></extra>"))
-    for flag, name, col, pos in (("is_baseline", "no SE", PAIR_COLORS["vanilla"], "bottom right"),
-                                 ("is_default", "default SE", PAIR_COLORS["se"], "top right")):
-        ref = summary.loc[summary[flag], "top1_mean"]
-        if len(ref):
-            fig.add_hline(y=float(ref.iloc[0]), line={"dash": "dot", "color": col, "width": 1},
-                          annotation_text=name, annotation_position=pos, annotation_font_color=col)
-    fig.update_layout(template="plotly_white", height=380, margin={"l": 60, "r": 20, "t": 60, "b": 50},
-                      title={"text": f"Ours: {AXES[axis].title}, CIFAR-10 test top-1 error", "x": 0},
-                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0})
-    fig.update_xaxes(title_text="setting", type="category")
-    fig.update_yaxes(title_text="top-1 error (%)")
-    return fig
-
-
-def _paper_fig(ref: pd.DataFrame, axis: str) -> go.Figure:
-    """The paper's reported top-1 error per row of its table."""
-    # long rows ("ResNet-50 (original)") wrap before their bracket, so neighbouring tick labels do not run together
-    labels = [s.replace(" (", "<br>(") + (f"<br>({o})" if isinstance(o, str) and o != s else "")
-              for s, o in zip(ref["setting"], ref["our_setting"])]
-    fig = go.Figure(go.Scatter(
-        x=labels, y=ref["top1_err"], mode="markers", name="reported top-1 error",
-        marker={"symbol": "square", "size": 12, "color": PAPER_COLOR},
-        customdata=ref[["top5_err"]].to_numpy(), hovertemplate="%{x}: top-1 %{y:.2f}%, top-5 %{customdata[0]:.2f}%"
-                                                                 "<extra></extra>"))
-    fig.update_layout(template="plotly_white", height=380, margin={"l": 60, "r": 20, "t": 60, "b": 50},
-                      title={"text": f"Reported by Hu et al. (TPAMI v4, Table {AXES[axis].paper_table}), "
-                                     "SE-ResNet-50 on ImageNet", "x": 0, "font": {"size": 13}})
-    fig.update_xaxes(title_text="paper row (our setting)", type="category")
-    fig.update_yaxes(title_text="ImageNet top-1 error (%)")
-    return fig
-
-
-def _cost_fig(summary: pd.DataFrame, axis: str) -> go.Figure:
-    """Parameters and FLOPs each setting adds over the no-SE network (absolute values on hover)."""
-    added = summary["params_added"].notna().any()
-    fig = make_subplots(rows=1, cols=2, subplot_titles=(
-        "parameters added over no SE" if added else "parameters",
-        "FLOPs added over no SE (%)" if added else "FLOPs per image (millions)"))
-    cols = [_setting_color(s, d) for s, d in zip(summary["setting"], summary["is_default"])]
-    absolute = summary[["params", "flops"]].to_numpy()
-    fig.add_trace(go.Bar(x=summary["setting"], y=summary["params_added"] if added else summary["params"],
-                         marker_color=cols, name="params", customdata=absolute,
-                         hovertemplate="%{x}: %{y:,} (total %{customdata[0]:,})<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Bar(x=summary["setting"], y=summary["flops_added_pct"] if added else summary["flops"] / 1e6,
-                         marker_color=cols, name="FLOPs", customdata=absolute,
-                         hovertemplate="%{x}: %{y:.4g}" + ("%" if added else " M") +
-                                       " (total %{customdata[1]:,})<extra></extra>"), row=1, col=2)
-    fig.update_layout(template="plotly_white", height=320, showlegend=False, margin={"l": 60, "r": 20, "t": 70, "b": 50},
-                      title={"text": f"Ours: cost of each {AXES[axis].title.lower()} setting, measured on the network "
-                                     "(FlopCounterMode; FLOPs = 2 x multiply-adds)", "x": 0, "font": {"size": 13}})
-    fig.update_xaxes(type="category")
-    return fig
 
 
 def _table_source() -> tuple[pd.DataFrame | None, str | None, Path | None]:
@@ -229,14 +152,14 @@ for axis, tab in zip(axes, tabs):
         left, right = st.columns(2)
         with left:
             if rows is not None and len(summary):
-                show(_ours_fig(summary, rows, axis), key=f"abl-{axis}-ours", filename=f"ablation-{axis}-ours")
+                show(ours_fig(summary, rows, axis), key=f"abl-{axis}-ours", filename=f"ablation-{axis}-ours")
             elif df is not None:
                 st.info(f"The loaded table has no trials on the {info.title.lower()} axis.")
             else:
                 st.caption("Our results appear here once a result table is loaded.")
         with right:
             if len(paper):
-                show(_paper_fig(paper, axis), key=f"abl-{axis}-paper", filename=f"ablation-{axis}-paper")
+                show(paper_fig(paper, axis), key=f"abl-{axis}-paper", filename=f"ablation-{axis}-paper")
             st.caption(tables.paper_label(axis) + " — numbers as printed in the paper, not measured here.")
         if axis == "stages":
             st.markdown("**Stage mapping.** The paper's ResNet-50 has four stages (conv2_x..conv5_x); its "
@@ -254,7 +177,7 @@ for axis, tab in zip(axes, tabs):
             st.caption("Ours: mean over seeds minus the no-SE ResNet-20 / default SE-ResNet-20 mean (CIFAR-10). "
                        f"Paper: its row minus ResNet-50 / SE-ResNet-50 in the ablation schedule (ImageNet).")
         if len(summary):
-            show(_cost_fig(summary, axis), key=f"abl-{axis}-cost", filename=f"ablation-{axis}-cost")
+            show(cost_fig(summary, axis), key=f"abl-{axis}-cost", filename=f"ablation-{axis}-cost")
         with st.expander("Numbers"):
             if len(summary):
                 st.markdown("**Ours** (error in %, mean/std over seeds; Δ in points)")

@@ -276,14 +276,23 @@ with tab_runs:
                                         "top1_min": st.column_config.NumberColumn("min", format="%.2f"),
                                         "top1_max": st.column_config.NumberColumn("max", format="%.2f"),
                                         "delta_vs_vanilla": st.column_config.NumberColumn("Δ vs vanilla (pp)", format="%+.2f"),
+                                        "delta_se": st.column_config.NumberColumn(
+                                            "Δ s.e.", format="%.2f",
+                                            help="standard error of Δ: sqrt(s²/n of SE + s²/n of vanilla)"),
                                         "params": st.column_config.NumberColumn("params", format="localized"),
                                         "wall_time_s_mean": st.column_config.NumberColumn("train time (s)", format="%.0f")})
             charts.download_csv(summ, "se_lens_results_summary", key="models-summary-csv")
+            colors = {spec.se_arch: charts.PAIR_COLORS["se"], spec.vanilla_arch: charts.PAIR_COLORS["vanilla"]}
+            charts.show(charts.seed_points(summ, res, x="model", mean="top1_mean", std="top1_std", n="runs", y="top1",
+                                           colors=[colors.get(m, charts.PALETTE[-1]) for m in summ["model"]],
+                                           point_info=("seed", "run"), height=340, x_title="model",
+                                           y_title="test top-1 (%)",
+                                           title="Test top-1 of every seed (dots) and mean ± std (diamonds)"),
+                        key="models-seeds", filename="top1_per_seed", data=res[["run", "model", "seed", "top1"]])
             with st.expander("Every finished run"):
                 st.dataframe(res, hide_index=True, width="stretch", key="models-results")
                 charts.download_csv(res, "se_lens_results_runs", key="models-results-csv")
             if not per_class.empty:
-                colors = {spec.se_arch: charts.PAIR_COLORS["se"], spec.vanilla_arch: charts.PAIR_COLORS["vanilla"]}
                 charts.show(charts.bar_compare(per_class, "class", "acc_mean", "model", error="acc_std",
                                                title="Per-class test accuracy (whiskers: std over seeds)",
                                                x_title="class", y_title="accuracy (%)", colors=colors,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from se_core.registry import get_spec
 from se_core.se import SEConfig
 from se_core.train import METRIC_FIELDS, TrainConfig
 
@@ -32,7 +33,7 @@ GATE_COLUMNS = ("epoch", "site", "mean", "std", "selectivity", "lo", "hi", "hist
 RESULT_COLUMNS = ("run", "model", "arch", "se", "seed", "epochs", "top1", "top5", "loss", "n_test", "params",
                   "wall_time_s", "precision", "hardware", "date", "commit")
 SUMMARY_COLUMNS = ("model", "arch", "se", "runs", "seeds", "top1_mean", "top1_std", "top1_min", "top1_max",
-                   "top1", "delta_vs_vanilla", "params", "wall_time_s_mean")
+                   "top1", "delta_vs_vanilla", "delta_se", "params", "wall_time_s_mean")
 
 
 class RunError(ValueError):
@@ -407,12 +408,17 @@ def results_table(root: str | os.PathLike, *, strict: bool = False) -> pd.DataFr
 
 
 def _vanilla_of(arch: str) -> str | None:
-    return arch[3:] if arch.startswith("se_") else None
+    try:
+        return get_spec(arch).vanilla or None
+    except KeyError:
+        return None
 
 
 def summary(results: pd.DataFrame) -> pd.DataFrame:
     """Per model: number of runs, seeds, top-1 mean ± sample std (ddof=1; NaN for one run), min, max, and
-    the difference of mean top-1 to the vanilla counterpart (``se_X`` vs ``X``) when both were trained."""
+    the difference of mean top-1 to the vanilla twin (the spec's ``vanilla``) when both were trained, with
+    its standard error sqrt(s_se²/n_se + s_van²/n_van) when both have two or more seeds, so a gain can be
+    read against seed noise."""
     if results.empty:
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
     rows = []
@@ -422,14 +428,15 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
                      "seeds": ", ".join(str(s) for s in sorted(g["seed"])), "top1_mean": mean, "top1_std": std,
                      "top1_min": float(g["top1"].min()), "top1_max": float(g["top1"].max()),
                      "top1": f"{mean:.2f} ± {std:.2f}" if not math.isnan(std) else f"{mean:.2f} (1 run)",
-                     "delta_vs_vanilla": math.nan, "params": int(g["params"].iloc[0]),
+                     "delta_vs_vanilla": math.nan, "delta_se": math.nan, "params": int(g["params"].iloc[0]),
                      "wall_time_s_mean": float(g["wall_time_s"].mean())})
     df = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-    base = {r.model: r.top1_mean for r in df.itertuples() if r.model == r.arch}
+    base = {r.model: r for r in df.itertuples() if r.model == r.arch}
     for i, r in df.iterrows():
-        v = _vanilla_of(r["arch"])
-        if v in base:
-            df.at[i, "delta_vs_vanilla"] = r["top1_mean"] - base[v]
+        v = base.get(_vanilla_of(r["arch"]) or "")
+        if v is not None:
+            df.at[i, "delta_vs_vanilla"] = r["top1_mean"] - v.top1_mean
+            df.at[i, "delta_se"] = math.sqrt(r["top1_std"] ** 2 / r["runs"] + v.top1_std ** 2 / v.runs)
     return df
 
 

@@ -247,6 +247,10 @@ def test_models_page_with_pair_and_runs(tiny_data_dir: Path, trained_runs: Path)
     summ = next(f for f in frames if "top1_mean" in f.columns).set_index("model")
     final = json.loads((tiny_data_dir / "runs" / "se_resnet20-s0" / "final.json").read_text())["final"]
     assert summ.loc["se_resnet20_cifar", "top1_mean"] == pytest.approx(final["top1"])
+    seeds = next(json.loads(p.proto.spec) for p in at.get("plotly_chart")
+                 if "every seed" in json.dumps(json.loads(p.proto.spec)["layout"].get("title", "")))
+    dots = next(t for t in seeds["data"] if t["name"] == "single seeds")
+    assert sorted(dots["x"]) == ["resnet20_cifar", "se_resnet20_cifar"]  # one dot per finished run
     # provenance of the loaded pair, from the checkpoint's metadata
     tables = pd.concat([t.value for t in at.table])
     assert "random init written by tests/conftest.py" in set(tables["value"])

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from se_core.data import DataError
@@ -118,6 +119,7 @@ def test_results_summary_and_per_class(runs_root: Path) -> None:
     assert row["top1_std"] == pytest.approx(np.std(se_top1, ddof=1))
     assert row["top1"] == f"{np.mean(se_top1):.2f} ± {np.std(se_top1, ddof=1):.2f}"
     assert row["delta_vs_vanilla"] == pytest.approx(np.mean(se_top1) - finals["resnet20-s0"]["top1"])
+    assert math.isnan(row["delta_se"])  # one vanilla run: no spread to judge the difference by
     van = summ.loc["resnet20_cifar"]
     assert van["runs"] == 1 and math.isnan(van["top1_std"]) and math.isnan(van["delta_vs_vanilla"])
     pc = per_class_table(runs_root)
@@ -193,3 +195,13 @@ def test_missing_files(runs_root: Path, tmp_path: Path) -> None:
         (run / name).unlink()
         with pytest.raises(RunError, match="missing"):
             loader(run)
+
+
+def test_summary_difference_and_its_standard_error() -> None:
+    res = pd.DataFrame({"model": ["resnet20_cifar"] * 3 + ["se_resnet20_cifar"] * 3,
+                        "arch": ["resnet20_cifar"] * 3 + ["se_resnet20_cifar"] * 3, "se": ["none"] * 3 + ["r=16"] * 3,
+                        "seed": [0, 1, 2] * 2, "top1": [88.0, 88.5, 89.0, 89.0, 89.2, 89.4],
+                        "params": [1] * 6, "wall_time_s": [1.0] * 6})
+    row = summary(res).set_index("model").loc["se_resnet20_cifar"]
+    assert row["delta_vs_vanilla"] == pytest.approx(89.2 - 88.5)
+    assert row["delta_se"] == pytest.approx(math.sqrt(0.5 ** 2 / 3 + 0.2 ** 2 / 3))
