@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -95,7 +96,8 @@ def release(runs_root: Path = DATA / "runs", data: Path = DATA) -> dict:
         out = data / "results"
         out.mkdir(parents=True, exist_ok=True)
         res["gmacs"] = [spec_cost(a, None).gmacs for a in res["arch"]]
-        tables = {f"{RESULTS_STEM}.csv": res, f"{RESULTS_STEM}_summary.csv": summary(res),
+        summ = summary(res)
+        tables = {f"{RESULTS_STEM}.csv": res, f"{RESULTS_STEM}_summary.csv": summ,
                   f"{RESULTS_STEM}_per_class.csv": per_class_table(runs_root)}
         for name, df in tables.items():
             atomic_write_bytes(out / name, df.to_csv(index=False).encode())
@@ -108,9 +110,14 @@ def release(runs_root: Path = DATA / "runs", data: Path = DATA) -> dict:
                 "all 10,000 test images (`python -m se_core.evaluate --checkpoint data/runs/<run>/model.safetensors` "
                 "re-computes each); params and gmacs (multiply-adds, the paper's GFLOPs) from FlopCounterMode.",
                 f"- `{RESULTS_STEM}_summary.csv`: mean ± sample std over seeds per model, and the SE-minus-vanilla "
-                "difference of means.",
+                "difference of means with its standard error.",
                 f"- `{RESULTS_STEM}_per_class.csv`: per-class test accuracy of every run.", "",
-                "Runs included: " + ", ".join(res["run"]), ""]
+                "Runs included: " + ", ".join(res["run"]), "", "Summary (test top-1 %, from the table above):", ""]
+        for r in summ.itertuples():
+            delta = "" if math.isnan(r.delta_vs_vanilla) else f"; Δ vs vanilla {r.delta_vs_vanilla:+.2f} pt" + (
+                "" if math.isnan(r.delta_se) else f" ± {r.delta_se:.2f} (s.e.)")
+            text.append(f"- {r.model}: {r.top1} over seeds {r.seeds}{delta}")
+        text.append("")
         atomic_write_bytes(out / "PROVENANCE.md", "\n".join(text).encode())
     return written
 

@@ -205,3 +205,33 @@ def test_summary_difference_and_its_standard_error() -> None:
     row = summary(res).set_index("model").loc["se_resnet20_cifar"]
     assert row["delta_vs_vanilla"] == pytest.approx(89.2 - 88.5)
     assert row["delta_se"] == pytest.approx(math.sqrt(0.5 ** 2 / 3 + 0.2 ** 2 / 3))
+
+
+def test_release_ships_seed0_checkpoints_tables_and_provenance(runs_root: Path, tmp_path: Path) -> None:
+    from se_core.release import release
+
+    runs = tmp_path / "runs"
+    shutil.copytree(runs_root, runs)
+    half = runs / "resnet20-s1"  # an unfinished run: provenance says how to resume; no results row
+    half.mkdir()
+    shutil.copy(runs / "resnet20-s0" / "config.json", half / "config.json")
+    cfg = json.loads((half / "config.json").read_text())
+    cfg["seed"] = 1
+    (half / "config.json").write_text(json.dumps(cfg))
+    (half / "metrics.csv").write_text(",".join(METRIC_FIELDS) + "\n")
+    data = tmp_path / "data"
+    written = release(runs, data)
+    assert sorted(Path(p).name for p in written["checkpoints"]) == ["resnet20-s0.safetensors", "se_resnet20-s0.safetensors"]
+    for name in ("resnet20-s0", "se_resnet20-s0"):
+        assert (data / "checkpoints" / f"{name}.safetensors").read_bytes() == (runs / name / "model.safetensors").read_bytes()
+    assert "python -m se_core.train --arch resnet20_cifar --seed 1" in (half / "PROVENANCE.md").read_text()
+    res = pd.read_csv(data / "results" / "cifar10_resnet20.csv")
+    assert sorted(res["run"]) == ["resnet20-s0", "se_resnet20-s0", "se_resnet20-s1"]
+    for r in res.itertuples():
+        assert r.top1 == pytest.approx(load_final(runs / r.run)["final"]["top1"])
+    summ = pd.read_csv(data / "results" / "cifar10_resnet20_summary.csv").set_index("model")
+    prov = (data / "results" / "PROVENANCE.md").read_text()
+    se = summ.loc["se_resnet20_cifar"]
+    assert f"- se_resnet20_cifar: {se['top1']} over seeds 0, 1; Δ vs vanilla {se['delta_vs_vanilla']:+.2f} pt" in prov
+    assert len(pd.read_csv(data / "results" / "cifar10_resnet20_per_class.csv")) == 3 * 10
+    assert release(runs, data) == written  # idempotent
