@@ -73,3 +73,18 @@ def test_shipped_checkpoint_reproduces_its_accuracy(name: str) -> None:
 def test_finished_runs_exist() -> None:
     assert {r.name for r in FINISHED} >= {"resnet20-s0", "se_resnet20-s0"}
     assert all(Path(r.path / "model.safetensors").is_file() for r in FINISHED)
+
+
+def test_shipped_sweep_rows_belong_to_the_default_sweep() -> None:
+    """Every shipped ablation row is a trial of sweeps/default.toml under today's code: a change to
+    TrainConfig that altered trial ids would orphan the finished rows (and the resume) and fails here."""
+    from se_core.ablate import load_spec, plan
+    from se_core.tables import load_ablation_table, table_problems
+
+    table = DATA / "ablations" / "resnet20-cifar10.csv"
+    df = load_ablation_table(table)
+    trials = {t.trial_id: t for t in plan(load_spec(REPO_ROOT / "sweeps" / "default.toml"))}
+    assert len(df) >= 1 and set(df["trial_id"]) <= set(trials)
+    for r in df.itertuples():
+        assert trials[r.trial_id].config.seed == r.seed and r.test_n == 10_000
+    assert int(df["epochs"].min()) >= 10 and table_problems(df) == []  # one schedule, >= 10 epochs, a baseline
