@@ -14,7 +14,7 @@ from se_core.costs import cost_table
 from se_core.pairs import PAIRS, LoadedModel, pick_device
 from se_core.registry import get_spec, list_models
 from se_core.runs import (RunError, RunInfo, all_metrics, fingerprint, gate_hist_long, list_runs, load_gate_history,
-                          per_class_summary, per_class_table, results_table, runs_table, summary)
+                          per_class_summary, per_class_table, results_table, runs_table, seed_curves, summary)
 from se_core.se import SEConfig
 from se_core.train import hardware
 
@@ -183,19 +183,35 @@ with tab_runs:
         if metrics.empty:
             st.info("No run has finished its first epoch yet; curves appear after each epoch.", icon=":material/info:")
         else:
-            long = pd.concat([
-                metrics.assign(split="train", loss=metrics["train_loss"], acc=metrics["train_acc"]),
-                metrics.assign(split="test", loss=metrics["test_loss"], acc=metrics["test_acc"])], ignore_index=True)
-            c1, c2 = st.columns(2)
-            with c1:
-                charts.show(charts.line_curves(long, "epoch", "loss", "run", dash="split", title="Loss",
-                                               y_title="cross-entropy (train: label-smoothed)"),
-                            key="models-loss", filename="training_loss", data=metrics)
-            with c2:
-                charts.show(charts.line_curves(long, "epoch", "acc", "run", dash="split", title="Top-1 accuracy",
-                                               y_title="accuracy (%)"),
-                            key="models-acc", filename="training_accuracy")
-            st.caption("Solid: train (running average over the epoch, augmented data); dashed: test set after the epoch.")
+            by_model = metrics["model"].nunique() < metrics["run"].nunique() and st.toggle(
+                "Mean ± std over seeds per model", key="models-curves-seeds",
+                help="One line per model, averaged over its runs (seeds) at each epoch; the band is ± one sample std.")
+            if by_model:
+                sc = seed_curves(metrics)
+                colors = {spec.se_arch: charts.PAIR_COLORS["se"], spec.vanilla_arch: charts.PAIR_COLORS["vanilla"]}
+                c1, c2 = st.columns(2)
+                for col, metric, title, y_title in ((c1, "test_acc", "Test top-1 accuracy", "accuracy (%)"),
+                                                    (c2, "train_loss", "Training loss", "cross-entropy (label-smoothed)")):
+                    with col:
+                        charts.show(charts.band_curves(sc[sc["metric"] == metric], "epoch", "mean", "std", "model",
+                                                       title=f"{title}, mean ± std over seeds", y_title=y_title,
+                                                       colors=colors),
+                                    key=f"models-seeds-{metric}", filename=f"training_{metric}_over_seeds", data=sc)
+            else:
+                long = pd.concat([
+                    metrics.assign(split="train", loss=metrics["train_loss"], acc=metrics["train_acc"]),
+                    metrics.assign(split="test", loss=metrics["test_loss"], acc=metrics["test_acc"])], ignore_index=True)
+                c1, c2 = st.columns(2)
+                with c1:
+                    charts.show(charts.line_curves(long, "epoch", "loss", "run", dash="split", title="Loss",
+                                                   y_title="cross-entropy (train: label-smoothed)"),
+                                key="models-loss", filename="training_loss", data=metrics)
+                with c2:
+                    charts.show(charts.line_curves(long, "epoch", "acc", "run", dash="split", title="Top-1 accuracy",
+                                                   y_title="accuracy (%)"),
+                                key="models-acc", filename="training_accuracy")
+                st.caption("Solid: train (running average over the epoch, augmented data); dashed: test set after the "
+                           "epoch.")
             with st.expander("Learning rate and throughput"):
                 c3, c4 = st.columns(2)
                 with c3:

@@ -373,6 +373,22 @@ def all_metrics(runs: list[RunInfo]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
 
+def seed_curves(metrics: pd.DataFrame, columns: tuple[str, ...] = ("test_acc", "test_loss", "train_acc", "train_loss")
+                ) -> pd.DataFrame:
+    """Per model and epoch: mean and sample std over the runs (seeds) that reached that epoch, and how many did.
+
+    Long form (``model, epoch, metric, mean, std, n``); std is 0 where one run contributes, so a band
+    simply vanishes there."""
+    cols = ["model", "epoch", "metric", "mean", "std", "n"]
+    if metrics.empty:
+        return pd.DataFrame(columns=cols)
+    long = metrics.melt(id_vars=["model", "epoch", "run"], value_vars=list(columns), var_name="metric")
+    g = long.groupby(["model", "metric", "epoch"], sort=False)["value"]
+    out = g.agg(mean="mean", std="std", n="count").reset_index()
+    out["std"] = out["std"].fillna(0.0)
+    return out[cols].sort_values(["model", "metric", "epoch"], ignore_index=True)
+
+
 @lru_cache(maxsize=64)
 def _param_count(arch: str, se_json: str | None) -> int:
     from se_core.registry import get_spec
@@ -465,4 +481,4 @@ def per_class_summary(per_class: pd.DataFrame) -> pd.DataFrame:
 
 __all__ = ["RunError", "RunInfo", "all_metrics", "fingerprint", "gate_hist_long", "list_runs", "load_config",
            "load_final", "load_gate_history", "load_metrics", "model_label", "per_class_summary", "per_class_table",
-           "results_table", "runs_table", "se_label", "summary"]
+           "results_table", "runs_table", "se_label", "seed_curves", "summary"]

@@ -255,6 +255,17 @@ def test_models_page_with_pair_and_runs(tiny_data_dir: Path, trained_runs: Path)
     tables = pd.concat([t.value for t in at.table])
     assert "random init written by tests/conftest.py" in set(tables["value"])
     assert "CPU" in _texts(at) or "GPU" in _texts(at)
+    # a second seed of the SE model: curves can be averaged over seeds per model
+    s1 = tiny_data_dir / "runs" / "se_resnet20-s1"
+    shutil.copytree(tiny_data_dir / "runs" / "se_resnet20-s0", s1)
+    (s1 / "config.json").write_text(json.dumps({**json.loads((s1 / "config.json").read_text()), "seed": 1}))
+    at.run()
+    at.toggle(key="models-curves-seeds").set_value(True).run()
+    _ok(at)
+    band = next(json.loads(p.proto.spec) for p in at.get("plotly_chart")
+                if "over seeds" in json.dumps(json.loads(p.proto.spec)["layout"].get("title", "")))
+    assert {t["name"] for t in band["data"] if t.get("showlegend") is not False} == {"resnet20_cifar", "se_resnet20_cifar"}
+    at.toggle(key="models-curves-seeds").set_value(False).run()
     # every chart exports; the format follows the sidebar picker
     cfgs = _plotly_configs(at)
     assert len(cfgs) >= 8 and all(c["toImageButtonOptions"]["format"] == "png" for c in cfgs)

@@ -235,3 +235,14 @@ def test_release_ships_seed0_checkpoints_tables_and_provenance(runs_root: Path, 
     assert f"- se_resnet20_cifar: {se['top1']} over seeds 0, 1; Δ vs vanilla {se['delta_vs_vanilla']:+.2f} pt" in prov
     assert len(pd.read_csv(data / "results" / "cifar10_resnet20_per_class.csv")) == 3 * 10
     assert release(runs, data) == written  # idempotent
+
+
+def test_seed_curves_average_runs_per_model_and_epoch() -> None:
+    from se_core.runs import seed_curves
+
+    m = pd.DataFrame({"run": ["a-s0", "a-s0", "a-s1", "a-s1", "b-s0"], "model": ["a", "a", "a", "a", "b"],
+                      "epoch": [1, 2, 1, 2, 1], "test_acc": [10.0, 20.0, 14.0, 30.0, 50.0]})
+    sc = seed_curves(m, ("test_acc",)).set_index(["model", "epoch"])
+    assert sc.loc[("a", 1), "mean"] == 12.0 and sc.loc[("a", 2), "mean"] == 25.0
+    assert sc.loc[("a", 1), "std"] == pytest.approx(np.std([10.0, 14.0], ddof=1)) and sc.loc[("a", 1), "n"] == 2
+    assert sc.loc[("b", 1), "std"] == 0.0 and sc.loc[("b", 1), "n"] == 1  # one seed: no band
