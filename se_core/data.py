@@ -11,7 +11,7 @@
   split ``test`` is the held-out set. Schedules and other choices are made on it, so the test set
   is never used to tune.
 
-Batches come from :class:`BatchStream`: augmentation (pad-4 random crop + flip) on tensors,
+Batches come from :class:`BatchStream`: augmentation (pad-4 random crop + flip, optional cutout) on tensors,
 order and augmentation drawn from ``(seed, epoch)`` so a resumed run sees the same batches,
 and each rank of a ``torchrun`` job takes a disjoint shard.
 """
@@ -234,8 +234,11 @@ def normalize(x_uint8_nhwc: torch.Tensor, mean: Sequence[float], std: Sequence[f
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
 
 
-def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Pad-``pad`` random crop and horizontal flip of N x C x H x W, drawn from ``gen``."""
+def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4, cutout: int = 0) -> torch.Tensor:
+    """Pad-``pad`` random crop and horizontal flip of N x C x H x W, drawn from ``gen``; with ``cutout``
+    > 0, also zero a ``cutout`` x ``cutout`` square at a random centre, clipped at the border (DeVries &
+    Taylor 2017; zero is the data set mean, the input being normalized). ``cutout=0`` draws nothing
+    more from ``gen``, so runs without it see exactly the batches they always did."""
     n, c, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad))
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
@@ -245,7 +248,15 @@ def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor
     out = padded.gather(2, rows)
     cols = dx[:, None] + torch.arange(w)[None]
     cols = torch.where(flip[:, None], cols.flip(1), cols).view(n, 1, 1, w).expand(n, c, h, w)
-    return out.gather(3, cols)
+    out = out.gather(3, cols)
+    if cutout > 0:
+        cy = torch.randint(0, h, (n, 1), generator=gen) - cutout // 2
+        cx = torch.randint(0, w, (n, 1), generator=gen) - cutout // 2
+        ys, xs = torch.arange(h)[None], torch.arange(w)[None]
+        in_y = (ys >= cy) & (ys < cy + cutout)
+        in_x = (xs >= cx) & (xs < cx + cutout)
+        out = out.masked_fill((in_y[:, :, None] & in_x[:, None, :])[:, None], 0.0)
+    return out
 
 
 class BatchStream:
@@ -257,9 +268,9 @@ class BatchStream:
 
     def __init__(self, data: ImageSet, batch_size: int, mean: Sequence[float], std: Sequence[float], *,
                  train: bool, seed: int = 0, epoch: int = 0, rank: int = 0, world: int = 1,
-                 channels_last: bool = False, drop_last: bool | None = None) -> None:
+                 channels_last: bool = False, drop_last: bool | None = None, cutout: int = 0) -> None:
         self.data, self.batch_size, self.mean, self.std = data, batch_size, mean, std
-        self.train, self.channels_last = train, channels_last
+        self.train, self.channels_last, self.cutout = train, channels_last, cutout
         self.gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
         n = len(data)
         order = torch.randperm(n, generator=self.gen) if train else torch.arange(n)
@@ -278,7 +289,7 @@ class BatchStream:
             idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
             x = normalize(self.data.images[idx], self.mean, self.std)
             if self.train:
-                x = augment(x, self.gen)
+                x = augment(x, self.gen, cutout=self.cutout)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, self.data.labels[idx]

@@ -70,6 +70,7 @@ class TrainConfig:
     train_subset: int | None = None
     test_subset: int | None = None
     probe_per_class: int = 50
+    cutout: int = 0
 
     def __post_init__(self) -> None:
         if self.schedule not in ("onecycle", "cosine"):
@@ -78,6 +79,8 @@ class TrainConfig:
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be >= 1")
+        if self.cutout < 0:
+            raise ValueError(f"cutout is a square's side in pixels (0 = off), got {self.cutout}")
         get_spec(self.arch)
 
     def se_config(self) -> SEConfig | None:
@@ -85,8 +88,13 @@ class TrainConfig:
         return self.se if self.se is not None else spec.default_se
 
     def to_dict(self) -> dict:
+        """Plain dict of the config. Fields added after runs were shipped (:data:`ADDED_FIELDS`) appear only
+        when set, so an older run's config, its resume check and its sweep trial id stay what they were."""
         d = asdict(self)
         d["se"] = None if self.se is None else json.loads(self.se.to_json())
+        for k, default in ADDED_FIELDS.items():
+            if d[k] == default:
+                del d[k]
         return d
 
     @classmethod
@@ -99,6 +107,10 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown train config field(s): {sorted(unknown)}")
         return cls(**d)
+
+
+ADDED_FIELDS: dict[str, object] = {"cutout": 0}
+"""TrainConfig fields newer than the shipped runs, with the default at which :meth:`TrainConfig.to_dict` leaves them out."""
 
 
 def data_label(train_set_name: str) -> str:
@@ -270,7 +282,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
         from safetensors import safe_open
         with safe_open(str(last), "pt") as f:
             state = json.loads(f.metadata()["trainer"])
-        if state["config"] != cfg.to_dict():
+        if TrainConfig.from_dict(state["config"]).to_dict() != cfg.to_dict():
             raise ValueError(f"{out} holds a run with a different config; use another --out or delete it")
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         _load_optim(opt, tensors)
@@ -294,7 +306,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
         t0 = time.perf_counter()
         ddp_model.train()
         stream = BatchStream(train_set, per_rank_batch, mean, std, train=True, seed=cfg.seed, epoch=epoch,
-                             rank=rank, world=world, channels_last=cfg.channels_last)
+                             rank=rank, world=world, channels_last=cfg.channels_last, cutout=cfg.cutout)
         sums = torch.zeros(3, dtype=torch.float64)
         bar = None
         if progress and rank == 0:
@@ -403,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     d = TrainConfig()
     ap.add_argument("--arch", default=d.arch)
     ap.add_argument("--se", default=None, help="SE overrides, e.g. 'reduction=8,gate=tanh,stages=2+3,integration=pre'")
-    for name in ("epochs", "batch_size", "seed", "probe_per_class"):
+    for name in ("epochs", "batch_size", "seed", "probe_per_class", "cutout"):
         ap.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     for name in ("lr", "momentum", "weight_decay", "label_smoothing", "warmup_frac"):
         ap.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
@@ -424,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
                           momentum=a.momentum, nesterov=not a.no_nesterov, weight_decay=a.weight_decay,
                           label_smoothing=a.label_smoothing, schedule=a.schedule, warmup_frac=a.warmup_frac,
                           seed=a.seed, precision=a.precision, channels_last=not a.no_channels_last, data=a.data,
-                          train_subset=a.train_subset, test_subset=a.test_subset, probe_per_class=a.probe_per_class)
+                          train_subset=a.train_subset, test_subset=a.test_subset, probe_per_class=a.probe_per_class,
+                          cutout=a.cutout)
     except (ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

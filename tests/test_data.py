@@ -92,3 +92,19 @@ def test_load_dataset_holdout_on_cifar_never_touches_the_test_set() -> None:
     # the validation images are training images, and none of them is in the training part
     _, held = holdout_indices(full.labels, 5000)
     assert torch.equal(val.images, full.images[held])
+
+
+def test_cutout_zeroes_one_clipped_square_and_nothing_else() -> None:
+    x = torch.rand(64, 3, 12, 12) + 1.0  # no zeros of its own
+    plain = augment(x, torch.Generator().manual_seed(5), pad=0)  # flips only: no zeros from padding
+    cut = augment(x, torch.Generator().manual_seed(5), pad=0, cutout=6)
+    zero = cut == 0
+    assert torch.equal(cut[~zero], plain[~zero])  # the flips are the same draws as without cutout
+    assert torch.equal(zero, zero[:, :1].expand_as(zero))  # every channel of the square
+    areas = zero[:, 0].sum((1, 2))
+    assert int(areas.max()) == 36 and int(areas.min()) >= 9  # 6 x 6, or clipped at a border to >= 3 x 3
+    for m in zero[:, 0]:
+        ys, xs = m.any(1).nonzero().flatten(), m.any(0).nonzero().flatten()
+        assert int(m.sum()) == len(ys) * len(xs)  # a rectangle
+        assert torch.equal(ys, torch.arange(int(ys[0]), int(ys[-1]) + 1))
+    assert (areas < 36).any()  # some squares are clipped
