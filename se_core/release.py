@@ -8,7 +8,8 @@
   and ``data/checkpoints/PROVENANCE.md``;
 - ``data/results/cifar10_resnet20{,_summary,_per_class}.csv`` with ``data/results/PROVENANCE.md``:
   every seed's test accuracy (fp32 re-evaluation on all 10,000 test images), mean ± std per
-  model, per-class accuracy, params and FLOPs (``FlopCounterMode``).
+  model, per-class accuracy, params and FLOPs (``FlopCounterMode``);
+- the results block of ``docs/training.md`` (the same summary lines).
 
 Every number comes from the runs' own files; nothing is typed in.
 """
@@ -31,6 +32,8 @@ from se_core.train import git_commit
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA = REPO_ROOT / "data"
 RESULTS_STEM = "cifar10_resnet20"
+DOCS = REPO_ROOT / "docs" / "training.md"
+RESULTS_BLOCK = "results"
 
 
 def _rel(p: Path) -> str:
@@ -65,7 +68,31 @@ def run_provenance(run) -> str:
     return "\n".join(lines)
 
 
-def release(runs_root: Path = DATA / "runs", data: Path = DATA) -> dict:
+def summary_lines(res: pd.DataFrame, summ: pd.DataFrame) -> list[str]:
+    """Markdown bullets: each run's top-1 per model, mean ± std, and the difference to vanilla ± its s.e."""
+    lines = []
+    for r in summ.itertuples():
+        seeds = ", ".join(f"{t:.2f} (seed {s})" for s, t in res[res["model"] == r.model][["seed", "top1"]].itertuples(index=False))
+        delta = "" if math.isnan(r.delta_vs_vanilla) else f"; Δ vs vanilla {r.delta_vs_vanilla:+.2f} pt" + (
+            "" if math.isnan(r.delta_se) else f" ± {r.delta_se:.2f} (s.e.)")
+        lines.append(f"- {r.model}: {r.top1} over seeds {r.seeds}{delta}. Runs: {seeds}.")
+    return lines
+
+
+def _fill_block(path: Path, name: str, lines: list[str]) -> None:
+    """Replace the text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path``."""
+    text = path.read_text()
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    if begin not in text or end not in text:
+        raise ValueError(f"{path} has no {begin} ... {end} block")
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    body = "\n".join(["", "Written by `python -m se_core.release` from `data/results/` (CIFAR-10 JPEG q75 test "
+                       "set, 10,000 images, fp32 re-evaluation):", "", *lines, ""])
+    atomic_write_bytes(path, (head + begin + body + "\n" + end + tail).encode())
+
+
+def release(runs_root: Path = DATA / "runs", data: Path = DATA, docs: Path | None = DOCS) -> dict:
     """Write everything listed in the module docstring; returns what was written."""
     runs = list_runs(runs_root)
     written: dict[str, list[str]] = {"provenance": [], "checkpoints": [], "results": []}
@@ -112,13 +139,12 @@ def release(runs_root: Path = DATA / "runs", data: Path = DATA) -> dict:
                 f"- `{RESULTS_STEM}_summary.csv`: mean ± sample std over seeds per model, and the SE-minus-vanilla "
                 "difference of means with its standard error.",
                 f"- `{RESULTS_STEM}_per_class.csv`: per-class test accuracy of every run.", "",
-                "Runs included: " + ", ".join(res["run"]), "", "Summary (test top-1 %, from the table above):", ""]
-        for r in summ.itertuples():
-            delta = "" if math.isnan(r.delta_vs_vanilla) else f"; Δ vs vanilla {r.delta_vs_vanilla:+.2f} pt" + (
-                "" if math.isnan(r.delta_se) else f" ± {r.delta_se:.2f} (s.e.)")
-            text.append(f"- {r.model}: {r.top1} over seeds {r.seeds}{delta}")
-        text.append("")
+                "Runs included: " + ", ".join(res["run"]), "", "Summary (test top-1 %, from the table above):", "",
+                *summary_lines(res, summ), ""]
         atomic_write_bytes(out / "PROVENANCE.md", "\n".join(text).encode())
+        if docs is not None and docs.is_file():
+            _fill_block(docs, RESULTS_BLOCK, summary_lines(res, summ))
+            written["results"].append(_rel(docs))
     return written
 
 

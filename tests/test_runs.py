@@ -220,7 +220,9 @@ def test_release_ships_seed0_checkpoints_tables_and_provenance(runs_root: Path, 
     (half / "config.json").write_text(json.dumps(cfg))
     (half / "metrics.csv").write_text(",".join(METRIC_FIELDS) + "\n")
     data = tmp_path / "data"
-    written = release(runs, data)
+    doc = tmp_path / "training.md"
+    doc.write_text("# T\n\n<!-- results:begin -->\nstale\n<!-- results:end -->\n\nafter\n")
+    written = release(runs, data, doc)
     assert sorted(Path(p).name for p in written["checkpoints"]) == ["resnet20-s0.safetensors", "se_resnet20-s0.safetensors"]
     for name in ("resnet20-s0", "se_resnet20-s0"):
         assert (data / "checkpoints" / f"{name}.safetensors").read_bytes() == (runs / name / "model.safetensors").read_bytes()
@@ -234,7 +236,13 @@ def test_release_ships_seed0_checkpoints_tables_and_provenance(runs_root: Path, 
     se = summ.loc["se_resnet20_cifar"]
     assert f"- se_resnet20_cifar: {se['top1']} over seeds 0, 1; Δ vs vanilla {se['delta_vs_vanilla']:+.2f} pt" in prov
     assert len(pd.read_csv(data / "results" / "cifar10_resnet20_per_class.csv")) == 3 * 10
-    assert release(runs, data) == written  # idempotent
+    text = doc.read_text()
+    assert "stale" not in text and text.startswith("# T\n") and text.endswith("after\n")
+    assert f"- se_resnet20_cifar: {se['top1']} over seeds 0, 1" in text  # the same lines as PROVENANCE.md
+    assert release(runs, data, doc) == written and doc.read_text() == text  # idempotent
+    doc.write_text("no block\n")
+    with pytest.raises(ValueError, match="results:begin"):
+        release(runs, data, doc)
 
 
 def test_seed_curves_average_runs_per_model_and_epoch() -> None:

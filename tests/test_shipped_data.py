@@ -52,6 +52,11 @@ def test_results_tables_are_what_release_computes_from_the_runs() -> None:
         assert summ.loc[r.model, "top1_mean"] == pytest.approx(r.top1_mean) and summ.loc[r.model, "runs"] == r.runs
     prov = (RESULTS / "PROVENANCE.md").read_text()
     assert "Runs included: " + ", ".join(now["run"]) in prov
+    from se_core.release import summary_lines
+
+    doc = (REPO_ROOT / "docs" / "training.md").read_text()
+    for line in summary_lines(now, summary(now)):
+        assert line in prov and line in doc, line
 
 
 def test_shipped_checkpoints_are_the_seed0_runs() -> None:
