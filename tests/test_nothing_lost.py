@@ -391,6 +391,7 @@ def test_stats_pass_killed_three_times_writes_the_same_file(tmp_path: Path) -> N
 
     # the reference pass, timed from the moment it opens its inputs (its real work) to its end
     inputs = (str(ckpt), str(folder) + os.sep)
+    t_launch = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ref, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     t_start = None
     while proc.poll() is None:
@@ -401,8 +402,9 @@ def test_stats_pass_killed_three_times_writes_the_same_file(tmp_path: Path) -> N
     err = proc.stderr.read().decode()
     proc.stderr.close()
     assert proc.returncode == 0, err[-3000:]
-    assert t_start is not None, "the reference pass was never seen reading its inputs"
-    t_ref = t_end - t_start
+    # On a quiet machine the tiny pass can open and close its inputs between two polls: then time it from
+    # launch (a longer window, so some kills land before the real work; run_with_kills retries until enough land).
+    t_ref = t_end - (t_start if t_start is not None else t_launch)
 
     rng, kills = random.Random(SEED + 2), KillLog()
 
