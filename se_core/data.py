@@ -182,6 +182,11 @@ HOLDOUT_SEED = 0
 _HOLDOUT = re.compile(r"^(?P<base>.*)@val=(?P<n>\d+)$")
 
 
+def data_label(train_set_name: str) -> str:
+    """``'CIFAR-10 (JPEG q75) train'`` (or ``... train minus N held out``) -> ``'CIFAR-10 (JPEG q75)'``."""
+    return re.sub(r" train( minus \d+ held out)?$", "", train_set_name)
+
+
 def is_holdout(spec: str) -> bool:
     """Whether ``spec`` names a held-out validation split (``...@val=N``)."""
     return bool(_HOLDOUT.match(spec))
@@ -213,7 +218,7 @@ def load_dataset(spec: str = "cifar10-jpeg", split: str = "test", size: tuple[in
         base, n = m["base"], int(m["n"])
         full = load_dataset(base, "train", size)
         kept, held = holdout_indices(full.labels, n)
-        stem = full.name[:-len(" train")] if full.name.endswith(" train") else full.name
+        stem = data_label(full.name)
         if split == "train":
             return full.subset(kept, f"{stem} train minus {n} held out")
         return full.subset(held, f"{stem} validation ({n} held-out training images)")

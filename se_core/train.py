@@ -23,7 +23,6 @@ import json
 import math
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -35,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from se_core.checkpoints import CheckpointMeta, atomic_write_bytes, read_checkpoint, save_checkpoint, save_tensors
-from se_core.data import BatchStream, ImageSet, is_holdout, load_dataset
+from se_core.data import BatchStream, ImageSet, data_label, is_holdout, load_dataset
 from se_core.evaluate import autocast_ctx, evaluate, eval_subset_indices
 from se_core.probe import capture, find_sites
 from se_core.registry import get_spec
@@ -111,11 +110,6 @@ class TrainConfig:
 
 ADDED_FIELDS: dict[str, object] = {"cutout": 0}
 """TrainConfig fields newer than the shipped runs, with the default at which :meth:`TrainConfig.to_dict` leaves them out."""
-
-
-def data_label(train_set_name: str) -> str:
-    """``'CIFAR-10 (JPEG q75) train'`` (or ``... train minus N held out``) -> ``'CIFAR-10 (JPEG q75)'``."""
-    return re.sub(r" train( minus \d+ held out)?$", "", train_set_name)
 
 
 def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
