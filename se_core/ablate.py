@@ -18,6 +18,7 @@ Commands::
     python -m se_core.ablate run sweeps/default.toml [--jobs N] [--shard i/k] [--launcher torchrun --nproc P]
     python -m se_core.ablate plan sweeps/default.toml          # list the trials, train nothing
     python -m se_core.ablate merge A.csv B.csv -o out.csv      # join shard tables
+    python -m se_core.ablate summary sweeps/default.toml [--docs docs/ablations.md]  # per-axis Markdown tables
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ import pandas as pd
 
 from se_core import tables
 from se_core.checkpoints import atomic_write_bytes
+from se_core.docblock import fill_block
 from se_core.se import GATES, INTEGRATIONS, SITES, SQUEEZES, SEConfig
 from se_core.tables import BASELINE_AXIS, BASELINE_SETTING, DEFAULT_AXIS, DEFAULT_SETTING, TableError, setting_label
 from se_core.train import TrainConfig
@@ -668,6 +670,39 @@ def merge_tables(paths: list[str | os.PathLike], out: str | os.PathLike) -> pd.D
 
 
 # ----------------------------------------------------------------------------------------------- CLI
+SUMMARY_BLOCK = "sweep-results"
+
+
+def summary_lines(sweep: Sweep, table: str | os.PathLike, spec_path: str | os.PathLike) -> list[str]:
+    """The Markdown summary of ``table`` (a run of ``sweep``): how many of the planned trials it holds,
+    what they are, then :func:`se_core.tables.summary_markdown` beside the paper's reported rows."""
+    df = tables.load_ablation_table(table)
+    try:
+        ref = tables.load_reference()
+    except TableError:
+        ref = None
+    ids = {t.trial_id for t in plan(sweep)}
+    foreign = int((~df["trial_id"].isin(ids)).sum())
+    head = (f"Written by `python -m se_core.ablate summary {_rel(spec_path)} --docs` from `{_rel(table)}`: "
+            f"{len(df) - foreign} of {len(ids)} trials of `{sweep.name}` ({sweep.description})"
+            + (f", plus {foreign} row(s) that are not trials of this spec" if foreign else "") + ". "
+            f"Top-1 error in % on {_test_images(df)} (mean ± sample std over seeds; Δ in points with the standard "
+            "error of the difference, blank for one seed). "
+            + ("Paper columns: reported by Hu et al. (TPAMI v4), SE-ResNet-50 on ImageNet, for comparing trends only."
+               if ref is not None else "Paper columns: the reference table data/reference/ablations.csv is absent."))
+    return [head, "", *tables.summary_markdown(df, ref)]
+
+
+def _test_images(df: pd.DataFrame) -> str:
+    n = set(df["test_n"].dropna().astype(int)) if "test_n" in df else set()
+    return f"the {n.pop():,} test images" if len(n) == 1 else "the test set (sizes differ between rows; see test_n)"
+
+
+def _rel(p: str | os.PathLike) -> str:
+    p = Path(p).resolve()
+    return str(p.relative_to(REPO_ROOT)) if p.is_relative_to(REPO_ROOT) else str(p)
+
+
 def default_table(sweep: Sweep, shard: tuple[int, int]) -> Path:
     i, k = shard
     return TABLE_DIR / (f"{sweep.name}.csv" if k == 1 else f"{sweep.name}.shard{i}of{k}.csv")
@@ -697,6 +732,12 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("merge", help="merge shard tables, refusing conflicting duplicates")
     m.add_argument("tables", nargs="+")
     m.add_argument("-o", "--out", required=True)
+    sm = sub.add_parser("summary", help="per-axis Markdown tables of a sweep's results beside the paper's rows")
+    sm.add_argument("spec")
+    sm.add_argument("--table", help="result CSV (default data/ablations/<sweep>.csv)")
+    sm.add_argument("--docs", nargs="?", const=str(REPO_ROOT / "docs" / "ablations.md"), default=None,
+                    help=f"also write the <!-- {SUMMARY_BLOCK}:begin/end --> block of this Markdown file "
+                         "(default docs/ablations.md)")
     t = sub.add_parser("trial", help="(internal) run one prepared trial directory")
     t.add_argument("dir")
     t.add_argument("--threads", type=int, default=None)
@@ -711,6 +752,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"merged {len(a.tables)} table(s) into {a.out}: {len(df)} trial(s)")
             return 0
         sweep = load_spec(a.spec)
+        if a.cmd == "summary":
+            lines = summary_lines(sweep, a.table or default_table(sweep, (0, 1)), a.spec)
+            print("\n".join(lines))
+            if a.docs:
+                fill_block(a.docs, SUMMARY_BLOCK, lines)
+                print(f"wrote the {SUMMARY_BLOCK} block of {a.docs}", file=sys.stderr)
+            return 0
         shard = parse_shard(a.shard)
         if a.cmd == "plan":
             trials = [x for x in plan(sweep) if x.index % shard[1] == shard[0]]

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from se_core.checkpoints import atomic_write_bytes
+from se_core.docblock import fill_block
 from se_core.runs import list_runs, load_final, per_class_table, results_table, summary
 from se_core.registry import spec_cost
 from se_core.train import git_commit
@@ -34,6 +35,8 @@ DATA = REPO_ROOT / "data"
 RESULTS_STEM = "cifar10_resnet20"
 DOCS = REPO_ROOT / "docs" / "training.md"
 RESULTS_BLOCK = "results"
+RESULTS_HEADER = ("Written by `python -m se_core.release` from `data/results/` (CIFAR-10 JPEG q75 test set, "
+                  "10,000 images, fp32 re-evaluation):")
 
 
 def _rel(p: Path) -> str:
@@ -77,19 +80,6 @@ def summary_lines(res: pd.DataFrame, summ: pd.DataFrame) -> list[str]:
             "" if math.isnan(r.delta_se) else f" ± {r.delta_se:.2f} (s.e.)")
         lines.append(f"- {r.model}: {r.top1} over seeds {r.seeds}{delta}. Runs: {seeds}.")
     return lines
-
-
-def _fill_block(path: Path, name: str, lines: list[str]) -> None:
-    """Replace the text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path``."""
-    text = path.read_text()
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    if begin not in text or end not in text:
-        raise ValueError(f"{path} has no {begin} ... {end} block")
-    head, rest = text.split(begin, 1)
-    tail = rest.split(end, 1)[1]
-    body = "\n".join(["", "Written by `python -m se_core.release` from `data/results/` (CIFAR-10 JPEG q75 test "
-                       "set, 10,000 images, fp32 re-evaluation):", "", *lines, ""])
-    atomic_write_bytes(path, (head + begin + body + "\n" + end + tail).encode())
 
 
 def release(runs_root: Path = DATA / "runs", data: Path = DATA, docs: Path | None = DOCS) -> dict:
@@ -143,7 +133,7 @@ def release(runs_root: Path = DATA / "runs", data: Path = DATA, docs: Path | Non
                 *summary_lines(res, summ), ""]
         atomic_write_bytes(out / "PROVENANCE.md", "\n".join(text).encode())
         if docs is not None and docs.is_file():
-            _fill_block(docs, RESULTS_BLOCK, summary_lines(res, summ))
+            fill_block(docs, RESULTS_BLOCK, [RESULTS_HEADER, "", *summary_lines(res, summ)])
             written["results"].append(_rel(docs))
     return written
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from se_core.registry import get_spec
 from se_core.se import SEConfig
+from se_core.tables import diff_se
 from se_core.train import METRIC_FIELDS, TrainConfig
 
 MAX_RUN_FILE_MB = 64.0
@@ -433,7 +434,7 @@ def _vanilla_of(arch: str) -> str | None:
 def summary(results: pd.DataFrame) -> pd.DataFrame:
     """Per model: number of runs, seeds, top-1 mean ± sample std (ddof=1; NaN for one run), min, max, and
     the difference of mean top-1 to the vanilla twin (the spec's ``vanilla``) when both were trained, with
-    its standard error sqrt(s_se²/n_se + s_van²/n_van) when both have two or more seeds, so a gain can be
+    its standard error (:func:`se_core.tables.diff_se`) when both have two or more seeds, so a gain can be
     read against seed noise."""
     if results.empty:
         return pd.DataFrame(columns=list(SUMMARY_COLUMNS))
@@ -452,7 +453,7 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
         v = base.get(_vanilla_of(r["arch"]) or "")
         if v is not None:
             df.at[i, "delta_vs_vanilla"] = r["top1_mean"] - v.top1_mean
-            df.at[i, "delta_se"] = math.sqrt(r["top1_std"] ** 2 / r["runs"] + v.top1_std ** 2 / v.runs)
+            df.at[i, "delta_se"] = diff_se(r["top1_std"], r["runs"], v.top1_std, v.runs)
     return df
 
 

@@ -292,13 +292,23 @@ def axes_present(df: pd.DataFrame) -> list[str]:
 
 
 SUMMARY_COLUMNS = ("setting", "n", "seeds", "top1_mean", "top1_std", "top5_mean", "top5_std", "params", "flops",
-                   "d_vs_vanilla", "d_vs_default", "params_added", "flops_added_pct", "is_default", "is_baseline")
+                   "d_vs_vanilla", "d_vs_vanilla_se", "d_vs_default", "d_vs_default_se", "params_added",
+                   "flops_added_pct", "is_default", "is_baseline")
+
+
+def diff_se(std_a: float, n_a: int, std_b: float, n_b: int) -> float:
+    """Standard error of a difference of two independent means, sqrt(s_a²/n_a + s_b²/n_b); NaN unless
+    both sides have a sample std (two or more seeds), so a single seed never looks certain."""
+    if min(n_a, n_b) < 2 or math.isnan(std_a) or math.isnan(std_b):
+        return float("nan")
+    return math.sqrt(std_a ** 2 / n_a + std_b ** 2 / n_b)
 
 
 def summarize_axis(df: pd.DataFrame, axis: str) -> pd.DataFrame:
     """Per setting of ``axis`` (baseline first): seeds, mean/std top-1 and top-5 error, params,
-    FLOPs, the change of mean top-1 error (percentage points) vs no SE and vs the default SE, and
-    the parameters / FLOPs (%) added over no SE."""
+    FLOPs, the change of mean top-1 error (percentage points) vs no SE and vs the default SE with
+    the standard error of each change (:func:`diff_se`), and the parameters / FLOPs (%) added over
+    no SE."""
     rows = axis_rows(df, axis)
     if rows.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
@@ -314,7 +324,8 @@ def summarize_axis(df: pd.DataFrame, axis: str) -> pd.DataFrame:
                     "top5_std": float(g["top5_err"].std(ddof=1)) if len(g) > 1 else float("nan"),
                     "params": int(g["params"].iloc[0]), "flops": int(g["flops"].iloc[0]),
                     "is_default": s == default, "is_baseline": s == BASELINE_SETTING})
-    derived = ("d_vs_vanilla", "d_vs_default", "params_added", "flops_added_pct")
+    derived = ("d_vs_vanilla", "d_vs_vanilla_se", "d_vs_default", "d_vs_default_se", "params_added",
+               "flops_added_pct")
     res = pd.DataFrame(out, columns=[c for c in SUMMARY_COLUMNS if c not in derived])
     van = res[res["is_baseline"]]
     dflt = res.loc[res["is_default"], "top1_mean"]
@@ -323,6 +334,10 @@ def summarize_axis(df: pd.DataFrame, axis: str) -> pd.DataFrame:
     res["d_vs_default"] = res["top1_mean"] - float(dflt.iloc[0]) if len(dflt) else nan
     res["params_added"] = res["params"] - int(van["params"].iloc[0]) if len(van) else nan
     res["flops_added_pct"] = 100.0 * (res["flops"] / int(van["flops"].iloc[0]) - 1) if len(van) else nan
+    for col, ref in (("d_vs_vanilla_se", res[res["is_baseline"]]), ("d_vs_default_se", res[res["is_default"]])):
+        b = ref.iloc[0] if len(ref) else None
+        res[col] = [nan if b is None or r.setting == b["setting"] else diff_se(r.top1_std, r.n, b["top1_std"], b["n"])
+                    for r in res.itertuples()]
     return res[list(SUMMARY_COLUMNS)]
 
 
@@ -431,6 +446,42 @@ def compare_axis(summary: pd.DataFrame, ref_rows: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["_o", "_s"], kind="stable").drop(columns=["_o", "_s"]).reset_index(drop=True)
 
 
+def _pm(mean: float, err: float, sign: bool = False) -> str:
+    if isinstance(mean, float) and math.isnan(mean):
+        return "–"
+    m = f"{mean:+.2f}" if sign else f"{mean:.2f}"
+    return m if math.isnan(err) else f"{m} ± {err:.2f}"
+
+
+def summary_markdown(df: pd.DataFrame, ref: pd.DataFrame | None = None) -> list[str]:
+    """Markdown lines: one table per axis of ``df`` with each setting's seeds, top-1 error mean ± std,
+    its change vs no SE and vs the default SE (± standard error), the cost added over no SE, and the
+    paper's top-1 error and change vs ResNet-50 for the same setting (when ``ref`` is given)."""
+    lines: list[str] = []
+    for axis in axes_present(df):
+        summ = summarize_axis(df, axis)
+        paper = reference_rows(ref, axis) if ref is not None else pd.DataFrame()
+        by_setting = {r["our_setting"]: r for _, r in paper.iterrows() if isinstance(r.get("our_setting"), str)}
+        info = AXES[axis]
+        lines += [f"**{info.title}** (paper Table {info.paper_table})", "",
+                  "| setting | seeds | top-1 err % (mean ± std) | Δ vs no SE (pt ± s.e.) | Δ vs default SE (pt ± s.e.) "
+                  "| params added | FLOPs added | paper top-1 err % | paper Δ vs ResNet-50 |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in summ.itertuples():
+            p = by_setting.get(r.setting)
+            d_van = "–" if r.is_baseline else _pm(r.d_vs_vanilla, r.d_vs_vanilla_se, sign=True)
+            d_def = "–" if r.is_default else _pm(r.d_vs_default, r.d_vs_default_se, sign=True)
+            added = "–" if math.isnan(r.params_added) else f"{int(r.params_added):+,}"
+            flops = "–" if math.isnan(r.flops_added_pct) else f"{r.flops_added_pct:+.3f} %"
+            p_err = "–" if p is None else _pm(float(p["top1_err"]), float("nan"))
+            p_d = "–" if p is None or r.is_baseline else _pm(float(p["d_vs_vanilla"]), float("nan"), sign=True)
+            name = f"{r.setting} (default)" if r.is_default else r.setting
+            lines.append(f"| {name} | {r.seeds} | {_pm(r.top1_mean, r.top1_std)} | {d_van} | {d_def} | {added} "
+                         f"| {flops} | {p_err} | {p_d} |")
+        lines.append("")
+    return lines[:-1]
+
+
 def shipped_tables(root: str | os.PathLike | None = None) -> list[Path]:
     """Ablation CSVs shipped in ``data/ablations`` (newest name order)."""
     d = Path(root) if root is not None else ABLATIONS_DIR
@@ -440,6 +491,6 @@ def shipped_tables(root: str | os.PathLike | None = None) -> list[Path]:
 __all__ = ["ABLATIONS_DIR", "AXES", "AxisInfo", "BASELINE_AXIS", "BASELINE_SETTING", "COLUMNS", "DEFAULT_AXIS",
            "DEFAULT_SETTING", "KNOWN_AXES", "MAX_TABLE_MB", "MIN_EPOCHS", "PAPER_SETTING_MAP", "REFERENCE_PATH",
            "REQUIRED", "SCHEMA", "SHARED_REFERENCE_PATH", "STAGE_NOTE", "SUMMARY_COLUMNS", "TableError", "VOLATILE",
-           "DELTA_SERIES", "axes_present", "axis_rows", "compare_axis", "format_axes", "load_ablation_table", "load_reference", "memberships",
-           "paper_label", "parse_axes", "reference_rows", "setting_label", "shipped_tables", "summarize_axis",
+           "DELTA_SERIES", "axes_present", "diff_se", "axis_rows", "compare_axis", "format_axes", "load_ablation_table", "load_reference", "memberships",
+           "paper_label", "parse_axes", "reference_rows", "setting_label", "shipped_tables", "summarize_axis", "summary_markdown",
            "table_problems"]

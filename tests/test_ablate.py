@@ -370,3 +370,56 @@ def test_reference_rows_are_all_mapped_to_our_labels() -> None:
 def test_shipped_reference_copy_matches_shared() -> None:
     assert tables.REFERENCE_PATH.read_bytes() == tables.SHARED_REFERENCE_PATH.read_bytes()
     assert (tables.REFERENCE_PATH.parent / "README.md").is_file()
+
+
+def test_diff_se_needs_two_seeds_on_both_sides() -> None:
+    assert tables.diff_se(0.3, 2, 0.4, 2) == pytest.approx((0.09 / 2 + 0.16 / 2) ** 0.5)
+    assert tables.diff_se(0.3, 1, 0.4, 2) != tables.diff_se(0.3, 1, 0.4, 2)  # NaN: one seed has no spread
+    assert tables.diff_se(float("nan"), 2, 0.4, 2) != tables.diff_se(float("nan"), 2, 0.4, 2)
+
+
+TWO_SEEDS = GOOD + (
+    "a2,baseline,no SE,baseline:no SE,resnet20_cifar,1,10,9.7,0.4,269722,81102080\n"
+    "b3,default,SE (default),default:SE (default);excitation:sigmoid,se_resnet20_cifar,1,10,9.4,0.3,272095,81106112\n"
+    "c1,excitation,tanh,excitation:tanh,se_resnet20_cifar,0,10,10.0,0.3,272095,81106112\n")
+
+
+def test_summary_gives_changes_with_their_standard_error() -> None:
+    s = tables.summarize_axis(load_ablation_table(TWO_SEEDS.encode(), name="two.csv"), "excitation")
+    assert list(s["setting"]) == ["no SE", "sigmoid", "tanh"]
+    van, sig, tanh = (s.iloc[i] for i in range(3))
+    assert sig["d_vs_vanilla"] == pytest.approx(9.2 - 9.6)
+    assert sig["d_vs_vanilla_se"] == pytest.approx(tables.diff_se(sig["top1_std"], 2, van["top1_std"], 2))
+    assert sig["d_vs_default_se"] != sig["d_vs_default_se"] and van["d_vs_vanilla_se"] != van["d_vs_vanilla_se"]
+    assert tanh["d_vs_default"] == pytest.approx(10.0 - 9.2) and tanh["d_vs_default_se"] != tanh["d_vs_default_se"]
+
+
+def test_summary_markdown_puts_ours_beside_the_papers_rows() -> None:
+    df = load_ablation_table(TWO_SEEDS.encode(), name="two.csv")
+    ref = tables.load_reference()
+    lines = tables.summary_markdown(df, ref)
+    assert lines[0] == "**Excitation gate** (paper Table 12)"
+    rows = {ln.split(" | ")[0].lstrip("| "): ln for ln in lines if ln.startswith("| ") and "---" not in ln}
+    paper = tables.reference_rows(ref, "excitation").set_index("our_setting")
+    assert f"| {paper.loc['tanh', 'top1_err']:.2f} | {paper.loc['tanh', 'd_vs_vanilla']:+.2f} |" in rows["tanh"]
+    assert rows["sigmoid (default)"].startswith("| sigmoid (default) | 0 1 | 9.20 ± 0.28 | -0.40 ± ")
+    assert "| tanh | 0 | 10.00 | +0.40 | +0.80 | +2,373 |" in rows["tanh"]  # one seed: no ± anywhere
+    bare = [ln for ln in tables.summary_markdown(df) if ln.startswith("| tanh")]
+    assert bare == ["| tanh | 0 | 10.00 | +0.40 | +0.80 | +2,373 | +0.005 % | – | – |"]  # no reference: no paper
+
+
+def test_summary_cli_writes_only_its_docs_block(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    spec = tiny_spec(tmp_path)
+    table = tmp_path / "t.csv"
+    table.write_text(TWO_SEEDS)
+    doc = tmp_path / "doc.md"
+    doc.write_text("# D\n\n<!-- sweep-results:begin -->\nstale\n<!-- sweep-results:end -->\n\ntail\n")
+    assert ablate.main(["summary", str(spec), "--table", str(table), "--docs", str(doc)]) == 0
+    out = capsys.readouterr().out
+    text = doc.read_text()
+    assert "stale" not in text and text.startswith("# D\n") and text.endswith("tail\n")
+    assert out.strip() in text and "0 of 4 trials of `tiny`" in out and "plus 5 row(s) that are not" in out
+    assert "**Excitation gate** (paper Table 12)" in text
+    doc.write_text("no block here\n")
+    with pytest.raises(ValueError, match="sweep-results:begin"):
+        ablate.main(["summary", str(spec), "--table", str(table), "--docs", str(doc)])
