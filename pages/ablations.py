@@ -126,6 +126,11 @@ if df is not None:
     for w in tables.table_problems(df):
         st.warning(w)
     prov = _provenance(path)
+    if prov and prov.get("trials_in_shard") and not prov.get("finished"):
+        st.info(f"Sweep in progress: {prov.get('trials_done', len(df))} of {prov['trials_in_shard']} trials are in "
+                f"this table (updated {prov.get('updated') or '?'}). Settings without rows are missing from the "
+                "charts, and settings with one seed have no spread yet. The runner resumes where it stopped: "
+                f"`{RUN_COMMAND}`.")
     with st.expander("Provenance and all trials"):
         if prov:
             st.json({k: prov.get(k) for k in ("sweep", "description", "spec_file", "spec_sha256", "shard", "started",

@@ -96,6 +96,7 @@ def test_shipped_table_draws_our_axis_beside_the_paper(tiny_data_dir, tiny_table
     assert not _errors(at)
     assert [m.value for m in at.metric][:3] == ["4", "2", "2"]  # trials, configs, seeds
     assert any("< 10" in w.value for w in at.warning)  # 1-epoch trials are flagged
+    assert not any("in progress" in i.value for i in at.info)  # the tiny sweep finished
     figs = _figures(at)
     ours = figs["Ours: Excitation gate, CIFAR-10 test top-1 error"]
     summary = tables.summarize_axis(tables.load_ablation_table(tiny_table), "excitation")
@@ -106,6 +107,19 @@ def test_shipped_table_draws_our_axis_beside_the_paper(tiny_data_dir, tiny_table
     assert len(_paper_titles(figs)) == len(tables.AXES)
     # the page offers the numbers as CSV downloads
     assert len(at.get("download_button")) >= 3
+
+
+def test_unfinished_sweep_says_how_far_it_got(tiny_data_dir, tiny_table: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    shipped = tmp_path / "ablations"
+    shipped.mkdir()
+    shutil.copy(tiny_table, shipped / tiny_table.name)
+    prov = json.loads(provenance_path(tiny_table).read_text())
+    prov.update(trials_in_shard=34, trials_done=4, finished=None)
+    provenance_path(shipped / tiny_table.name).write_text(json.dumps(prov))
+    at = _app(monkeypatch, shipped)
+    assert not _errors(at)
+    assert any(i.value.startswith("Sweep in progress: 4 of 34 trials") for i in at.info)
 
 
 def test_uploaded_tables_good_and_malformed(tiny_data_dir, tiny_table: Path, tmp_path: Path,
