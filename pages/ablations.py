@@ -185,7 +185,10 @@ for axis, tab in zip(axes, tabs):
             show(cost_fig(summary, axis), key=f"abl-{axis}-cost", filename=f"ablation-{axis}-cost")
         with st.expander("Numbers"):
             if len(summary):
-                st.markdown("**Ours** (error in %, mean/std over seeds; Δ in points)")
+                sigma, dof = tables.pooled_seed_std(df)
+                st.markdown("**Ours** (error in %, mean/std over seeds; Δ in points, `_se` its standard error from "
+                            + (f"the seed-to-seed std pooled over the table's configs, σ = {sigma:.2f} pt, {dof} dof)"
+                               if dof else "a pooled seed std, which needs a config with two seeds)"))
                 st.dataframe(summary, hide_index=True, width="stretch")
                 download_csv(summary, f"ablation-{axis}-ours", key=f"abl-{axis}-ours-csv")
             if len(paper):

@@ -686,11 +686,16 @@ def summary_lines(sweep: Sweep, table: str | os.PathLike, spec_path: str | os.Pa
     head = (f"Written by `python -m se_core.ablate summary {_rel(spec_path)} --docs` from `{_rel(table)}`: "
             f"{len(df) - foreign} of {len(ids)} trials of `{sweep.name}` ({sweep.description})"
             + (f", plus {foreign} row(s) that are not trials of this spec" if foreign else "") + ". "
-            f"Top-1 error in % on {_test_images(df)} (mean ± sample std over seeds; Δ in points with the standard "
-            "error of the difference, blank for one seed). "
+            f"Top-1 error in % on {_test_images(df)} (mean ± sample std over seeds). Δ in points ± its standard "
+            f"error, from the seed-to-seed std pooled over all configs with two or more seeds: {_sigma(df)}. "
             + ("Paper columns: reported by Hu et al. (TPAMI v4), SE-ResNet-50 on ImageNet, for comparing trends only."
                if ref is not None else "Paper columns: the reference table data/reference/ablations.csv is absent."))
     return [head, "", *tables.summary_markdown(df, ref)]
+
+
+def _sigma(df: pd.DataFrame) -> str:
+    sigma, dof = tables.pooled_seed_std(df)
+    return f"σ = {sigma:.2f} pt ({dof} degrees of freedom)" if dof else "none yet (no config has two seeds)"
 
 
 def _test_images(df: pd.DataFrame) -> str:

@@ -148,6 +148,9 @@ def load_ablation_table(src: str | os.PathLike | bytes, *, max_mb: float = MAX_T
         raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
         raise TableError(f"{label} is not a readable CSV ({str(e).strip()}); check its separators and quoting.") from None
+    if not isinstance(raw.index, pd.RangeIndex):  # pandas took the first column(s) as an index
+        raise TableError(f"{label}: the first row has more fields than the header ({len(raw.columns)} columns); "
+                         "check for an extra separator in that row or a missing column name.")
     raw.columns = [str(c).strip() for c in raw.columns]
     missing = [c for c in REQUIRED if c not in raw.columns]
     if missing:
@@ -304,11 +307,25 @@ def diff_se(std_a: float, n_a: int, std_b: float, n_b: int) -> float:
     return math.sqrt(std_a ** 2 / n_a + std_b ** 2 / n_b)
 
 
+def pooled_seed_std(df: pd.DataFrame) -> tuple[float, int]:
+    """(sigma, dof): the seed-to-seed std of top-1 error pooled over every config of ``df`` (one config =
+    one ``axis``/``setting``) that has two or more seeds, sqrt(sum (n_i - 1) s_i² / sum (n_i - 1)).
+    Every config shares network and recipe, so one noise level fits them all, and two seeds per
+    config estimate it far better pooled than each on its own (two equal results would claim none)."""
+    g = df.groupby(["axis", "setting"], sort=False)["top1_err"]
+    n, var = g.count(), g.var(ddof=1)
+    dof = int((n[n > 1] - 1).sum())
+    if dof == 0:
+        return float("nan"), 0
+    return math.sqrt(float(((n - 1) * var)[n > 1].sum()) / dof), dof
+
+
 def summarize_axis(df: pd.DataFrame, axis: str) -> pd.DataFrame:
     """Per setting of ``axis`` (baseline first): seeds, mean/std top-1 and top-5 error, params,
     FLOPs, the change of mean top-1 error (percentage points) vs no SE and vs the default SE with
-    the standard error of each change (:func:`diff_se`), and the parameters / FLOPs (%) added over
-    no SE."""
+    the standard error of each change (sigma * sqrt(1/n_a + 1/n_b), sigma from
+    :func:`pooled_seed_std` over the whole table, so one-seed settings get one too), and the
+    parameters / FLOPs (%) added over no SE."""
     rows = axis_rows(df, axis)
     if rows.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
@@ -334,9 +351,10 @@ def summarize_axis(df: pd.DataFrame, axis: str) -> pd.DataFrame:
     res["d_vs_default"] = res["top1_mean"] - float(dflt.iloc[0]) if len(dflt) else nan
     res["params_added"] = res["params"] - int(van["params"].iloc[0]) if len(van) else nan
     res["flops_added_pct"] = 100.0 * (res["flops"] / int(van["flops"].iloc[0]) - 1) if len(van) else nan
+    sigma = pooled_seed_std(df)[0]
     for col, ref in (("d_vs_vanilla_se", res[res["is_baseline"]]), ("d_vs_default_se", res[res["is_default"]])):
         b = ref.iloc[0] if len(ref) else None
-        res[col] = [nan if b is None or r.setting == b["setting"] else diff_se(r.top1_std, r.n, b["top1_std"], b["n"])
+        res[col] = [nan if b is None or r.setting == b["setting"] else sigma * math.sqrt(1 / r.n + 1 / b["n"])
                     for r in res.itertuples()]
     return res[list(SUMMARY_COLUMNS)]
 
@@ -491,6 +509,6 @@ def shipped_tables(root: str | os.PathLike | None = None) -> list[Path]:
 __all__ = ["ABLATIONS_DIR", "AXES", "AxisInfo", "BASELINE_AXIS", "BASELINE_SETTING", "COLUMNS", "DEFAULT_AXIS",
            "DEFAULT_SETTING", "KNOWN_AXES", "MAX_TABLE_MB", "MIN_EPOCHS", "PAPER_SETTING_MAP", "REFERENCE_PATH",
            "REQUIRED", "SCHEMA", "SHARED_REFERENCE_PATH", "STAGE_NOTE", "SUMMARY_COLUMNS", "TableError", "VOLATILE",
-           "DELTA_SERIES", "axes_present", "diff_se", "axis_rows", "compare_axis", "format_axes", "load_ablation_table", "load_reference", "memberships",
+           "DELTA_SERIES", "axes_present", "diff_se", "pooled_seed_std", "axis_rows", "compare_axis", "format_axes", "load_ablation_table", "load_reference", "memberships",
            "paper_label", "parse_axes", "reference_rows", "setting_label", "shipped_tables", "summarize_axis", "summary_markdown",
            "table_problems"]

@@ -321,6 +321,7 @@ def test_minimal_table_loads_with_all_columns() -> None:
     (GOOD.encode("utf-16"), ["not UTF-8"]),
     (GOOD.replace("no SE", "no SE\xe9").encode("latin-1"), ["not UTF-8", "byte"]),
     (b'trial_id,axis\n"a,b\n', ["not a readable CSV"]),
+    (GOOD.replace("\na1,", "\n,a1,").encode(), ["first row has more fields than the header", "11 columns"]),
 ])
 def test_table_errors_name_the_column_or_row(data: bytes, needles: list[str]) -> None:
     with pytest.raises(TableError) as e:
@@ -384,14 +385,21 @@ TWO_SEEDS = GOOD + (
     "c1,excitation,tanh,excitation:tanh,se_resnet20_cifar,0,10,10.0,0.3,272095,81106112\n")
 
 
-def test_summary_gives_changes_with_their_standard_error() -> None:
-    s = tables.summarize_axis(load_ablation_table(TWO_SEEDS.encode(), name="two.csv"), "excitation")
+def test_pooled_seed_std_and_the_standard_errors_built_on_it() -> None:
+    df = load_ablation_table(TWO_SEEDS.encode(), name="two.csv")
+    sigma, dof = tables.pooled_seed_std(df)
+    # no SE 9.5/9.7 (var 0.02), default 9.0/9.4 (var 0.08), tanh one seed (no spread to pool)
+    assert dof == 2 and sigma == pytest.approx(((0.02 + 0.08) / 2) ** 0.5)
+    s = tables.summarize_axis(df, "excitation")
     assert list(s["setting"]) == ["no SE", "sigmoid", "tanh"]
     van, sig, tanh = (s.iloc[i] for i in range(3))
-    assert sig["d_vs_vanilla"] == pytest.approx(9.2 - 9.6)
-    assert sig["d_vs_vanilla_se"] == pytest.approx(tables.diff_se(sig["top1_std"], 2, van["top1_std"], 2))
+    assert sig["d_vs_vanilla"] == pytest.approx(9.2 - 9.6) and sig["d_vs_vanilla_se"] == pytest.approx(sigma)
+    assert tanh["d_vs_default"] == pytest.approx(10.0 - 9.2)
+    assert tanh["d_vs_default_se"] == pytest.approx(sigma * 1.5 ** 0.5)  # one seed against two
     assert sig["d_vs_default_se"] != sig["d_vs_default_se"] and van["d_vs_vanilla_se"] != van["d_vs_vanilla_se"]
-    assert tanh["d_vs_default"] == pytest.approx(10.0 - 9.2) and tanh["d_vs_default_se"] != tanh["d_vs_default_se"]
+    one_seed = tables.summarize_axis(load_ablation_table(GOOD.encode(), name="one.csv"), "excitation")
+    assert one_seed["d_vs_vanilla_se"].isna().all() and tables.pooled_seed_std(load_ablation_table(
+        GOOD.encode(), name="one.csv"))[1] == 0  # nothing to pool: no error bar rather than a made-up one
 
 
 def test_summary_markdown_puts_ours_beside_the_papers_rows() -> None:
@@ -402,10 +410,9 @@ def test_summary_markdown_puts_ours_beside_the_papers_rows() -> None:
     rows = {ln.split(" | ")[0].lstrip("| "): ln for ln in lines if ln.startswith("| ") and "---" not in ln}
     paper = tables.reference_rows(ref, "excitation").set_index("our_setting")
     assert f"| {paper.loc['tanh', 'top1_err']:.2f} | {paper.loc['tanh', 'd_vs_vanilla']:+.2f} |" in rows["tanh"]
-    assert rows["sigmoid (default)"].startswith("| sigmoid (default) | 0 1 | 9.20 ± 0.28 | -0.40 ± ")
-    assert "| tanh | 0 | 10.00 | +0.40 | +0.80 | +2,373 |" in rows["tanh"]  # one seed: no ± anywhere
+    assert rows["sigmoid (default)"].startswith("| sigmoid (default) | 0 1 | 9.20 ± 0.28 | -0.40 ± 0.22 | – |")
     bare = [ln for ln in tables.summary_markdown(df) if ln.startswith("| tanh")]
-    assert bare == ["| tanh | 0 | 10.00 | +0.40 | +0.80 | +2,373 | +0.005 % | – | – |"]  # no reference: no paper
+    assert bare == ["| tanh | 0 | 10.00 | +0.40 ± 0.27 | +0.80 ± 0.27 | +2,373 | +0.005 % | – | – |"]  # no paper
 
 
 def test_summary_cli_writes_only_its_docs_block(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -419,7 +426,7 @@ def test_summary_cli_writes_only_its_docs_block(tmp_path: Path, capsys: pytest.C
     text = doc.read_text()
     assert "stale" not in text and text.startswith("# D\n") and text.endswith("tail\n")
     assert out.strip() in text and "0 of 4 trials of `tiny`" in out and "plus 5 row(s) that are not" in out
-    assert "**Excitation gate** (paper Table 12)" in text
+    assert "**Excitation gate** (paper Table 12)" in text and "σ = 0.22 pt (2 degrees of freedom)" in text
     doc.write_text("no block here\n")
     with pytest.raises(ValueError, match="sweep-results:begin"):
         ablate.main(["summary", str(spec), "--table", str(table), "--docs", str(doc)])

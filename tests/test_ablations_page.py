@@ -97,6 +97,8 @@ def test_shipped_table_draws_our_axis_beside_the_paper(tiny_data_dir, tiny_table
     assert [m.value for m in at.metric][:3] == ["4", "2", "2"]  # trials, configs, seeds
     assert any("< 10" in w.value for w in at.warning)  # 1-epoch trials are flagged
     assert not any("in progress" in i.value for i in at.info)  # the tiny sweep finished
+    sigma, dof = tables.pooled_seed_std(tables.load_ablation_table(tiny_table))
+    assert dof == 2 and any(f"σ = {sigma:.2f} pt, 2 dof" in m.value for m in at.markdown)
     figs = _figures(at)
     ours = figs["Ours: Excitation gate, CIFAR-10 test top-1 error"]
     summary = tables.summarize_axis(tables.load_ablation_table(tiny_table), "excitation")
