@@ -11,17 +11,20 @@ from pathlib import Path
 from se_core.checkpoints import atomic_write_bytes
 
 
-def _markers(name: str) -> tuple[str, str]:
-    return f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+def _split(path: Path, name: str) -> tuple[str, str, str]:
+    """(text up to and including the begin marker, the block, the end marker and what follows)."""
+    text = path.read_text()
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    if begin not in text or end not in text:
+        raise ValueError(f"{path} has no {begin} ... {end} block")
+    head, rest = text.split(begin, 1)
+    body, tail = rest.split(end, 1)
+    return head + begin, body, end + tail
 
 
 def read_block(path: str | Path, name: str) -> str:
     """The current text of block ``name`` in ``path`` (without the markers)."""
-    text = Path(path).read_text()
-    begin, end = _markers(name)
-    if begin not in text or end not in text:
-        raise ValueError(f"{path} has no {begin} ... {end} block")
-    return text.split(begin, 1)[1].split(end, 1)[0]
+    return _split(Path(path), name)[1]
 
 
 def block_body(lines: list[str]) -> str:
@@ -31,10 +34,5 @@ def block_body(lines: list[str]) -> str:
 
 def fill_block(path: str | Path, name: str, lines: list[str]) -> None:
     """Replace block ``name`` of ``path`` with ``lines``, atomically; the rest of the file is kept."""
-    path = Path(path)
-    read_block(path, name)  # raises when the markers are missing
-    text = path.read_text()
-    begin, end = _markers(name)
-    head, rest = text.split(begin, 1)
-    tail = rest.split(end, 1)[1]
-    atomic_write_bytes(path, (head + begin + block_body(lines) + end + tail).encode())
+    head, _, tail = _split(Path(path), name)
+    atomic_write_bytes(path, (head + block_body(lines) + tail).encode())

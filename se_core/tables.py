@@ -465,7 +465,7 @@ def compare_axis(summary: pd.DataFrame, ref_rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _pm(mean: float, err: float, sign: bool = False) -> str:
-    if isinstance(mean, float) and math.isnan(mean):
+    if math.isnan(mean):
         return "–"
     m = f"{mean:+.2f}" if sign else f"{mean:.2f}"
     return m if math.isnan(err) else f"{m} ± {err:.2f}"
