@@ -146,6 +146,7 @@ if df is not None:
         download_csv(df, Path(str(label)).stem or "ablations", key="abl-all-csv", label="Download all trials (CSV)")
 
 present = tables.axes_present(df) if df is not None else []
+sigma, dof = tables.pooled_seed_std(df) if df is not None else (float("nan"), 0)
 axes = list(AXES)
 tabs = st.tabs([f"T{AXES[a].paper_table} · {AXES[a].title}" for a in axes])
 for axis, tab in zip(axes, tabs):
@@ -185,7 +186,6 @@ for axis, tab in zip(axes, tabs):
             show(cost_fig(summary, axis), key=f"abl-{axis}-cost", filename=f"ablation-{axis}-cost")
         with st.expander("Numbers"):
             if len(summary):
-                sigma, dof = tables.pooled_seed_std(df)
                 st.markdown("**Ours** (error in %, mean/std over seeds; Δ in points, `_se` its standard error from "
                             + (f"the seed-to-seed std pooled over the table's configs, σ = {sigma:.2f} pt, {dof} dof)"
                                if dof else "a pooled seed std, which needs a config with two seeds)"))

@@ -45,6 +45,7 @@ import pandas as pd
 from se_core import tables
 from se_core.checkpoints import atomic_write_bytes
 from se_core.docblock import fill_block
+from se_core.paths import repo_relative
 from se_core.se import GATES, INTEGRATIONS, SITES, SQUEEZES, SEConfig
 from se_core.tables import BASELINE_AXIS, BASELINE_SETTING, DEFAULT_AXIS, DEFAULT_SETTING, TableError, setting_label
 from se_core.train import TrainConfig
@@ -683,7 +684,7 @@ def summary_lines(sweep: Sweep, table: str | os.PathLike, spec_path: str | os.Pa
         ref = None
     ids = {t.trial_id for t in plan(sweep)}
     foreign = int((~df["trial_id"].isin(ids)).sum())
-    head = (f"Written by `python -m se_core.ablate summary {_rel(spec_path)} --docs` from `{_rel(table)}`: "
+    head = (f"Written by `python -m se_core.ablate summary {repo_relative(spec_path)} --docs` from `{repo_relative(table)}`: "
             f"{len(df) - foreign} of {len(ids)} trials of `{sweep.name}` ({sweep.description})"
             + (f", plus {foreign} row(s) that are not trials of this spec" if foreign else "") + ". "
             f"Top-1 error in % on {_test_images(df)} (mean ± sample std over seeds). Δ in points ± its standard "
@@ -701,11 +702,6 @@ def _sigma(df: pd.DataFrame) -> str:
 def _test_images(df: pd.DataFrame) -> str:
     n = set(df["test_n"].dropna().astype(int)) if "test_n" in df else set()
     return f"the {n.pop():,} test images" if len(n) == 1 else "the test set (sizes differ between rows; see test_n)"
-
-
-def _rel(p: str | os.PathLike) -> str:
-    p = Path(p).resolve()
-    return str(p.relative_to(REPO_ROOT)) if p.is_relative_to(REPO_ROOT) else str(p)
 
 
 def default_table(sweep: Sweep, shard: tuple[int, int]) -> Path:

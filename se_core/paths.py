@@ -19,6 +19,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ROOTS_ENV = "SE_LENS_DATA_ROOTS"
 
 
+def repo_relative(p: str | os.PathLike) -> str:
+    """``p`` relative to the repository when it lies inside it (how commands and files are quoted in
+    provenance and docs, the same on every checkout), else its resolved absolute path."""
+    p = Path(p).resolve()
+    return str(p.relative_to(REPO_ROOT)) if p.is_relative_to(REPO_ROOT) else str(p)
+
+
 class PathError(ValueError):
     """A typed path that is refused; ``str()`` says why and what is allowed."""
 

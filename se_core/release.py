@@ -26,6 +26,7 @@ import pandas as pd
 
 from se_core.checkpoints import atomic_write_bytes
 from se_core.docblock import fill_block
+from se_core.paths import repo_relative
 from se_core.runs import list_runs, load_final, per_class_table, results_table, summary
 from se_core.registry import spec_cost
 from se_core.train import git_commit
@@ -39,17 +40,10 @@ RESULTS_HEADER = ("Written by `python -m se_core.release` from `data/results/` (
                   "10,000 images, fp32 re-evaluation):")
 
 
-def _rel(p: Path) -> str:
-    try:
-        return str(p.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(p)
-
-
 def _resume_command(run) -> str:
     cfg = run.config
     return (f"python -m se_core.train --arch {cfg['arch']} --seed {cfg['seed']} --epochs {cfg['epochs']} "
-            f"--threads 1 --out {_rel(run.path)}")
+            f"--threads 1 --out {repo_relative(run.path)}")
 
 
 def run_provenance(run) -> str:
@@ -60,7 +54,7 @@ def run_provenance(run) -> str:
         lines += ["Trained by this project's trainer on CIFAR-10 (JPEG q75); all files here were written by it.", ""]
         lines += [f"- {k}: {v}" for k, v in prov.items()]
         lines += ["", "Re-compute the test accuracy:", "",
-                  f"    python -m se_core.evaluate --checkpoint {_rel(run.path / 'model.safetensors')}", ""]
+                  f"    python -m se_core.evaluate --checkpoint {repo_relative(run.path / 'model.safetensors')}", ""]
     else:
         lines += [f"In progress: {run.epochs_done} of {run.config['epochs']} epochs done (metrics.csv, gates.json "
                   "are the trainer's per-epoch records so far).", "",
@@ -91,7 +85,7 @@ def release(runs_root: Path = DATA / "runs", data: Path = DATA, docs: Path | Non
             print(f"skipping {r.name}: {r.problem}", file=sys.stderr)
             continue
         atomic_write_bytes(r.path / "PROVENANCE.md", run_provenance(r).encode())
-        written["provenance"].append(_rel(r.path))
+        written["provenance"].append(repo_relative(r.path))
     ckpt_dir = data / "checkpoints"
     shipped = [r for r in runs if not r.problem and r.finished and r.seed == 0]
     if shipped:
@@ -103,10 +97,10 @@ def release(runs_root: Path = DATA / "runs", data: Path = DATA, docs: Path | Non
             dst = ckpt_dir / f"{r.name}.safetensors"
             shutil.copyfile(r.path / "model.safetensors", dst)
             prov = load_final(r.path)["provenance"]
-            written["checkpoints"].append(_rel(dst))
-            lines += [f"## {dst.name}", "", f"- run: `{_rel(r.path)}` (see its PROVENANCE.md)"]
+            written["checkpoints"].append(repo_relative(dst))
+            lines += [f"## {dst.name}", "", f"- run: `{repo_relative(r.path)}` (see its PROVENANCE.md)"]
             lines += [f"- {k}: {v}" for k, v in prov.items()]
-            lines += ["", f"Re-compute: `python -m se_core.evaluate --checkpoint {_rel(dst)}`", ""]
+            lines += ["", f"Re-compute: `python -m se_core.evaluate --checkpoint {repo_relative(dst)}`", ""]
         atomic_write_bytes(ckpt_dir / "PROVENANCE.md", "\n".join(lines).encode())
     res = results_table(runs_root)
     if not res.empty:
@@ -118,7 +112,7 @@ def release(runs_root: Path = DATA / "runs", data: Path = DATA, docs: Path | Non
                   f"{RESULTS_STEM}_per_class.csv": per_class_table(runs_root)}
         for name, df in tables.items():
             atomic_write_bytes(out / name, df.to_csv(index=False).encode())
-            written["results"].append(_rel(out / name))
+            written["results"].append(repo_relative(out / name))
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         text = ["# Results: ResNet-20 vs SE-ResNet-20 on CIFAR-10 (JPEG q75)", "",
                 f"Made by `python -m se_core.release` at commit {git_commit()} on {now} from the finished runs in "
@@ -134,7 +128,7 @@ def release(runs_root: Path = DATA / "runs", data: Path = DATA, docs: Path | Non
         atomic_write_bytes(out / "PROVENANCE.md", "\n".join(text).encode())
         if docs is not None and docs.is_file():
             fill_block(docs, RESULTS_BLOCK, [RESULTS_HEADER, "", *summary_lines(res, summ)])
-            written["results"].append(_rel(docs))
+            written["results"].append(repo_relative(docs))
     return written
 
 

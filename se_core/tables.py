@@ -345,17 +345,15 @@ def summarize_axis(df: pd.DataFrame, axis: str) -> pd.DataFrame:
                "flops_added_pct")
     res = pd.DataFrame(out, columns=[c for c in SUMMARY_COLUMNS if c not in derived])
     van = res[res["is_baseline"]]
-    dflt = res.loc[res["is_default"], "top1_mean"]
     nan = float("nan")
-    res["d_vs_vanilla"] = res["top1_mean"] - float(van["top1_mean"].iloc[0]) if len(van) else nan
-    res["d_vs_default"] = res["top1_mean"] - float(dflt.iloc[0]) if len(dflt) else nan
+    sigma = pooled_seed_std(df)[0]
+    for col, ref in (("d_vs_vanilla", van), ("d_vs_default", res[res["is_default"]])):
+        b = ref.iloc[0] if len(ref) else None
+        res[col] = res["top1_mean"] - float(b["top1_mean"]) if b is not None else nan
+        res[col + "_se"] = [nan if b is None or r.setting == b["setting"] else sigma * math.sqrt(1 / r.n + 1 / b["n"])
+                            for r in res.itertuples()]
     res["params_added"] = res["params"] - int(van["params"].iloc[0]) if len(van) else nan
     res["flops_added_pct"] = 100.0 * (res["flops"] / int(van["flops"].iloc[0]) - 1) if len(van) else nan
-    sigma = pooled_seed_std(df)[0]
-    for col, ref in (("d_vs_vanilla_se", res[res["is_baseline"]]), ("d_vs_default_se", res[res["is_default"]])):
-        b = ref.iloc[0] if len(ref) else None
-        res[col] = [nan if b is None or r.setting == b["setting"] else sigma * math.sqrt(1 / r.n + 1 / b["n"])
-                    for r in res.itertuples()]
     return res[list(SUMMARY_COLUMNS)]
 
 
