@@ -175,13 +175,16 @@ for axis, tab in zip(axes, tabs):
                         "SE_Stage_4 is not.\n\n" + "\n".join(f"- {k}: {v}" for k, v in tables.STAGE_NOTE.items()))
         cmp = tables.compare_axis(summary, paper)
         if len(cmp):
-            fig = bar_compare(cmp, "setting", "delta", "series", colors=DELTA_COLORS, height=360,
+            fig = bar_compare(cmp, "setting", "delta", "series", error="se", colors=DELTA_COLORS, height=360,
                               title="Change in top-1 error vs each network's own baselines (points; below 0 = better)",
                               x_title="setting (ours; paper rows mapped)", y_title="Δ top-1 error (points)")
             fig.update_xaxes(type="category")
             show(fig, key=f"abl-{axis}-delta", filename=f"ablation-{axis}-delta", data=cmp)
-            st.caption("Ours: mean over seeds minus the no-SE ResNet-20 / default SE-ResNet-20 mean (CIFAR-10). "
-                       f"Paper: its row minus ResNet-50 / SE-ResNet-50 in the ablation schedule (ImageNet).")
+            st.caption("Ours: mean over seeds minus the no-SE ResNet-20 / default SE-ResNet-20 mean (CIFAR-10); "
+                       "whiskers ± one standard error"
+                       + (f" (σ = {sigma:.2f} pt pooled over the table's seeds)" if dof else "")
+                       + ". Paper: its row minus ResNet-50 / SE-ResNet-50 in the ablation schedule (ImageNet), one "
+                         "run per row, so no error bars.")
         if len(summary):
             show(cost_fig(summary, axis), key=f"abl-{axis}-cost", filename=f"ablation-{axis}-cost")
         with st.expander("Numbers"):

@@ -443,16 +443,18 @@ DELTA_SERIES = ("ours vs no SE", "ours vs default SE", "paper vs ResNet-50", "pa
 def compare_axis(summary: pd.DataFrame, ref_rows: pd.DataFrame) -> pd.DataFrame:
     """Long table of each setting's change in mean top-1 error (points) relative to its own network's
     baselines: ours vs no SE and vs our default SE, the paper's vs its ResNet-50 and its default SE.
-    Columns ``setting``, ``series`` (:data:`DELTA_SERIES`), ``delta``; settings in our order."""
+    Columns ``setting``, ``series`` (:data:`DELTA_SERIES`), ``delta`` and ``se``, the standard error of
+    our changes (NaN for the paper's, which reports one run per row); settings in our order."""
+    nan = float("nan")
     rows = []
     for _, r in summary.iterrows():
-        rows.append({"setting": r["setting"], "series": DELTA_SERIES[0], "delta": r["d_vs_vanilla"]})
-        rows.append({"setting": r["setting"], "series": DELTA_SERIES[1], "delta": r["d_vs_default"]})
+        for series, col in zip(DELTA_SERIES[:2], ("d_vs_vanilla", "d_vs_default")):
+            rows.append({"setting": r["setting"], "series": series, "delta": r[col], "se": r[col + "_se"]})
     for _, r in ref_rows.iterrows():
         if isinstance(r.get("our_setting"), str):
-            rows.append({"setting": r["our_setting"], "series": DELTA_SERIES[2], "delta": r["d_vs_vanilla"]})
-            rows.append({"setting": r["our_setting"], "series": DELTA_SERIES[3], "delta": r["d_vs_se"]})
-    out = pd.DataFrame(rows, columns=["setting", "series", "delta"]).dropna(subset=["delta"])
+            for series, col in zip(DELTA_SERIES[2:], ("d_vs_vanilla", "d_vs_se")):
+                rows.append({"setting": r["our_setting"], "series": series, "delta": r[col], "se": nan})
+    out = pd.DataFrame(rows, columns=["setting", "series", "delta", "se"]).dropna(subset=["delta"])
     order = list(dict.fromkeys([*summary.get("setting", []), *[s for s in ref_rows.get("our_setting", [])
                                                                 if isinstance(s, str)]]))
     if out.empty:

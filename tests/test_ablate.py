@@ -402,6 +402,20 @@ def test_pooled_seed_std_and_the_standard_errors_built_on_it() -> None:
         GOOD.encode(), name="one.csv"))[1] == 0  # nothing to pool: no error bar rather than a made-up one
 
 
+def test_compare_axis_carries_our_standard_errors_and_none_for_the_paper() -> None:
+    df = load_ablation_table(TWO_SEEDS.encode(), name="two.csv")
+    summ = tables.summarize_axis(df, "excitation")
+    cmp = tables.compare_axis(summ, tables.reference_rows(tables.load_reference(), "excitation"))
+    assert list(dict.fromkeys(cmp["setting"])) == ["no SE", "sigmoid", "tanh", "relu"]  # ours first, then the paper's
+    ours = cmp[cmp["series"].isin(tables.DELTA_SERIES[:2])].set_index(["setting", "series"])
+    tanh = summ.set_index("setting").loc["tanh"]
+    assert ours.loc[("tanh", "ours vs default SE"), "delta"] == pytest.approx(tanh["d_vs_default"])
+    assert ours.loc[("tanh", "ours vs default SE"), "se"] == pytest.approx(tanh["d_vs_default_se"])
+    assert ours.loc[("tanh", "ours vs no SE"), "se"] == pytest.approx(tanh["d_vs_vanilla_se"])
+    paper = cmp[cmp["series"].isin(tables.DELTA_SERIES[2:])]
+    assert len(paper) and paper["se"].isna().all()  # one run per paper row: no whisker is drawn for it
+
+
 def test_summary_markdown_puts_ours_beside_the_papers_rows() -> None:
     df = load_ablation_table(TWO_SEEDS.encode(), name="two.csv")
     ref = tables.load_reference()

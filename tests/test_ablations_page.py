@@ -107,6 +107,15 @@ def test_shipped_table_draws_our_axis_beside_the_paper(tiny_data_dir, tiny_table
     assert len(_array(ours["data"][1]["y"])) == 4  # every seed as a point
     assert any(t.startswith("Ours: cost of each excitation gate setting") for t in figs)
     assert len(_paper_titles(figs)) == len(tables.AXES)
+    # the Δ chart: our changes with ± s.e. whiskers, the paper's (one run per row) without
+    delta = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]  # one per axis, all with one title
+    exc = next(f for f in delta if f["layout"]["title"]["text"].startswith("Change in top-1 error")
+               and "sigmoid" in f["data"][0]["x"])
+    bars = {tr["name"]: tr for tr in exc["data"]}
+    sig = summary.set_index("setting").loc["sigmoid"]
+    whisk = bars["ours vs no SE"]["error_y"]
+    assert whisk["visible"] and _array(whisk["array"])[1] == pytest.approx(sig["d_vs_vanilla_se"])
+    assert not bars["paper vs ResNet-50"]["error_y"]["visible"]
     # the page offers the numbers as CSV downloads
     assert len(at.get("download_button")) >= 3
 
