@@ -19,11 +19,9 @@ import pytest
 
 from se_core import ablate, tables
 from se_core.ablate import SpecError, load_spec, merge_tables, parse_spec, plan, run_sweep
-from se_core.data import DEFAULT_TARBALL
 from se_core.tables import TableError, load_ablation_table
-from support import REPO_ROOT, subprocess_env, tiny_sweep_spec
+from support import REPO_ROOT, needs_cifar, subprocess_env, tiny_sweep_spec
 
-needs_data = pytest.mark.skipif(not Path(DEFAULT_TARBALL).is_file(), reason="CIFAR-10 JPEG tarball not available")
 
 
 def tiny_spec(tmp: Path, seeds: str = "[0, 1]", epochs: int = 1, name: str = "tiny.toml") -> Path:
@@ -136,7 +134,7 @@ def test_threads_and_torchrun_command() -> None:
 
 
 # ----------------------------------------------------------------------------------------- runner
-@needs_data
+@needs_cifar
 def test_tiny_sweep_end_to_end(tiny_run: dict) -> None:
     df = load_ablation_table(tiny_run["table"])
     trials = plan(tiny_run["sweep"])
@@ -170,7 +168,7 @@ def test_tiny_sweep_end_to_end(tiny_run: dict) -> None:
     assert tables.axes_present(df) == ["excitation"]
 
 
-@needs_data
+@needs_cifar
 def test_rerun_skips_finished_trials_and_keeps_the_table(tiny_run: dict, tmp_path: Path) -> None:
     before = tiny_run["table"].read_bytes()
     res = run_sweep(tiny_run["sweep"], table=tiny_run["table"], runs_root=tiny_run["runs"], threads=1,
@@ -188,7 +186,7 @@ def test_rerun_skips_finished_trials_and_keeps_the_table(tiny_run: dict, tmp_pat
     assert tables.axes_present(df) == ["squeeze", "excitation"]
 
 
-@needs_data
+@needs_cifar
 def test_shards_collect_and_merge_back(tiny_run: dict, tmp_path: Path) -> None:
     sweep, runs = tiny_run["sweep"], tiny_run["runs"]
     parts = []
@@ -246,7 +244,7 @@ def _kill_when(proc: subprocess.Popen, cond, timeout: float = 120.0) -> None:
         proc.stderr.close()
 
 
-@needs_data
+@needs_cifar
 def test_sigkill_and_resume_gives_the_same_table(tmp_path: Path) -> None:
     spec = tiny_spec(tmp_path, seeds="[0]", epochs=2)
     sweep = load_spec(spec)

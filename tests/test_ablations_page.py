@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
-from support import tiny_sweep_spec
+from support import cifar_skip_reason, tiny_sweep_spec
 
 from se_core import tables
 from se_core.ablate import load_spec, provenance_path, run_sweep
-from se_core.data import DEFAULT_TARBALL
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 SPEC = tiny_sweep_spec("tiny-page", "[0, 1]", 1)
@@ -24,8 +23,8 @@ SPEC = tiny_sweep_spec("tiny-page", "[0, 1]", 1)
 @pytest.fixture(scope="module")
 def tiny_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A result table made by a real tiny sweep (2 configs x 2 seeds x 1 epoch)."""
-    if not Path(DEFAULT_TARBALL).is_file():
-        pytest.skip("CIFAR-10 JPEG tarball not available")
+    if reason := cifar_skip_reason():
+        pytest.skip(reason)
     tmp = tmp_path_factory.mktemp("abl_page")
     spec = tmp / "tiny.toml"
     spec.write_text(SPEC)

@@ -1,7 +1,6 @@
 """Checkpoints: round trips, and hostile or broken files refused with one line, never executed."""
 from __future__ import annotations
 
-import io
 import json
 import os
 import pickle

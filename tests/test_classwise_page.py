@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from se_core import stats as S
 from se_core.data import load_dataset
 from se_core.pairs import DEFAULT_PAIR
+from support import needs_cifar
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 _DTYPES = {"f4": np.float32, "f8": np.float64, "i1": np.int8, "u1": np.uint8, "i2": np.int16, "u2": np.uint16,
@@ -65,6 +66,7 @@ def test_no_shipped_stats_gives_the_command(env):
     assert not at.get("plotly_chart")
 
 
+@needs_cifar
 def test_shipped_stats_views_and_knockout(env):
     data = load_dataset("cifar10-jpeg", "test").subset(range(0, 10_000, 50))
     S.ship_pair_stats(DEFAULT_PAIR, data, batch_size=100)

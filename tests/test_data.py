@@ -9,6 +9,7 @@ from PIL import Image
 from se_core.data import (BatchStream, DataError, ImageSet, augment, cifar10_jpeg, holdout_indices, image_folder,
                           is_holdout, load_dataset, torchvision_cifar10)
 from se_core.registry import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
+from support import needs_cifar
 
 
 @pytest.fixture(scope="module")
@@ -16,6 +17,7 @@ def test_set() -> ImageSet:
     return cifar10_jpeg("test")
 
 
+@needs_cifar
 def test_cifar_jpeg_cache(test_set: ImageSet) -> None:
     assert test_set.images.shape == (10000, 32, 32, 3) and test_set.images.dtype == torch.uint8
     assert torch.equal(test_set.labels.bincount(), torch.full((10,), 1000))
@@ -36,6 +38,7 @@ def test_augment_is_a_crop_and_flip_drawn_from_the_generator() -> None:
         assert any(torch.equal(a[n], w) or torch.equal(a[n], w.flip(-1)) for w in windows)
 
 
+@needs_cifar
 def test_batch_stream_shards_are_disjoint_and_deterministic(test_set: ImageSet) -> None:
     small = test_set.subset(torch.arange(0, 10000, 50))
     kw = dict(batch_size=16, mean=CIFAR10_MEAN, std=CIFAR10_STD, train=True, seed=1, epoch=2)
@@ -82,6 +85,7 @@ def test_holdout_split_is_stratified_disjoint_and_fixed() -> None:
         holdout_indices(torch.tensor([0, 0, 0, 0, 1]), 2)
 
 
+@needs_cifar
 def test_load_dataset_holdout_on_cifar_never_touches_the_test_set() -> None:
     assert is_holdout("cifar10-jpeg@val=5000") and not is_holdout("cifar10-jpeg")
     train, val = load_dataset("cifar10-jpeg@val=5000", "train"), load_dataset("cifar10-jpeg@val=5000", "test")

@@ -40,14 +40,12 @@ import pytest
 import torch
 from PIL import Image
 
-from support import REPO_ROOT, subprocess_env, tiny_sweep_spec, write_tiny_pair
+from support import REPO_ROOT, needs_cifar, subprocess_env, tiny_sweep_spec, write_tiny_pair
 from se_core import stats as S
 from se_core import tables
 from se_core.checkpoints import read_checkpoint
-from se_core.data import DEFAULT_TARBALL
 from se_core.train import METRIC_FIELDS, TrainConfig, train
 
-needs_data = pytest.mark.skipif(not Path(DEFAULT_TARBALL).is_file(), reason="CIFAR-10 JPEG tarball not available")
 
 SEED = 20260
 KILLS = 3
@@ -222,7 +220,7 @@ def _changed(p: Path) -> Callable[[], bool]:
 TRAIN = dict(arch="se_resnet20_cifar", epochs=3, train_subset=192, test_subset=50, probe_per_class=1, batch_size=64)
 
 
-@needs_data
+@needs_cifar
 @pytest.mark.timeout(900)
 def test_trainer_killed_three_times_ends_bitwise_equal(tmp_path: Path) -> None:
     cfg = TrainConfig(**TRAIN)
@@ -277,7 +275,7 @@ def test_trainer_killed_three_times_ends_bitwise_equal(tmp_path: Path) -> None:
 SPEC = tiny_sweep_spec("lost", "[0]", 2)
 
 
-@needs_data
+@needs_cifar
 @pytest.mark.timeout(900)
 def test_ablation_runner_killed_three_times_gives_the_same_table(tmp_path: Path) -> None:
     spec = tmp_path / "lost.toml"

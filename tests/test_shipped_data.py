@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from support import REPO_ROOT
-from se_core.data import DEFAULT_TARBALL, load_dataset
+from support import REPO_ROOT, needs_cifar
+from se_core.data import load_dataset
 from se_core.evaluate import evaluate
 from se_core.registry import build_from_checkpoint
 from se_core.runs import list_runs, load_final, results_table, summary
@@ -63,7 +63,7 @@ def test_shipped_checkpoints_are_the_seed0_runs() -> None:
         assert (DATA / "checkpoints" / f"{name}.safetensors").read_bytes() == (RUNS / name / "model.safetensors").read_bytes()
 
 
-@pytest.mark.skipif(not DEFAULT_TARBALL.is_file(), reason="CIFAR-10 JPEG tarball absent")
+@needs_cifar
 @pytest.mark.parametrize("name", ["resnet20-s0", "se_resnet20-s0"])
 def test_shipped_checkpoint_reproduces_its_accuracy(name: str) -> None:
     """The issue's bar: evaluating the shipped checkpoint gives the shipped accuracy within 0.1 pt."""

@@ -21,6 +21,7 @@ from se_core.probe import Intervention, find_sites, intervene, probe
 from se_core.registry import CIFAR10_MEAN, CIFAR10_STD, build_from_checkpoint, get_spec
 from se_core.se import SEConfig
 from tests.conftest import REPO_ROOT, subprocess_env
+from support import needs_cifar
 
 MEAN, STD = CIFAR10_MEAN, CIFAR10_STD
 
@@ -274,6 +275,7 @@ def test_cli_checkpoint_and_errors(model, tmp_path, capsys):
     assert "error:" in capsys.readouterr().err
 
 
+@needs_cifar
 def test_ship_pair_stats_and_pair_cli(tiny_data_dir, tmp_path, capsys):
     from se_core.pairs import DEFAULT_PAIR
 

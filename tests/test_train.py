@@ -6,10 +6,8 @@ Uses the shipped CIFAR-10 JPEG tarball (decoded once into ``.cache/``; ~10 s the
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
-import os
 import shutil
 import signal
 import socket
@@ -21,15 +19,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from support import REPO_ROOT, subprocess_env
+from support import REPO_ROOT, needs_cifar, subprocess_env
 from se_core.checkpoints import read_checkpoint
-from se_core.data import DEFAULT_TARBALL, load_dataset, normalize
+from se_core.data import load_dataset, normalize
 from se_core.evaluate import eval_subset_indices
 from se_core.registry import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, build_from_checkpoint
 from se_core.train import TrainConfig, gate_snapshot, lr_at, parse_se, probe_indices, train
 
-if not DEFAULT_TARBALL.is_file():
-    pytest.skip(f"CIFAR-10 JPEG tarball {DEFAULT_TARBALL} is absent", allow_module_level=True)
+pytestmark = needs_cifar
 
 COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "img_per_s"]
 SITES = [f"layer{s}.{b}.se" for s in (1, 2, 3) for b in range(3)]

@@ -118,7 +118,7 @@ def test_catalog_pairs_registered_with_notes_and_commands() -> None:
                 assert ref.how_to_get == f"python -c \"import timm; timm.create_model('{ref.location}', pretrained=True)\""
             else:
                 enum = ref.location.split(".")[0]
-                assert ref.how_to_get.startswith(f'python -c "from torchvision.models import ')
+                assert ref.how_to_get.startswith('python -c "from torchvision.models import ')
                 assert f", {enum}; " in ref.how_to_get and f"(weights={ref.location})" in ref.how_to_get
     # RSB pair: both timm weights from the same A1 recipe
     rsb = PAIRS["imagenet-resnet50-rsb-a1"]
