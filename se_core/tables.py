@@ -444,12 +444,14 @@ def compare_axis(summary: pd.DataFrame, ref_rows: pd.DataFrame) -> pd.DataFrame:
     """Long table of each setting's change in mean top-1 error (points) relative to its own network's
     baselines: ours vs no SE and vs our default SE, the paper's vs its ResNet-50 and its default SE.
     Columns ``setting``, ``series`` (:data:`DELTA_SERIES`), ``delta`` and ``se``, the standard error of
-    our changes (NaN for the paper's, which reports one run per row); settings in our order."""
+    our changes (NaN for the paper's, which reports one run per row); settings in our order. A baseline
+    against itself is left out (zero by definition), as the paper's rows do."""
     nan = float("nan")
     rows = []
     for _, r in summary.iterrows():
-        for series, col in zip(DELTA_SERIES[:2], ("d_vs_vanilla", "d_vs_default")):
-            rows.append({"setting": r["setting"], "series": series, "delta": r[col], "se": r[col + "_se"]})
+        for series, col, itself in zip(DELTA_SERIES[:2], ("d_vs_vanilla", "d_vs_default"), ("is_baseline", "is_default")):
+            if not r[itself]:
+                rows.append({"setting": r["setting"], "series": series, "delta": r[col], "se": r[col + "_se"]})
     for _, r in ref_rows.iterrows():
         if isinstance(r.get("our_setting"), str):
             for series, col in zip(DELTA_SERIES[2:], ("d_vs_vanilla", "d_vs_se")):

@@ -410,6 +410,8 @@ def test_compare_axis_carries_our_standard_errors_and_none_for_the_paper() -> No
     assert ours.loc[("tanh", "ours vs default SE"), "delta"] == pytest.approx(tanh["d_vs_default"])
     assert ours.loc[("tanh", "ours vs default SE"), "se"] == pytest.approx(tanh["d_vs_default_se"])
     assert ours.loc[("tanh", "ours vs no SE"), "se"] == pytest.approx(tanh["d_vs_vanilla_se"])
+    assert ("no SE", "ours vs no SE") not in ours.index and ("sigmoid", "ours vs default SE") not in ours.index
+    assert ("no SE", "ours vs default SE") in ours.index  # the baseline against the default SE stays
     paper = cmp[cmp["series"].isin(tables.DELTA_SERIES[2:])]
     assert len(paper) and paper["se"].isna().all()  # one run per paper row: no whisker is drawn for it
 

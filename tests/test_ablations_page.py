@@ -109,11 +109,14 @@ def test_shipped_table_draws_our_axis_beside_the_paper(tiny_data_dir, tiny_table
     # the Δ chart: our changes with ± s.e. whiskers, the paper's (one run per row) without
     delta = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]  # one per axis, all with one title
     exc = next(f for f in delta if f["layout"]["title"]["text"].startswith("Change in top-1 error")
-               and "sigmoid" in f["data"][0]["x"])
+               and any("sigmoid" in tr["x"] for tr in f["data"]))
+    assert [tr["name"] for tr in exc["data"]] == list(tables.DELTA_SERIES)
+    assert exc["layout"]["xaxis"]["categoryarray"] == ["no SE", "sigmoid", "tanh", "relu"]  # ours, then the paper's
     bars = {tr["name"]: tr for tr in exc["data"]}
     sig = summary.set_index("setting").loc["sigmoid"]
     whisk = bars["ours vs no SE"]["error_y"]
-    assert whisk["visible"] and _array(whisk["array"])[1] == pytest.approx(sig["d_vs_vanilla_se"])
+    assert bars["ours vs no SE"]["x"] == ["sigmoid"]  # no SE against itself is left out
+    assert whisk["visible"] and _array(whisk["array"]) == pytest.approx([sig["d_vs_vanilla_se"]])
     assert not bars["paper vs ResNet-50"]["error_y"]["visible"]
     # the page offers the numbers as CSV downloads
     assert len(at.get("download_button")) >= 3
