@@ -287,7 +287,8 @@ def test_models(page: Page, app_server: AppServer, shot_dir: Path) -> None:
     open_page(page, app_server, "/models")
     expect(page.locator("h1")).to_have_text("Models")
     expect(page.get_by_text("Inference device:")).to_be_visible()
-    assert page.get_by_test_id("stDataFrame").count() >= 1
+    # st.dataframe's grid is a lazily loaded chunk that can land after the page looks settled: wait for it
+    expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
     titles = [c["title"] for c in assert_charts(page, 2)]
     assert "Parameters" in titles and "SE parameter overhead" in titles
     assert_clean(page)
