@@ -14,6 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+
 def cifar_skip_reason() -> str | None:
     """Why tests that read the real CIFAR-10 JPEG tarball must skip, or None. Never under
     ``SE_LENS_REQUIRE_DATA=1`` (set by .ci/run): there they run and fail, so CI cannot pass by skipping."""
@@ -23,7 +24,8 @@ def cifar_skip_reason() -> str | None:
     return f"CIFAR-10 JPEG tarball {DEFAULT_TARBALL} is absent (set SE_LENS_CIFAR_TARBALL)"
 
 
-needs_cifar = pytest.mark.skipif(cifar_skip_reason() is not None, reason=cifar_skip_reason() or "")
+_CIFAR_SKIP = cifar_skip_reason()
+needs_cifar = pytest.mark.skipif(_CIFAR_SKIP is not None, reason=_CIFAR_SKIP or "")
 
 TINY_PAIR_FILES = {"se_resnet20_cifar": "checkpoints/se_resnet20-s0.safetensors",
                    "resnet20_cifar": "checkpoints/resnet20-s0.safetensors"}
