@@ -159,10 +159,18 @@ def bar_compare(df: pd.DataFrame, x: str, y: str, color: str, *, error: str | No
                 x_title: str | None = None, y_title: str | None = None, colors: Mapping[str, str] | None = None,
                 barmode: str = "group", height: int | None = None, text_format: str | None = None,
                 y_range: tuple[float, float] | None = None) -> go.Figure:
-    """Grouped bars of ``y`` per ``x``, one bar series per ``color`` value, optional ± ``error`` whiskers."""
+    """Grouped bars of ``y`` per ``x``, one bar series per ``color`` value, optional ± ``error`` whiskers.
+
+    ``x`` keeps the order of the rows, even where the first series lacks some values; the series follow
+    the categories of a categorical ``color`` column, else their first appearance."""
     fig = _new()
     cmap = color_map([str(v) for v in df[color]], colors) if len(df) else {}
-    for c, g in df.groupby(color, sort=False):
+    col = df[color]
+    series = list(col.cat.categories) if isinstance(col.dtype, pd.CategoricalDtype) else list(dict.fromkeys(col))
+    for c in series:
+        g = df[col == c]
+        if g.empty:
+            continue
         err = None
         if error is not None:
             e = g[error].astype(float)
@@ -170,6 +178,7 @@ def bar_compare(df: pd.DataFrame, x: str, y: str, color: str, *, error: str | No
         fig.add_trace(go.Bar(x=g[x], y=g[y], name=str(c), marker_color=cmap[str(c)], error_y=err,
                              texttemplate=text_format, textposition="outside" if text_format else None))
     fig.update_layout(barmode=barmode)
+    fig.update_xaxes(categoryorder="array", categoryarray=list(dict.fromkeys(df[x])))
     if y_range is not None:
         fig.update_yaxes(range=list(y_range))
     return _layout(fig, title, x_title or x, y_title or y, height)

@@ -178,9 +178,7 @@ for axis, tab in zip(axes, tabs):
             fig = bar_compare(cmp, "setting", "delta", "series", error="se", colors=DELTA_COLORS, height=360,
                               title="Change in top-1 error vs each network's own baselines (points; below 0 = better)",
                               x_title="setting (ours; paper rows mapped)", y_title="Δ top-1 error (points)")
-            # our settings' order, and the series in DELTA_SERIES order, whichever the first setting lacks
-            fig.data = sorted(fig.data, key=lambda t: tables.DELTA_SERIES.index(t.name))
-            fig.update_xaxes(type="category", categoryorder="array", categoryarray=list(dict.fromkeys(cmp["setting"])))
+            fig.update_xaxes(type="category")
             show(fig, key=f"abl-{axis}-delta", filename=f"ablation-{axis}-delta", data=cmp)
             st.caption("Ours: mean over seeds minus the no-SE ResNet-20 / default SE-ResNet-20 mean (CIFAR-10); "
                        "whiskers ± one standard error"

@@ -443,9 +443,9 @@ DELTA_SERIES = ("ours vs no SE", "ours vs default SE", "paper vs ResNet-50", "pa
 def compare_axis(summary: pd.DataFrame, ref_rows: pd.DataFrame) -> pd.DataFrame:
     """Long table of each setting's change in mean top-1 error (points) relative to its own network's
     baselines: ours vs no SE and vs our default SE, the paper's vs its ResNet-50 and its default SE.
-    Columns ``setting``, ``series`` (:data:`DELTA_SERIES`), ``delta`` and ``se``, the standard error of
-    our changes (NaN for the paper's, which reports one run per row); settings in our order. A baseline
-    against itself is left out (zero by definition), as the paper's rows do."""
+    Columns ``setting``, ``series`` (categorical, ordered as :data:`DELTA_SERIES`), ``delta`` and ``se``,
+    the standard error of our changes (NaN for the paper's, which reports one run per row); settings in
+    our order. A baseline against itself is left out (zero by definition), as the paper's rows do."""
     nan = float("nan")
     rows = []
     for _, r in summary.iterrows():
@@ -457,13 +457,13 @@ def compare_axis(summary: pd.DataFrame, ref_rows: pd.DataFrame) -> pd.DataFrame:
             for series, col in zip(DELTA_SERIES[2:], ("d_vs_vanilla", "d_vs_se")):
                 rows.append({"setting": r["our_setting"], "series": series, "delta": r[col], "se": nan})
     out = pd.DataFrame(rows, columns=["setting", "series", "delta", "se"]).dropna(subset=["delta"])
+    out["series"] = pd.Categorical(out["series"], categories=DELTA_SERIES)
     order = list(dict.fromkeys([*summary.get("setting", []), *[s for s in ref_rows.get("our_setting", [])
                                                                 if isinstance(s, str)]]))
     if out.empty:
         return out
     out["_o"] = out["setting"].map(order.index)
-    out["_s"] = out["series"].map(DELTA_SERIES.index)
-    return out.sort_values(["_o", "_s"], kind="stable").drop(columns=["_o", "_s"]).reset_index(drop=True)
+    return out.sort_values(["_o", "series"], kind="stable").drop(columns="_o").reset_index(drop=True)
 
 
 def _pm(mean: float, err: float, sign: bool = False) -> str:

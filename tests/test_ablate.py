@@ -23,7 +23,6 @@ from se_core.tables import TableError, load_ablation_table
 from support import REPO_ROOT, needs_cifar, subprocess_env, tiny_sweep_spec
 
 
-
 def tiny_spec(tmp: Path, seeds: str = "[0, 1]", epochs: int = 1, name: str = "tiny.toml") -> Path:
     p = tmp / name
     p.write_text(tiny_sweep_spec(seeds=seeds, epochs=epochs))

@@ -167,6 +167,11 @@ def test_chart_builders_are_pure_figures() -> None:
     assert len(charts.band_curves(df, "epoch", "v", "e", "run").data) == 4  # band + line per run
     fig = charts.bar_compare(df, "split", "v", "run", error="e", colors={"a": "#000000"}, y_range=(0, 100))
     assert fig.data[0].marker.color == "#000000" and list(fig.data[0].error_y.array) == [0.1, 0.1]
+    # x keeps the rows' order and a categorical colour column its categories', though series "a" lacks "x1"
+    gap = pd.DataFrame({"x": ["x1", "x2", "x3", "x2"], "v": [1.0, 2.0, 3.0, 4.0],
+                        "s": pd.Categorical(["b", "b", "b", "a"], categories=["a", "b"])})
+    fig = charts.bar_compare(gap, "x", "v", "s")
+    assert [t.name for t in fig.data] == ["a", "b"] and list(fig.layout.xaxis.categoryarray) == ["x1", "x2", "x3"]
     hm = charts.heatmap([[0, 1], [2, 3]], ["x1", "x2"], ["y1", "y2"], zmin=0, zmax=3)
     assert hm.data[0].zmax == 3 and list(hm.data[0].y) == ["y1", "y2"]
     hs = charts.histogram_stack([0, 0.5, 1], [[1, 3], [2, 2]], ["e1", "e2"])
