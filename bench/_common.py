@@ -7,6 +7,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import torch
+from torch import nn
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -29,3 +32,39 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int 
 def machine() -> str:
     from se_core.train import hardware
     return hardware()
+
+
+# ------------------------------------------------------------------ SE units to compare against ours
+def _se_unit():
+    from se_core.se import SqueezeExcite
+
+    return SqueezeExcite
+
+
+def swap_se(model: nn.Module, make: Callable[[nn.Module], nn.Module]) -> nn.Module:
+    """Replace every SqueezeExcite of ``model`` by ``make(unit)`` (same place, same widths)."""
+    unit_type = _se_unit()
+    for mod in list(model.modules()):
+        for child_name, child in list(mod.named_children()):
+            if type(child) is unit_type:
+                setattr(mod, child_name, make(child))
+    return model
+
+
+def plain(unit: nn.Module) -> nn.Module:
+    """Our unit in the formulation before ``se_core.squeeze_scale``: 1x1 convs on N x C x 1 x 1,
+    autograd through mean and x * s (same weights)."""
+    class PlainSE(_se_unit()):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * self.scale_activation(self.fc2(self.activation(self.fc1(x.mean((2, 3), keepdim=True)))))
+
+    new = PlainSE(unit.channels, unit.config)
+    new.load_state_dict(unit.state_dict())
+    return new
+
+
+def timm_se(unit: nn.Module) -> nn.Module:
+    """timm's ``SEModule`` with our unit's widths."""
+    from timm.layers import SEModule
+
+    return SEModule(unit.channels, rd_channels=unit.fc1.out_channels)

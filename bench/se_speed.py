@@ -18,7 +18,7 @@ import csv
 import time
 
 import torch
-from _common import ROOT, interleaved, machine
+from _common import ROOT, interleaved, machine, plain, swap_se
 
 from se_core.models import resnet50
 from se_core.registry import measure_cost
@@ -58,6 +58,7 @@ def main() -> None:
           "interleaved repeats after 2 warm-ups")
     torch.manual_seed(0)
     models = {"ours resnet50": resnet50(None), "ours se_resnet50": resnet50(SEConfig()),
+              "ours se_resnet50 plain": swap_se(resnet50(SEConfig()), plain),
               "timm resnet50": timm.create_model("resnet50", pretrained=False),
               "timm seresnet50": timm.create_model("seresnet50", pretrained=False)}
     costs = {k: measure_cost(m, (a.size, a.size)) for k, m in models.items()}
@@ -76,10 +77,10 @@ def main() -> None:
         fns[k] = fn
     t = interleaved(fns, a.repeats)
 
-    print(f"{'model':<18}{'params':>12}{'GMACs/img':>11}{'ms/batch':>10}{'ms/img':>9}{'min ms':>9}{'max ms':>9}")
+    print(f"{'model':<24}{'params':>12}{'GMACs/img':>11}{'ms/batch':>10}{'ms/img':>9}{'min ms':>9}{'max ms':>9}")
     for k in models:
         c, runs = costs[k], seen[k][2:]  # the timed repeats, after the warm-ups
-        print(f"{k:<18}{c.params:>12,}{c.gmacs:>11.4f}{1e3 * t[k]:>10.1f}{1e3 * t[k] / a.batch:>9.2f}"
+        print(f"{k:<24}{c.params:>12,}{c.gmacs:>11.4f}{1e3 * t[k]:>10.1f}{1e3 * t[k] / a.batch:>9.2f}"
               f"{1e3 * min(runs):>9.1f}{1e3 * max(runs):>9.1f}")
 
     def pct(new: float, old: float) -> float:
@@ -90,6 +91,8 @@ def main() -> None:
         v, s = f"{who} resnet50", f"{who} se_resnet50" if who == "ours" else f"{who} seresnet50"
         print(f"  {who:<5} time {t[s] / t[v]:.3f}x ({pct(t[s], t[v]):+.2f}%), params {pct(costs[s].params, costs[v].params):+.2f}%, "
               f"FLOPs {pct(costs[s].flops, costs[v].flops):+.3f}%")
+    print(f"  ours vs the same unit before se_core.squeeze_scale (1x1 convs): "
+          f"{t['ours se_resnet50'] / t['ours se_resnet50 plain']:.3f}x")
     print(f"  ours vs timm SE-ResNet-50 time: {t['ours se_resnet50'] / t['timm seresnet50']:.3f}x; "
           f"params equal: {costs['ours se_resnet50'].params == costs['timm seresnet50'].params}")
     ref = paper_overhead()

@@ -11,7 +11,10 @@ from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from se_core.squeeze_scale import SqueezeScale
 
 Squeeze = Literal["avg", "max", "none"]
 Gate = Literal["sigmoid", "tanh", "relu"]
@@ -28,8 +31,13 @@ SITES = ("output", "3x3")
 class SEConfig:
     """Where and how SE units are placed in a residual network.
 
-    - ``reduction``: ratio r of paper Table 10. Hidden width is ``max(1, C // r)``: floor
-      division, never below one unit, so C=16 with r=16 or r=32 both give 1 hidden unit.
+    - ``reduction``: ratio r of paper Table 10. Hidden width is ``max(min_hidden, C // r)``:
+      floor division, never below ``min_hidden`` units (nor above C), so with the default
+      ``min_hidden=1`` C=16 with r=16 or r=32 both give 1 hidden unit.
+    - ``min_hidden``: a floor on the hidden width, timm's convention (its ``rd_divisor=8`` gives
+      SE-ResNets at least 8 units): a 1- or 2-unit bottleneck whose ReLU never fires is a
+      constant gate, which ``min_hidden=8`` makes unlikely. Left out of the JSON at its default,
+      so configs written before it existed (shipped checkpoints, trial ids) stay the same.
     - ``squeeze``: ``avg`` (paper default), ``max`` (Table 11), or ``none`` (NoSqueeze,
       Table 16: fc1/fc2 act as 1x1 convs on the full H x W map, no pooling).
     - ``gate``: the excitation non-linearity of Table 12 (``sigmoid``/``tanh``/``relu``).
@@ -44,6 +52,7 @@ class SEConfig:
     """
 
     reduction: int = 16
+    min_hidden: int = 1
     squeeze: Squeeze = "avg"
     gate: Gate = "sigmoid"
     stages: tuple[int, ...] | None = None
@@ -53,6 +62,8 @@ class SEConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.reduction, int) or isinstance(self.reduction, bool) or self.reduction < 1:
             raise ValueError(f"reduction must be an int >= 1, got {self.reduction!r}")
+        if not isinstance(self.min_hidden, int) or isinstance(self.min_hidden, bool) or self.min_hidden < 1:
+            raise ValueError(f"min_hidden must be an int >= 1, got {self.min_hidden!r}")
         for name, allowed in (("squeeze", SQUEEZES), ("gate", GATES),
                               ("integration", INTEGRATIONS), ("site", SITES)):
             if getattr(self, name) not in allowed:
@@ -69,19 +80,26 @@ class SEConfig:
             raise ValueError("site='3x3' is only defined with integration='standard'")
 
     def hidden(self, channels: int) -> int:
-        """Width of the bottleneck: ``max(1, channels // reduction)``."""
-        return max(1, channels // self.reduction)
+        """Width of the bottleneck: ``max(min_hidden, channels // reduction)``, at most ``channels``."""
+        return min(channels, max(self.min_hidden, channels // self.reduction))
 
     def in_stage(self, stage: int) -> bool:
         """Whether 1-based ``stage`` carries SE units."""
         return self.stages is None or stage in self.stages
 
+    def to_dict(self) -> dict:
+        """Plain dict; ``min_hidden`` only when set (see the class docstring)."""
+        d = asdict(self)
+        if d["min_hidden"] == 1:
+            del d["min_hidden"]
+        return d
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: dict) -> "SEConfig":
-        known = {k: d[k] for k in ("reduction", "squeeze", "gate", "stages", "integration", "site") if k in d}
+        known = {k: d[k] for k in ("reduction", "min_hidden", "squeeze", "gate", "stages", "integration", "site") if k in d}
         if known.get("stages") is not None:
             known["stages"] = tuple(known["stages"])
         unknown = set(d) - set(known) - {"stages"}
@@ -99,7 +117,8 @@ class SEConfig:
     def label(self) -> str:
         """Short human label, e.g. ``r=16 avg sigmoid all standard``."""
         st = "all" if self.stages is None else "+".join(map(str, self.stages))
-        lab = f"r={self.reduction} {self.squeeze} {self.gate} stages={st} {self.integration}"
+        floor = f" h>={self.min_hidden}" if self.min_hidden > 1 else ""
+        lab = f"r={self.reduction}{floor} {self.squeeze} {self.gate} stages={st} {self.integration}"
         return lab + (" 3x3" if self.site == "3x3" else "")
 
 
@@ -124,12 +143,26 @@ class GlobalPool(nn.Module):
 _GATE_LAYERS: dict[str, type[nn.Module]] = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 
 
+def _has_hooks(module: nn.Module) -> bool:
+    """Whether a forward hook (the module's own or a global one) could observe or replace its output."""
+    from torch.nn.modules import module as _m
+
+    return bool(module._forward_hooks or module._forward_pre_hooks or _m._global_forward_hooks
+                or _m._global_forward_pre_hooks)
+
+
 class SqueezeExcite(nn.Module):
     """SE unit: s = gate(fc2(relu(fc1(squeeze(x))))); returns x * s.
 
     fc1/fc2 are 1x1 convolutions (as in torchvision), which equal fully connected layers on
     the pooled C x 1 x 1 descriptor and become the paper's NoSqueeze 1x1 convs on the full
     map when ``squeeze='none'``. Parameters: 2*C*h weights + (h + C) biases, h = C // r.
+
+    Speed: on the pooled descriptor the 1x1 convs run as matrix products on N x C (``F.linear``
+    on their weights viewed as h x C: same parameters, same state-dict keys), and an average
+    squeeze trains through :class:`~se_core.squeeze_scale.SqueezeScale`. The gate child is still called as a module,
+    so probes read s and interventions replace it; while such a hook exists, the plain autograd
+    formulation runs instead, so gradients always follow what the forward computed.
     """
 
     def __init__(self, channels: int, config: SEConfig = SEConfig()) -> None:
@@ -143,11 +176,23 @@ class SqueezeExcite(nn.Module):
         self.fc2 = nn.Conv2d(hidden, channels, 1)
         self.scale_activation = _GATE_LAYERS[config.gate]()
 
+    def excite(self, z: torch.Tensor) -> torch.Tensor:
+        """Gates N x C x 1 x 1 from pooled descriptors z (N x C): the FC layers as matrix products."""
+        h = self.activation(F.linear(z, self.fc1.weight.flatten(1), self.fc1.bias))
+        s = F.linear(h, self.fc2.weight.flatten(1), self.fc2.bias)
+        return self.scale_activation(s.view(*s.shape, 1, 1))
+
     def scale(self, x: torch.Tensor) -> torch.Tensor:
         """The gates s, shape N x C x 1 x 1 (N x C x H x W for NoSqueeze)."""
-        return self.scale_activation(self.fc2(self.activation(self.fc1(self.pool(x)))))
+        if self.config.squeeze == "none":
+            return self.scale_activation(self.fc2(self.activation(self.fc1(x))))
+        return self.excite(self.pool(x).flatten(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (self.config.squeeze == "avg" and torch.is_grad_enabled() and not torch.compiler.is_compiling()
+                and not _has_hooks(self.scale_activation) and not _has_hooks(self.activation)
+                and not _has_hooks(self.pool)):
+            return SqueezeScale.apply(x, self.excite, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
         return x * self.scale(x)
 
     def extra_repr(self) -> str:

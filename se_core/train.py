@@ -153,6 +153,37 @@ def hardware() -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} threads={torch.get_num_threads()}{gpu}"
 
 
+COMPILE_MODES = ("auto", "on", "off")
+COMPILE_MIN_STEPS = 2000
+"""``--compile auto`` compiles only runs of at least this many optimizer steps: compilation costs
+60-90 s on a 2-core CPU (``bench/se_train_overhead.py``), which a short run never wins back."""
+
+
+def compiler_available(device: torch.device) -> bool:
+    """Whether inductor can build kernels here: a C++ compiler on CPU, Triton on CUDA."""
+    if device.type == "cuda":
+        from torch.utils._triton import has_triton
+
+        return has_triton()
+    import shutil
+
+    return any(shutil.which(c) for c in ("c++", "g++", "clang++"))
+
+
+def resolve_compile(mode: str, device: torch.device, total_steps: int) -> bool:
+    """Whether the training forward runs under ``torch.compile``: ``on``/``off`` as said; ``auto``
+    when the run is long enough to pay for compiling (:data:`COMPILE_MIN_STEPS`) and a compiler exists.
+
+    Compiled is the fastest configuration measured for both ResNet-20 and SE-ResNet-20 on this
+    project's CPUs (``docs/benchmarks.md``); evaluation, gate snapshots and probes stay eager.
+    """
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile must be one of {COMPILE_MODES}, got {mode!r}")
+    if mode != "auto":
+        return mode == "on"
+    return total_steps >= COMPILE_MIN_STEPS and compiler_available(device)
+
+
 def git_commit() -> str:
     """Commit hash of the code that runs (``+dirty`` when the tree has uncommitted changes)."""
     try:
@@ -224,8 +255,12 @@ class RunResult:
 
 
 def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None = None,
-          progress: bool = True, stop_after_epochs: int | None = None) -> RunResult:
+          progress: bool = True, stop_after_epochs: int | None = None, compile: str = "auto") -> RunResult:
     """Train (or resume) one run into ``out_dir``; returns its metrics and final evaluation.
+
+    ``compile`` (``auto``/``on``/``off``, see :func:`resolve_compile`) is how the run executes,
+    not what it trains: it is recorded per segment in the provenance, outside the config, so
+    trial ids and the resume check do not depend on it.
 
     ``stop_after_epochs`` ends the process early after that many epochs of this call (tests use
     it to simulate an interruption at an epoch boundary).
@@ -282,13 +317,18 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
         _load_optim(opt, tensors)
         history, start_epoch = state["history"], state["epoch"]
     # Every call that trains records what ran it, so a run resumed across sessions says so.
-    history.setdefault("segments", []).append({
-        "start_epoch": start_epoch, "commit": git_commit(), "hardware": hardware(), "world_size": world,
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+    compiled = resolve_compile(compile, device, total_steps)
+    segment = {"start_epoch": start_epoch, "commit": git_commit(), "hardware": hardware(), "world_size": world,
+               "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+               "compile": f"{compile}: {'on' if compiled else 'off'}"}
+    history.setdefault("segments", []).append(segment)
     ddp_model: nn.Module = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
         ddp_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    fwd_model: nn.Module = ddp_model
+    if compiled:  # inductor keeps compiled kernels in its on-disk cache, so a resumed run compiles faster
+        fwd_model = torch.compile(ddp_model)
 
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -313,12 +353,17 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
             for g in opt.param_groups:
                 g["lr"] = lr
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if compiled:  # one graph for every batch size: the last, smaller batch must not recompile
+                torch._dynamo.mark_dynamic(x, 0)
+            t_step = time.perf_counter()
             with autocast_ctx(precision, device):
-                logits = ddp_model(x)
+                logits = fwd_model(x)
             loss = crit(logits.float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if compiled and "compile_warmup_s" not in segment:  # the first step compiles; report it apart
+                segment["compile_warmup_s"] = round(time.perf_counter() - t_step, 1)
             sums[0] += loss.detach().item() * len(y)
             sums[1] += (logits.detach().argmax(1) == y).sum().item()
             sums[2] += len(y)
@@ -332,13 +377,14 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
         if world > 1:
             dist.all_reduce(sums)
         train_seconds = time.perf_counter() - t0
+        warmup = segment.get("compile_warmup_s", 0.0) if epoch == start_epoch else 0.0
         ev = evaluate(model, test_set, mean, std, precision=precision, rank=rank, world=world, device=device,
                       channels_last=cfg.channels_last)
         seconds = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "train_loss": round(sums[0].item() / sums[2].item(), 5),
                "train_acc": round(100 * sums[1].item() / sums[2].item(), 3), "test_loss": round(ev["loss"], 5),
                "test_acc": round(ev["top1"], 3), "lr": round(lr, 6), "seconds": round(seconds, 2),
-               "img_per_s": round(sums[2].item() / train_seconds, 1)}
+               "img_per_s": round(sums[2].item() / max(1e-9, train_seconds - warmup), 1)}
         history["metrics"].append(row)
         history["wall"] += seconds
         if rank == 0:
@@ -388,14 +434,14 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
 
 
 def parse_se(text: str | None) -> SEConfig | None:
-    """``'reduction=8,gate=tanh,stages=2+3'`` -> SEConfig; ``None``/``''`` -> None."""
+    """``'reduction=8,min_hidden=8,gate=tanh,stages=2+3'`` -> SEConfig; ``None``/``''`` -> None."""
     if not text:
         return None
     kw: dict = {}
     for part in text.split(","):
         k, _, v = part.partition("=")
         k, v = k.strip(), v.strip()
-        if k == "reduction":
+        if k in ("reduction", "min_hidden"):
             kw[k] = int(v)
         elif k == "stages":
             kw[k] = tuple(int(s) for s in v.replace("+", " ").split())
@@ -424,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch threads per process")
     ap.add_argument("--out", required=True, help="run directory (resumed when it holds last.safetensors)")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--compile", default="auto", choices=COMPILE_MODES,
+                    help=f"torch.compile the training forward: auto = for runs of >= {COMPILE_MIN_STEPS} steps "
+                    "where a compiler exists (default), on, off")
     a = ap.parse_args(argv)
     try:
         cfg = TrainConfig(arch=a.arch, se=parse_se(a.se), epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
@@ -435,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    res = train(cfg, a.out, threads=a.threads, progress=not a.no_progress)
+    res = train(cfg, a.out, threads=a.threads, progress=not a.no_progress, compile=a.compile)
     if res.final:
         print(json.dumps({"top1": res.final["top1"], "n": res.final["n"], "out": str(res.out_dir)}))
     return 0

@@ -301,3 +301,53 @@ def test_added_fields_keep_old_configs_and_resume_working(tmp_path: Path) -> Non
     res = train(cut, tmp_path / "cut", threads=1, progress=False)
     assert res.final["n"] == TEST_N
     assert json.loads((tmp_path / "cut" / "config.json").read_text())["cutout"] == 8
+
+
+def test_resolve_compile() -> None:
+    from se_core.train import COMPILE_MIN_STEPS, compiler_available, resolve_compile
+
+    cpu = torch.device("cpu")
+    assert resolve_compile("on", cpu, 1) and not resolve_compile("off", cpu, 10**6)
+    assert not resolve_compile("auto", cpu, COMPILE_MIN_STEPS - 1)  # a short run never wins compilation back
+    assert resolve_compile("auto", cpu, COMPILE_MIN_STEPS) == compiler_available(cpu)
+    with pytest.raises(ValueError, match="compile"):
+        resolve_compile("yes", cpu, 1)
+
+
+@pytest.mark.timeout(900)
+def test_compiled_run_trains_and_records_it(tmp_path: Path) -> None:
+    """``--compile on``: the training forward runs under torch.compile (one dynamic-batch graph: the last,
+    smaller batch does not recompile), evaluation stays eager, the provenance says so and the warm-up
+    is reported apart from the epoch's img/s; the result matches an eager run of the same config closely."""
+    cfg = TrainConfig(arch="se_resnet20_cifar", epochs=1, train_subset=200,
+                      test_subset=TEST_N, probe_per_class=PER_CLASS, batch_size=BATCH)
+    with torch.random.fork_rng(devices=[]):
+        comp = train(cfg, tmp_path / "c", threads=1, progress=False, compile="on")
+        eager = train(cfg, tmp_path / "e", threads=1, progress=False, compile="off")
+    seg_c = json.loads((tmp_path / "c" / "final.json").read_text())["provenance"]["segments"][-1]
+    seg_e = json.loads((tmp_path / "e" / "final.json").read_text())["provenance"]["segments"][-1]
+    assert seg_c["compile"] == "on: on" and seg_c["compile_warmup_s"] > 0
+    assert seg_e["compile"] == "off: off" and "compile_warmup_s" not in seg_e
+    assert comp.metrics[0]["img_per_s"] > 0
+    assert abs(comp.metrics[0]["train_loss"] - eager.metrics[0]["train_loss"]) < 0.05
+    assert comp.final["n"] == eager.final["n"] == TEST_N
+
+
+def test_min_hidden_floor_trains_and_keeps_old_configs(tmp_path: Path) -> None:
+    """``min_hidden`` (#15): absent from the JSON at its default (shipped configs, trial ids unchanged),
+    parsed from ``--se``, and the model built with it has 8-unit bottlenecks in every stage."""
+    from se_core.ablate import trial_id
+    from se_core.se import SEConfig
+
+    assert "min_hidden" not in json.loads(SEConfig().to_json())
+    se = parse_se("min_hidden=8")
+    assert se == SEConfig(min_hidden=8) and SEConfig.from_json(se.to_json()) == se and "h>=8" in se.label()
+    assert [se.hidden(c) for c in (16, 32, 64, 256)] == [8, 8, 8, 16] and SEConfig(min_hidden=64).hidden(16) == 16
+    floor = TrainConfig(**{**CFG.__dict__, "se": se, "epochs": 1})
+    assert trial_id(floor) != trial_id(TrainConfig(**{**CFG.__dict__, "epochs": 1}))
+    with pytest.raises(ValueError, match="min_hidden"):
+        SEConfig(min_hidden=0)
+    train(floor, tmp_path / "h8", threads=1, progress=False, compile="off")
+    model, meta = build_from_checkpoint(tmp_path / "h8" / "model.safetensors")
+    assert meta.se_config["min_hidden"] == 8
+    assert {m.fc1.out_channels for m in model.modules() if hasattr(m, "fc1")} == {8}
