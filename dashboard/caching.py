@@ -5,8 +5,10 @@ which holds the model's lock while hooks exist.
 """
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
+from se_core import stats as S
 from se_core.checkpoints import CheckpointError
 from se_core.pairs import LoadedModel, LoadedPair, WeightsMissing, load_pair
 
@@ -70,3 +72,22 @@ def user_model(file: str, arch: str | None, se_json: str | None, class_names: tu
         return _user_model(file, arch, se_json, class_names, label, require_se), None
     except (CheckpointError, KeyError, ValueError, RuntimeError, ImportError) as e:
         return None, _one_line(e)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _movement(path: str, mtime_ns: int) -> pd.DataFrame:
+    return S.load_stats(path).movement_frame()
+
+
+def shipped_movement(pair_name: str) -> tuple[pd.DataFrame | None, str]:
+    """(gate movement per block of the pair's SE model from its shipped statistics, or None; the file's name or why not)."""
+    try:
+        path = S.shipped_paths(pair_name)["se"]
+    except KeyError:
+        return None, "this pair has no shipped statistics"
+    if not path.is_file():
+        return None, f"{path.name} is not shipped yet"
+    try:
+        return _movement(str(path), path.stat().st_mtime_ns), path.name
+    except S.StatsError as e:
+        return None, f"{path.name} cannot be read: {e}"

@@ -18,6 +18,8 @@ import plotly.io as pio
 import streamlit as st
 from plotly.colors import get_colorscale
 
+from se_core.movement import FROZEN_SHARE, STILL_STD
+
 PAIR_COLORS = {"se": "#d9480f", "vanilla": "#1c7ed6"}
 """Colours of the SE model and its vanilla counterpart, the same on every page."""
 PALETTE = ("#1c7ed6", "#d9480f", "#2f9e44", "#ae3ec9", "#f59f00", "#0c8599", "#e64980", "#5c7cfa", "#82c91e",
@@ -182,6 +184,28 @@ def bar_compare(df: pd.DataFrame, x: str, y: str, color: str, *, error: str | No
     if y_range is not None:
         fig.update_yaxes(range=list(y_range))
     return _layout(fig, title, x_title or x, y_title or y, height)
+
+
+FROZEN_COLOR = "#868e96"
+
+
+def gate_movement(frame: pd.DataFrame, *, title: str = "Gate movement per block", height: int | None = None) -> go.Figure:
+    """Bars per SE block (depth order): the share of channels whose gate barely moves across images
+    (``still_share`` of :meth:`ExcitationStats.movement_frame`), frozen blocks greyed, the frozen line dashed."""
+    fig = _new()
+    colors = [FROZEN_COLOR if f else PAIR_COLORS["se"] for f in frame["frozen"]]
+    text = ["frozen" if f else "" for f in frame["frozen"]]
+    fig.add_trace(go.Bar(x=frame["label"], y=frame["still_share"], marker={"color": colors}, text=text,
+                         textposition="outside", customdata=np.stack([frame["site"], frame["median_std"]], axis=-1)
+                         if len(frame) else None, name="still channels",
+                         hovertemplate="%{customdata[0]}: %{y:.0%} of channels still, median std "
+                                       "%{customdata[1]:.4f}<extra></extra>"))
+    fig.add_hline(y=FROZEN_SHARE, line={"dash": "dash", "color": FROZEN_COLOR},
+                  annotation_text=f"frozen above {FROZEN_SHARE:.0%}", annotation_position="top left")
+    fig.update_yaxes(range=[0, 1.1], tickformat=".0%")
+    fig.update_layout(meta={"chart": "gate_movement"}, showlegend=False)
+    return _layout(fig, title, "block (stage.block, input → output)",
+                   f"channels whose gate std across images < {STILL_STD}", height)
 
 
 def seed_points(means: pd.DataFrame, points: pd.DataFrame, *, x: str, mean: str, std: str, n: str, y: str,

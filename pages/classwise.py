@@ -17,13 +17,14 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from dashboard.caching import get_pair
-from dashboard.charts import PAIR_COLORS, PALETTE, band_curves, bar_compare, show
+from dashboard.charts import PAIR_COLORS, PALETTE, band_curves, bar_compare, gate_movement, show
 from dashboard.state import current_pair
 from se_core import knockout as ko
 from se_core import stats as S
 from se_core.checkpoints import atomic_write_bytes
 from se_core.data import DataError, ImageSet, load_dataset
 from se_core.evaluate import eval_subset_indices
+from se_core.movement import STILL_STD
 from se_core.pairs import LoadedModel, LoadedPair
 from se_core.paths import PathError, check_tree, data_roots, resolve_user_path
 from se_core.probe import pair_sites
@@ -477,6 +478,13 @@ with tabs[2]:
         "class-agnostic early and increasingly class-specific with depth.")
     fig, sel = fig_selectivity(se_stats, van_stats)
     show(fig, key="cw_sel", filename="class_selectivity_vs_depth", data=sel)
+    movement = se_stats.movement_frame()
+    n_frozen = int(movement["frozen"].sum())
+    st.markdown(f"**Gate movement.** Selectivity is a share of variance, so it says nothing when a gate hardly varies: "
+                f"a block whose channels' gates move by less than {STILL_STD} (std across these images) in most "
+                f"channels is **frozen**, a constant scale rather than attention. Here: {n_frozen} of "
+                f"{len(movement)} blocks.")
+    show(gate_movement(movement), key="cw_movement", filename="gate_movement", data=movement)
 
 with tabs[3]:
     if van_stats is None:

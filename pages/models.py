@@ -15,6 +15,7 @@ from se_core.pairs import PAIRS, LoadedModel, pick_device
 from se_core.registry import get_spec, list_models
 from se_core.runs import (RunError, RunInfo, all_metrics, fingerprint, gate_hist_long, list_runs, load_gate_history,
                           per_class_summary, per_class_table, results_table, runs_table, seed_curves, summary)
+from se_core.movement import FROZEN_SHARE, STILL_STD
 from se_core.se import SEConfig
 from se_core.train import hardware
 
@@ -156,6 +157,20 @@ with tab_pair:
         with right:
             model_card(pair.vanilla, "Vanilla model")
 
+        st.markdown("#### Do the SE model's gates move?")
+        movement, source = caching.shipped_movement(pair_name)
+        if movement is None:
+            st.info(f"Gate movement needs class-wise statistics ({source}); compute them on the **Class-wise** page.",
+                    icon=":material/info:")
+        else:
+            frozen = movement[movement["frozen"]]
+            st.caption(f"From `{source}` (every image of the test set). A block is **frozen** when most of its channels' "
+                       "gates barely change from image to image: a constant scale, not attention "
+                       f"({len(frozen)} of {len(movement)} blocks here"
+                       + (f": {', '.join(frozen['label'])}" if len(frozen) else "") + ").")
+            charts.show(charts.gate_movement(movement, title="Share of still channels per SE block"),
+                        key="models-movement", filename=f"{pair_name}_gate_movement", data=movement)
+
 # --- (d) training runs ---------------------------------------------------------------------------
 with tab_runs:
     root = Path(pairs.DATA_DIR) / "runs"
@@ -255,6 +270,15 @@ with tab_runs:
                     charts.show(charts.line_curves(sel, "epoch", "selectivity", "site", title="Class selectivity per block",
                                                    y_title="mean η² over channels"),
                                 key="models-gate-sel", filename=f"{run.name}_gate_selectivity")
+                if gates["still_share"].notna().any():
+                    charts.show(charts.line_curves(sel, "epoch", "still_share", "site",
+                                                   title="Still channels per block (gate std over the probe batch < "
+                                                         f"{STILL_STD}; frozen above {FROZEN_SHARE:.0%})",
+                                                   y_title="share of channels"),
+                                key="models-gate-still", filename=f"{run.name}_gate_still")
+                else:
+                    st.caption("This run's gate statistics predate the per-epoch gate-movement record; the "
+                               "**Selected pair** tab shows its movement from the class-wise statistics.")
                 site = st.selectbox("Block for the histogram evolution", sites, index=len(sites) - 1,
                                     key="models-gate-site")
                 hl = gate_hist_long(gates, site)

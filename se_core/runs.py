@@ -30,7 +30,7 @@ from se_core.train import METRIC_FIELDS, TrainConfig
 
 MAX_RUN_FILE_MB = 64.0
 """Largest run file read (config, metrics, gates, final); real ones are well under 1 MB."""
-GATE_COLUMNS = ("epoch", "site", "mean", "std", "selectivity", "lo", "hi", "hist")
+GATE_COLUMNS = ("epoch", "site", "mean", "std", "selectivity", "lo", "hi", "hist", "still_share")
 RESULT_COLUMNS = ("run", "model", "arch", "se", "seed", "epochs", "top1", "top5", "loss", "n_test", "params",
                   "wall_time_s", "precision", "hardware", "date", "commit")
 SUMMARY_COLUMNS = ("model", "arch", "se", "runs", "seeds", "top1_mean", "top1_std", "top1_min", "top1_max",
@@ -255,7 +255,8 @@ def load_gate_history(run_dir: str | os.PathLike) -> pd.DataFrame:
                 raise RunError(f"{w}: range [{lo}, {hi}] is empty")
             rows.append({"epoch": epoch, "site": str(site), "mean": _num(st["mean"], f"{w}: mean"),
                          "std": _num(st["std"], f"{w}: std"), "selectivity": _num(st["selectivity"], f"{w}: selectivity"),
-                         "lo": lo, "hi": hi, "hist": counts})
+                         "lo": lo, "hi": hi, "hist": counts,
+                         "still_share": _num(st["still"], f"{w}: still") if "still" in st else float("nan")})
     return pd.DataFrame(rows, columns=list(GATE_COLUMNS)).astype({"epoch": "int64"})
 
 

@@ -57,6 +57,7 @@ import torch
 from torch import nn
 
 from se_core.data import BatchStream, ImageSet
+from se_core.movement import is_frozen, still_share
 from se_core.probe import capture, find_sites
 from se_core.selectivity import selectivity_from_moments
 
@@ -303,6 +304,21 @@ class ExcitationStats:
         return pd.DataFrame([{"site": s.name, "label": s.label, "stage": s.stage, "block": s.block, "depth": s.depth,
                               "selectivity": sel[s.name]} for s in sites],
                             columns=["site", "label", "stage", "block", "depth", "selectivity"])
+
+    def movement_frame(self):
+        """DataFrame per gate site: median and max over channels of each channel's gate std across
+        images, the share of still channels and whether the block is frozen (:mod:`se_core.movement`)."""
+        import pandas as pd
+
+        rows = []
+        for s in self.gate_sites:
+            std = np.sqrt(np.maximum(self.var(s.name), 0.0))
+            share = still_share(std)
+            rows.append({"site": s.name, "label": s.label, "stage": s.stage, "block": s.block, "depth": s.depth,
+                         "channels": s.channels, "median_std": float(np.median(std)), "max_std": float(std.max()),
+                         "still_share": share, "frozen": is_frozen(share)})
+        return pd.DataFrame(rows, columns=["site", "label", "stage", "block", "depth", "channels", "median_std",
+                                           "max_std", "still_share", "frozen"])
 
     def channel_frame(self, site: str):
         """Long DataFrame of one gate site: class, channel, mean, std, median, q1, q3 (plus 'all')."""

@@ -36,6 +36,7 @@ from torch import nn
 from se_core.checkpoints import CheckpointMeta, atomic_write_bytes, read_checkpoint, save_checkpoint, save_tensors
 from se_core.data import BatchStream, ImageSet, data_label, is_holdout, load_dataset
 from se_core.evaluate import autocast_ctx, evaluate, eval_subset_indices
+from se_core.movement import still_share
 from se_core.probe import capture, find_sites
 from se_core.registry import get_spec
 from se_core.se import SEConfig
@@ -203,7 +204,8 @@ def probe_indices(data: ImageSet, per_class: int) -> torch.Tensor:
 
 @torch.no_grad()
 def gate_snapshot(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> dict:
-    """Per SE block: mean, std, histogram and class selectivity of the gates on ``x``."""
+    """Per SE block: mean, std, histogram and class selectivity of the gates on ``x``, and the share of
+    channels whose gate is still across these images (:func:`se_core.movement.still_share`)."""
     was = model.training
     model.eval()
     sites = [s for s in find_sites(model) if s.gate]
@@ -217,7 +219,8 @@ def gate_snapshot(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classe
             type(getattr(dict(model.named_modules())[st.name], st.gate)).__name__, (0.0, max(1.0, float(s.max()))))
         hist = torch.histc(s.flatten(), bins=HIST_BINS, min=lo, max=hi)
         out[st.name] = {"mean": float(s.mean()), "std": float(s.std()), "hist": [int(v) for v in hist.tolist()],
-                        "range": [lo, hi], "selectivity": float(class_selectivity(s, y, num_classes).mean())}
+                        "range": [lo, hi], "selectivity": float(class_selectivity(s, y, num_classes).mean()),
+                        "still": still_share(s.double().std(0, unbiased=False).numpy())}
     return out
 
 

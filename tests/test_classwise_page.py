@@ -94,6 +94,11 @@ def test_shipped_stats_views_and_knockout(env):
     np.testing.assert_allclose(series["gates s (SE)"], list(se.selectivity().values()), rtol=1e-6)
     np.testing.assert_allclose(series["squeeze z (vanilla)"], list(van.selectivity("z").values()), rtol=1e-6)
     assert "z_block" in charts
+    # gate movement per block (#15): the share of still channels, frozen blocks marked
+    (mov,) = charts["gate_movement"]
+    frame = se.movement_frame()
+    np.testing.assert_allclose(_array(mov["data"][0]["y"]), frame["still_share"])
+    assert [t == "frozen" for t in mov["data"][0]["text"]] == list(frame["frozen"])
     # all blocks as small multiples
     at.radio(key="cw_f6_layout").set_value("all")
     at.run()
@@ -111,6 +116,13 @@ def test_shipped_stats_views_and_knockout(env):
     np.testing.assert_allclose(table["delta"], table["top1"] - base, atol=1e-9)
     assert "knockout" in _charts(at)
     assert len(list(env["cache"].glob("knockout-*.csv"))) == 1
+    # the Models page shows the same gate movement for the selected pair, from the shipped statistics
+    at.switch_page("../pages/models.py")
+    at.run()
+    _ok(at)
+    (mov,) = _charts(at)["gate_movement"]
+    np.testing.assert_allclose(_array(mov["data"][0]["y"]), frame["still_share"])
+    assert any(f"{int(frame['frozen'].sum())} of {len(frame)} blocks" in c.value for c in at.caption)
 
 
 def _folder(root: Path) -> Path:

@@ -259,6 +259,12 @@ def test_models_page_with_pair_and_runs(tiny_data_dir: Path, trained_runs: Path)
     # provenance of the loaded pair, from the checkpoint's metadata
     tables = pd.concat([t.value for t in at.table])
     assert "random init written by tests/conftest.py" in set(tables["value"])
+    # gate movement over epochs, from the run's gates.json (the trainer records it per block)
+    still = next(json.loads(p.proto.spec) for p in at.get("plotly_chart")
+                 if "Still channels" in json.dumps(json.loads(p.proto.spec)["layout"].get("title", "")))
+    assert still["data"] and all(t["y"] for t in still["data"])  # one curve per block shown
+    # no shipped class-wise statistics for this pair: the gate-movement view says where to get them
+    assert any("Gate movement needs class-wise statistics" in i.value for i in at.info)
     assert "CPU" in _texts(at) or "GPU" in _texts(at)
     # a second seed of the SE model: curves can be averaged over seeds per model
     s1 = tiny_data_dir / "runs" / "se_resnet20-s1"

@@ -107,7 +107,7 @@ def test_gates_json(run_a: Path) -> None:
             assert set(st) >= {"mean", "std", "hist", "selectivity"}
             assert 0 < st["mean"] < 1 and st["std"] >= 0 and st["range"] == [0.0, 1.0]
             assert len(st["hist"]) == 20 and sum(st["hist"]) == n_probe * channels
-            assert 0 <= st["selectivity"] <= 1
+            assert 0 <= st["selectivity"] <= 1 and 0 <= st["still"] <= 1
     assert gates[0]["sites"] != gates[-1]["sites"]  # gates evolve with training
     # the last snapshot is what the final weights give on the fixed probe batch
     model, meta = build_from_checkpoint(run_a / "model.safetensors")
@@ -120,6 +120,7 @@ def test_gates_json(run_a: Path) -> None:
         ours, logged = snap[name], gates[-1]["sites"][name]
         for k in ("mean", "std", "selectivity"):
             assert ours[k] == pytest.approx(logged[k], abs=1e-4), (name, k)
+        assert ours["still"] == pytest.approx(logged["still"], abs=2 / 64)  # a channel or two at the threshold
         assert sum(abs(a - b) for a, b in zip(ours["hist"], logged["hist"])) <= 4
 
 
