@@ -176,11 +176,21 @@ class SqueezeExcite(nn.Module):
         self.fc2 = nn.Conv2d(hidden, channels, 1)
         self.scale_activation = _GATE_LAYERS[config.gate]()
 
-    def excite(self, z: torch.Tensor) -> torch.Tensor:
-        """Gates N x C x 1 x 1 from pooled descriptors z (N x C): the FC layers as matrix products."""
-        h = self.activation(F.linear(z, self.fc1.weight.flatten(1), self.fc1.bias))
+    def excite(self, z: torch.Tensor, *, hooks: bool = True) -> torch.Tensor:
+        """Gates N x C x 1 x 1 from pooled descriptors z (N x C): the FC layers as matrix products.
+
+        ``hooks=False`` calls the activations' ``forward`` directly: the pure function that
+        :class:`SqueezeScale` re-runs in backward, which must not reach a probe hook that another
+        session may have installed on this shared model in the meantime.
+        """
+        act, gate = (self.activation, self.scale_activation) if hooks else (self.activation.forward,
+                                                                          self.scale_activation.forward)
+        h = act(F.linear(z, self.fc1.weight.flatten(1), self.fc1.bias))
         s = F.linear(h, self.fc2.weight.flatten(1), self.fc2.bias)
-        return self.scale_activation(s.view(*s.shape, 1, 1))
+        return gate(s.view(*s.shape, 1, 1))
+
+    def _excite_pure(self, z: torch.Tensor) -> torch.Tensor:
+        return self.excite(z, hooks=False)
 
     def scale(self, x: torch.Tensor) -> torch.Tensor:
         """The gates s, shape N x C x 1 x 1 (N x C x H x W for NoSqueeze)."""
@@ -192,7 +202,7 @@ class SqueezeExcite(nn.Module):
         if (self.config.squeeze == "avg" and torch.is_grad_enabled() and not torch.compiler.is_compiling()
                 and not _has_hooks(self.scale_activation) and not _has_hooks(self.activation)
                 and not _has_hooks(self.pool)):
-            return SqueezeScale.apply(x, self.excite, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
+            return SqueezeScale.apply(x, self._excite_pure, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
         return x * self.scale(x)
 
     def extra_repr(self) -> str:

@@ -21,7 +21,7 @@ class SqueezeScale(torch.autograd.Function):
 
     ``params`` are the tensors ``excite`` reads (passed so their gradients flow); ``excite`` is
     re-run in backward under the forward's autocast state, so it must be a pure function of
-    z and ``params`` (no hooks that change its output: the caller checks).
+    z and ``params`` (no module hooks: the caller passes one that bypasses them).
     """
 
     @staticmethod
@@ -42,10 +42,12 @@ class SqueezeScale(torch.autograd.Function):
             zr = z.detach().requires_grad_()
             s = ctx.excite(zr)
         ds = (g * x).sum((2, 3))  # pass 1: reads g and x
-        dz, *dparams = torch.autograd.grad(s, (zr, *params), ds.view_as(s).to(s.dtype), allow_unused=True)
+        wanted = [p for p, need in zip(params, ctx.needs_input_grad[2:]) if need]  # frozen weights: no grad
+        dz, *dwanted = torch.autograd.grad(s, (zr, *wanted), ds.view_as(s).to(s.dtype), allow_unused=True)
+        dparams = iter(dwanted)
         hw = x.shape[2] * x.shape[3]
         dx = torch.addcmul((dz / hw).to(g.dtype).view(*dz.shape, 1, 1), g, s.detach().to(g.dtype))  # pass 2
-        return (dx, None, *dparams)
+        return (dx, None, *(next(dparams) if need else None for need in ctx.needs_input_grad[2:]))
 
 
 __all__ = ["SqueezeScale"]

@@ -57,7 +57,7 @@ import torch
 from torch import nn
 
 from se_core.data import BatchStream, ImageSet
-from se_core.movement import is_frozen, still_share
+from se_core.movement import STILL_STD, is_frozen, still_share
 from se_core.probe import capture, find_sites
 from se_core.selectivity import selectivity_from_moments
 
@@ -850,7 +850,7 @@ def write_provenance_md(out_dir: Path, stats: Sequence[ExcitationStats], paths: 
 
 
 def summary(stats: ExcitationStats) -> str:
-    """A few lines: data, images, sites and class selectivity per block."""
+    """A few lines: data, images, sites, class selectivity and gate movement per block."""
     d = stats.meta.get("data", {})
     lines = [f"{d.get('name', '?')}: {stats.n_images} images, {stats.num_classes} classes, "
              f"{len(stats.gate_sites)} SE blocks, {len(stats.z_sites)} z sites, {stats.bins} bins, "
@@ -858,8 +858,12 @@ def summary(stats: ExcitationStats) -> str:
     if stats.gate_sites:
         sel = stats.selectivity("s")
         lines.append("class selectivity eta^2 of the gates per block (mean over channels):")
+        mv = stats.movement_frame().set_index("site")
         lines += [f"  {s.label:>8s} {s.name:<16s} C={s.channels:<5d} mean s={stats.mean(s.name).mean():.4f} "
-                  f"eta^2={sel[s.name]:.4f}" for s in stats.gate_sites]
+                  f"eta^2={sel[s.name]:.4f} still={mv.loc[s.name, 'still_share']:.2f}"
+                  + (" FROZEN" if mv.loc[s.name, "frozen"] else "") for s in stats.gate_sites]
+        lines.append(f"frozen blocks (most channels' gate std across images < {STILL_STD}): "
+                     f"{int(mv['frozen'].sum())} of {len(mv)}")
     zsel = stats.selectivity("z")
     lines.append("z selectivity per site: " + " ".join(f"{stats.site(k).label}={v:.3f}" for k, v in zsel.items()))
     return "\n".join(lines)

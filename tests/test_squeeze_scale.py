@@ -107,3 +107,38 @@ def test_intervention_under_grad_changes_gradient_and_leaves_no_hook() -> None:
     torch.testing.assert_close(off, torch.autograd.grad(ref(x).sum(), x)[0])
     on = torch.autograd.grad(net(x).sum(), x)[0]
     assert not torch.allclose(on, off)
+
+
+def test_frozen_se_weights_and_frozen_input() -> None:
+    """Fine-tuning with the SE unit's weights frozen (or a frozen input) still trains through the fused path."""
+    torch.manual_seed(0)
+    unit = SqueezeExcite(8, SEConfig(reduction=2)).double()
+    ref = copy.deepcopy(unit)
+    unit.fc1.requires_grad_(False)
+    x = torch.randn(3, 8, 4, 4, dtype=torch.float64, requires_grad=True)
+    unit(x).square().sum().backward()
+    assert unit.fc1.weight.grad is None and unit.fc2.weight.grad is not None
+    xr = x.detach().clone().requires_grad_()
+    _plain(ref, xr).square().sum().backward()
+    torch.testing.assert_close(x.grad, xr.grad)
+    torch.testing.assert_close(unit.fc2.weight.grad, ref.fc2.weight.grad)
+    unit(torch.randn(3, 8, 4, 4, dtype=torch.float64)).sum().backward()  # input without grad: weights only
+
+
+def test_backward_recompute_does_not_reach_hooks_installed_after_forward() -> None:
+    """A probe hook installed (by another session) between forward and backward is not called by the
+    backward's recomputation of the gates, and the gradient stays that of the forward that ran."""
+    torch.manual_seed(0)
+    unit = SqueezeExcite(8, SEConfig(reduction=2)).double()
+    x = torch.randn(3, 8, 4, 4, dtype=torch.float64, requires_grad=True)
+    out = unit(x)
+    calls = []
+    h = unit.scale_activation.register_forward_hook(lambda m, a, o: calls.append(1) or torch.ones_like(o))
+    try:
+        out.sum().backward()
+    finally:
+        h.remove()
+    assert calls == []
+    xr = x.detach().clone().requires_grad_()
+    _plain(unit, xr).sum().backward()
+    torch.testing.assert_close(x.grad, xr.grad)
