@@ -52,8 +52,8 @@ def swap_se(model: nn.Module, make: Callable[[nn.Module], nn.Module]) -> nn.Modu
 
 
 def plain(unit: nn.Module) -> nn.Module:
-    """Our unit in the formulation before ``se_core.squeeze_scale``: 1x1 convs on N x C x 1 x 1,
-    autograd through mean and x * s (same weights)."""
+    """Our unit in the formulation before ``se_core.squeeze_scale``: its child modules (1x1 convs on
+    N x C x 1 x 1), autograd through mean and x * s (same weights)."""
     class PlainSE(_se_unit()):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x * self.scale_activation(self.fc2(self.activation(self.fc1(x.mean((2, 3), keepdim=True)))))

@@ -13,6 +13,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules import module as _nn_module
 
 from se_core.squeeze_scale import SqueezeScale
 
@@ -143,12 +144,15 @@ class GlobalPool(nn.Module):
 _GATE_LAYERS: dict[str, type[nn.Module]] = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 
 
-def _has_hooks(module: nn.Module) -> bool:
-    """Whether a forward hook (the module's own or a global one) could observe or replace its output."""
-    from torch.nn.modules import module as _m
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
-    return bool(module._forward_hooks or module._forward_pre_hooks or _m._global_forward_hooks
-                or _m._global_forward_pre_hooks)
+
+def _hooked(modules) -> bool:
+    """Whether any hook (forward or backward, a module's own or a global one) could observe or change
+    what these modules compute; then only calling them as modules keeps that hook's meaning."""
+    return bool(_nn_module._global_forward_hooks or _nn_module._global_forward_pre_hooks
+                or _nn_module._global_backward_hooks or _nn_module._global_backward_pre_hooks
+                or any(getattr(m, d) for m in modules for d in _HOOK_DICTS))
 
 
 class SqueezeExcite(nn.Module):
@@ -160,9 +164,9 @@ class SqueezeExcite(nn.Module):
 
     Speed: on the pooled descriptor the 1x1 convs run as matrix products on N x C (``F.linear``
     on their weights viewed as h x C: same parameters, same state-dict keys), and an average
-    squeeze trains through :class:`~se_core.squeeze_scale.SqueezeScale`. The gate child is still called as a module,
-    so probes read s and interventions replace it; while such a hook exists, the plain autograd
-    formulation runs instead, so gradients always follow what the forward computed.
+    squeeze trains through :class:`~se_core.squeeze_scale.SqueezeScale`. While any hook (forward
+    or backward) sits on a child, plain autograd runs through the children called as modules, so
+    the hook sees and changes what it always did and gradients follow what the forward computed.
     """
 
     def __init__(self, channels: int, config: SEConfig = SEConfig()) -> None:
@@ -177,32 +181,38 @@ class SqueezeExcite(nn.Module):
         self.scale_activation = _GATE_LAYERS[config.gate]()
 
     def excite(self, z: torch.Tensor, *, hooks: bool = True) -> torch.Tensor:
-        """Gates N x C x 1 x 1 from pooled descriptors z (N x C): the FC layers as matrix products.
+        """Gates N x C x 1 x 1 from pooled descriptors z (N x C), the FC layers as matrix products.
 
-        ``hooks=False`` calls the activations' ``forward`` directly: the pure function that
-        :class:`SqueezeScale` re-runs in backward, which must not reach a probe hook that another
-        session may have installed on this shared model in the meantime.
+        The activations are called as modules, so probe hooks on the gate read s and interventions
+        replace it with the numbers unchanged; fc1/fc2 run as their 1x1 convs only while hooked
+        (pruning, a layer hook). ``hooks=False`` is the pure function of z and the weights that
+        :class:`SqueezeScale` re-runs in backward, where no hook installed since may be reached.
         """
-        act, gate = (self.activation, self.scale_activation) if hooks else (self.activation.forward,
-                                                                          self.scale_activation.forward)
-        h = act(F.linear(z, self.fc1.weight.flatten(1), self.fc1.bias))
-        s = F.linear(h, self.fc2.weight.flatten(1), self.fc2.bias)
-        return gate(s.view(*s.shape, 1, 1))
+        def call(m: nn.Module, t: torch.Tensor) -> torch.Tensor:
+            return m(t) if hooks else m.forward(t)
+
+        def fc(conv: nn.Conv2d, t: torch.Tensor) -> torch.Tensor:
+            if hooks and _hooked((conv,)):
+                return conv(t[:, :, None, None]).flatten(1)
+            return F.linear(t, conv.weight.flatten(1), conv.bias)
+
+        s = fc(self.fc2, call(self.activation, fc(self.fc1, z)))
+        return call(self.scale_activation, s.view(*s.shape, 1, 1))
 
     def _excite_pure(self, z: torch.Tensor) -> torch.Tensor:
         return self.excite(z, hooks=False)
 
     def scale(self, x: torch.Tensor) -> torch.Tensor:
-        """The gates s, shape N x C x 1 x 1 (N x C x H x W for NoSqueeze)."""
+        """The gates s that :meth:`forward` multiplies x by (N x C x 1 x 1; N x C x H x W for NoSqueeze)."""
         if self.config.squeeze == "none":
             return self.scale_activation(self.fc2(self.activation(self.fc1(x))))
         return self.excite(self.pool(x).flatten(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (self.config.squeeze == "avg" and torch.is_grad_enabled() and not torch.compiler.is_compiling()
-                and not _has_hooks(self.scale_activation) and not _has_hooks(self.activation)
-                and not _has_hooks(self.pool)):
-            return SqueezeScale.apply(x, self._excite_pure, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias)
+                and not _hooked(self.children())):
+            return SqueezeScale.apply(x, self._excite_pure, self.fc1.weight, self.fc1.bias, self.fc2.weight,
+                                      self.fc2.bias)
         return x * self.scale(x)
 
     def extra_repr(self) -> str:

@@ -47,7 +47,11 @@ class SqueezeScale(torch.autograd.Function):
         dparams = iter(dwanted)
         hw = x.shape[2] * x.shape[3]
         dx = torch.addcmul((dz / hw).to(g.dtype).view(*dz.shape, 1, 1), g, s.detach().to(g.dtype))  # pass 2
-        return (dx, None, *(next(dparams) if need else None for need in ctx.needs_input_grad[2:]))
+        # each weight's gradient in its parameter's own strides (channels_last weights of shape h x C x 1 x 1):
+        # what DDP's gradient buckets expect
+        grads = [torch.empty_like(p).copy_(next(dparams)) if need else None
+                 for p, need in zip(params, ctx.needs_input_grad[2:])]
+        return (dx, None, *grads)
 
 
 __all__ = ["SqueezeScale"]

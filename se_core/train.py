@@ -220,7 +220,7 @@ def gate_snapshot(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classe
         hist = torch.histc(s.flatten(), bins=HIST_BINS, min=lo, max=hi)
         out[st.name] = {"mean": float(s.mean()), "std": float(s.std()), "hist": [int(v) for v in hist.tolist()],
                         "range": [lo, hi], "selectivity": float(class_selectivity(s, y, num_classes).mean()),
-                        "still": still_share(s.double().std(0, unbiased=False).numpy())}
+                        "still": still_share(s.double().std(0, unbiased=False).cpu().numpy())}
     return out
 
 
@@ -338,7 +338,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
         atomic_write_bytes(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode())
         _write_metrics(out / "metrics.csv", history["metrics"])
     crit = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    done_this_call = 0
+    done_this_call, warm_images = 0, 0
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         ddp_model.train()
@@ -356,8 +356,6 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
             for g in opt.param_groups:
                 g["lr"] = lr
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if compiled:  # one graph for every batch size: the last, smaller batch must not recompile
-                torch._dynamo.mark_dynamic(x, 0)
             t_step = time.perf_counter()
             with autocast_ctx(precision, device):
                 logits = fwd_model(x)
@@ -367,6 +365,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
             opt.step()
             if compiled and "compile_warmup_s" not in segment:  # the first step compiles; report it apart
                 segment["compile_warmup_s"] = round(time.perf_counter() - t_step, 1)
+                warm_images = len(y)
             sums[0] += loss.detach().item() * len(y)
             sums[1] += (logits.detach().argmax(1) == y).sum().item()
             sums[2] += len(y)
@@ -381,13 +380,14 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
             dist.all_reduce(sums)
         train_seconds = time.perf_counter() - t0
         warmup = segment.get("compile_warmup_s", 0.0) if epoch == start_epoch else 0.0
+        timed_images = sums[2].item() - (warm_images if warmup else 0)
         ev = evaluate(model, test_set, mean, std, precision=precision, rank=rank, world=world, device=device,
                       channels_last=cfg.channels_last)
         seconds = time.perf_counter() - t0
         row = {"epoch": epoch + 1, "train_loss": round(sums[0].item() / sums[2].item(), 5),
                "train_acc": round(100 * sums[1].item() / sums[2].item(), 3), "test_loss": round(ev["loss"], 5),
                "test_acc": round(ev["top1"], 3), "lr": round(lr, 6), "seconds": round(seconds, 2),
-               "img_per_s": round(sums[2].item() / max(1e-9, train_seconds - warmup), 1)}
+               "img_per_s": round(timed_images / max(1e-9, train_seconds - warmup), 1)}
         history["metrics"].append(row)
         history["wall"] += seconds
         if rank == 0:

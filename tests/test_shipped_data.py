@@ -76,9 +76,9 @@ def test_shipped_checkpoint_reproduces_its_accuracy(name: str) -> None:
 
 @needs_cifar
 @pytest.mark.parametrize("name", ["se_resnet20-s0", "se_resnet20-s1", "se_resnet20-s2"])
-def test_se_runs_re_evaluate_exactly_with_the_fused_unit(name: str) -> None:
-    """The SE unit's faster formulation (FC layers as matrix products) leaves every shipped SE run's
-    fp32 test accuracy what its ``final.json`` says, within 0.01 pt."""
+def test_se_runs_re_evaluate_exactly_with_fc_layers_as_matrix_products(name: str) -> None:
+    """The SE unit's inference formulation (FC layers as matrix products on N x C instead of 1x1 convs)
+    leaves every shipped SE run's fp32 test accuracy what its ``final.json`` says, within 0.01 pt."""
     model, meta = build_from_checkpoint(RUNS / name / "model.safetensors")
     res = evaluate(model, load_dataset("cifar10-jpeg", "test"), meta.mean, meta.std, precision="fp32")
     final = json.loads((RUNS / name / "final.json").read_text())["final"]

@@ -142,3 +142,50 @@ def test_backward_recompute_does_not_reach_hooks_installed_after_forward() -> No
     xr = x.detach().clone().requires_grad_()
     _plain(unit, xr).sum().backward()
     torch.testing.assert_close(x.grad, xr.grad)
+
+
+@pytest.mark.parametrize("cfg", VARIANTS, ids=lambda c: c.label())
+def test_inference_path_equals_the_module_formulation(cfg: SEConfig) -> None:
+    torch.manual_seed(0)
+    unit = SqueezeExcite(16, cfg).double().eval()
+    x = torch.randn(4, 16, 5, 5, dtype=torch.float64).to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        torch.testing.assert_close(unit(x), _plain(unit, x))
+
+
+def test_hooks_on_any_child_get_the_module_formulation() -> None:
+    """Backward hooks (Captum's DeepLift/GuidedBackprop style), pruning's forward pre-hook on fc1 and
+    a layer hook on fc1 all see the unit run through its modules, as before the fused path existed."""
+    from torch.nn.utils import prune
+
+    torch.manual_seed(0)
+    unit = SqueezeExcite(8, SEConfig(reduction=2)).double()
+    x = torch.randn(3, 8, 4, 4, dtype=torch.float64, requires_grad=True)
+    fired = []
+    h = unit.scale_activation.register_full_backward_hook(lambda m, gi, go: fired.append("gate"))
+    try:
+        unit(x).sum().backward()
+    finally:
+        h.remove()
+    assert fired == ["gate"]
+    seen = []
+    h = unit.fc1.register_forward_hook(lambda m, a, o: seen.append(tuple(o.shape)))
+    try:
+        unit(x)
+    finally:
+        h.remove()
+    assert seen == [(3, 4, 1, 1)]
+    prune.l1_unstructured(unit.fc1, "weight", amount=0.5)  # a forward pre-hook recomputes fc1.weight
+    with torch.no_grad():
+        torch.testing.assert_close(unit(x), x * torch.sigmoid(unit.fc2(torch.relu(unit.fc1(x.mean((2, 3), keepdim=True))))))
+    assert type(unit(x).grad_fn).__name__ == "MulBackward0"
+
+
+def test_weight_gradients_keep_the_parameters_strides() -> None:
+    """channels_last 1x1 weights get gradients in their own strides (DDP's buckets expect them)."""
+    torch.manual_seed(0)
+    unit = SqueezeExcite(16, SEConfig()).to(memory_format=torch.channels_last)
+    x = torch.randn(4, 16, 6, 6, requires_grad=True).to(memory_format=torch.channels_last)
+    unit(x).sum().backward()
+    for p in unit.parameters():
+        assert p.grad.stride() == p.stride()

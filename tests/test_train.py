@@ -24,7 +24,7 @@ from se_core.checkpoints import read_checkpoint
 from se_core.data import load_dataset, normalize
 from se_core.evaluate import eval_subset_indices
 from se_core.registry import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, build_from_checkpoint
-from se_core.train import TrainConfig, gate_snapshot, lr_at, parse_se, probe_indices, train
+from se_core.train import TrainConfig, compiler_available, gate_snapshot, lr_at, parse_se, probe_indices, train
 
 pytestmark = needs_cifar
 
@@ -120,7 +120,8 @@ def test_gates_json(run_a: Path) -> None:
         ours, logged = snap[name], gates[-1]["sites"][name]
         for k in ("mean", "std", "selectivity"):
             assert ours[k] == pytest.approx(logged[k], abs=1e-4), (name, k)
-        assert ours["still"] == pytest.approx(logged["still"], abs=2 / 64)  # a channel or two at the threshold
+        channels = 16 * 2 ** (int(name[5]) - 1)
+        assert ours["still"] == pytest.approx(logged["still"], abs=2 / channels)  # a channel or two at the threshold
         assert sum(abs(a - b) for a, b in zip(ours["hist"], logged["hist"])) <= 4
 
 
@@ -315,15 +316,20 @@ def test_resolve_compile() -> None:
         resolve_compile("yes", cpu, 1)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(not compiler_available(torch.device("cpu")), reason="torch.compile needs a C++ compiler on CPU")
 def test_compiled_run_trains_and_records_it(tmp_path: Path) -> None:
-    """``--compile on``: the training forward runs under torch.compile (one dynamic-batch graph: the last,
-    smaller batch does not recompile), evaluation stays eager, the provenance says so and the warm-up
-    is reported apart from the epoch's img/s; the result matches an eager run of the same config closely."""
-    cfg = TrainConfig(arch="se_resnet20_cifar", epochs=1, train_subset=200,
-                      test_subset=TEST_N, probe_per_class=PER_CLASS, batch_size=BATCH)
+    """``--compile on``: the training forward runs under torch.compile (one graph: training streams drop
+    the last partial batch, so no recompilation), the provenance says so and the warm-up is reported
+    apart from the epoch's img/s; the losses match an eager run of the same config closely."""
+    from torch._dynamo.utils import counters
+
+    cfg = TrainConfig(arch="se_resnet20_cifar", epochs=1, train_subset=200, test_subset=TEST_N,
+                      probe_per_class=PER_CLASS, batch_size=BATCH)
+    counters.clear()
     with torch.random.fork_rng(devices=[]):
         comp = train(cfg, tmp_path / "c", threads=1, progress=False, compile="on")
+        assert counters["stats"]["unique_graphs"] == 1
         eager = train(cfg, tmp_path / "e", threads=1, progress=False, compile="off")
     seg_c = json.loads((tmp_path / "c" / "final.json").read_text())["provenance"]["segments"][-1]
     seg_e = json.loads((tmp_path / "e" / "final.json").read_text())["provenance"]["segments"][-1]
