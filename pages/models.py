@@ -364,18 +364,21 @@ def _file_report(sha: str, name: str, _stored) -> tuple[bool, dict | None, int, 
 def _se_fields(role: str, suggested: str | None) -> str | None:
     """SE config widgets (for architectures built with this project's SE unit); the config as JSON."""
     base = SEConfig.from_json(suggested) if suggested else SEConfig()
-    c = st.columns(6)
+    c = st.columns(7)
     r = c[0].number_input("reduction r", 1, 1024, base.reduction, key=f"models-user-{role}-r",
                           help="Guessed from the file's fc1 shapes when it has this project's SE units.")
-    sq = c[1].selectbox("squeeze", SQUEEZES, index=SQUEEZES.index(base.squeeze), key=f"models-user-{role}-sq")
-    gate = c[2].selectbox("gate", GATES, index=GATES.index(base.gate), key=f"models-user-{role}-gate")
-    stages = c[3].text_input("stages", "" if base.stages is None else ",".join(map(str, base.stages)),
+    floor = c[1].number_input("min hidden", 1, 4096, base.min_hidden, key=f"models-user-{role}-floor",
+                              help="Floor on the SE bottleneck width (timm's convention: 8); guessed from the shapes.")
+    sq = c[2].selectbox("squeeze", SQUEEZES, index=SQUEEZES.index(base.squeeze), key=f"models-user-{role}-sq")
+    gate = c[3].selectbox("gate", GATES, index=GATES.index(base.gate), key=f"models-user-{role}-gate")
+    stages = c[4].text_input("stages", "" if base.stages is None else ",".join(map(str, base.stages)),
                              key=f"models-user-{role}-stages", help="1-based stage numbers, comma-separated; empty: all")
-    integ = c[4].selectbox("integration", INTEGRATIONS, key=f"models-user-{role}-integ")
-    site = c[5].selectbox("site", SITES, key=f"models-user-{role}-site")
+    integ = c[5].selectbox("integration", INTEGRATIONS, key=f"models-user-{role}-integ")
+    site = c[6].selectbox("site", SITES, key=f"models-user-{role}-site")
     try:
         st_tuple = tuple(int(x) for x in stages.replace(" ", "").split(",") if x) or None
-        return SEConfig(reduction=int(r), squeeze=sq, gate=gate, stages=st_tuple, integration=integ, site=site).to_json()
+        return SEConfig(reduction=int(r), min_hidden=int(floor), squeeze=sq, gate=gate, stages=st_tuple,
+                        integration=integ, site=site).to_json()
     except ValueError as e:
         st.error(f"This SE configuration is not valid: {e}. Correct the fields above.")
         return None

@@ -149,21 +149,31 @@ _SE_FC1 = re.compile(r"^layer(\d+)\.(\d+)\.se\.fc1\.weight$")
 
 
 def suggest_se_config(state: dict[str, torch.Tensor]) -> SEConfig | None:
-    """A guess of reduction ratio and SE stages from ``layer{s}.{b}.se.fc1.weight`` shapes (this project's nets).
+    """A guess of reduction ratio, hidden-width floor and SE stages from ``layer{s}.{b}.se.fc1.weight``
+    shapes (this project's nets): the first of r = 16 (the paper's), then the ratios the shapes show
+    most often, that with ``min_hidden`` 1 (else the smallest floor that does) gives every unit's width.
 
     Squeeze, gate, integration and site leave no trace in the shapes; the defaults are kept.
     """
-    ratios, stages = Counter(), set()
+    widths, ratios, stages = set(), Counter(), set()
     for k, v in state.items():
         m = _SE_FC1.match(k)
         if m and v.dim() >= 2 and v.shape[0] > 0:
             stages.add(int(m.group(1)))
-            ratios[max(1, int(v.shape[1]) // int(v.shape[0]))] += 1
+            c, h = int(v.shape[1]), int(v.shape[0])
+            widths.add((c, h))
+            ratios[max(1, c // h)] += 1
     if not ratios:
         return None
     all_stages = {int(m.group(1)) for k in state for m in [re.match(r"^layer(\d+)\.", k)] if m}
-    return SEConfig(reduction=ratios.most_common(1)[0][0],
-                    stages=None if stages >= all_stages else tuple(sorted(stages)))
+    stage_sel = None if stages >= all_stages else tuple(sorted(stages))
+    candidates = [16] + [r for r, _ in ratios.most_common() if r != 16]
+    for floor in [1] + sorted({h for _, h in widths} - {1}):
+        for r in candidates:
+            cfg = SEConfig(reduction=r, min_hidden=floor, stages=stage_sel)
+            if all(cfg.hidden(c) == h for c, h in widths):
+                return cfg
+    return SEConfig(reduction=ratios.most_common(1)[0][0], stages=stage_sel)
 
 
 def inspect_file(stored: StoredFile) -> FileReport:

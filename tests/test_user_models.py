@@ -275,3 +275,15 @@ def test_evaluate_cli_takes_arch_for_files_without_metadata(tmp_path: Path, caps
     assert res["n"] == 3
     model, meta = build_from_checkpoint(path, "se_resnet20_cifar", se)
     assert meta.arch == "se_resnet20_cifar" and SEConfig.from_dict(meta.se_config) == se
+
+
+@pytest.mark.parametrize("se", [SEConfig(), SEConfig(min_hidden=8), SEConfig(reduction=32), SEConfig(reduction=4, stages=(3,))],
+                         ids=lambda c: c.label())
+def test_suggested_se_config_rebuilds_the_shapes(se: SEConfig) -> None:
+    """The guess from a bare state dict builds a model with exactly its shapes, hidden-width floor included
+    (an 8/8/8 bottleneck is r = 16 with min_hidden 8, not r = 2, 4 or 8 that fit one stage each)."""
+    state = get_spec("se_resnet20_cifar").build(se).state_dict()
+    guess = um.suggest_se_config(state)
+    assert guess == se
+    rebuilt = get_spec("se_resnet20_cifar").build(guess).state_dict()
+    assert {k: v.shape for k, v in rebuilt.items()} == {k: v.shape for k, v in state.items()}
