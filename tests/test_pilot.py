@@ -1,0 +1,97 @@
+"""The #15 pilot's selection rule (se_core.pilot): every branch on synthetic tables, and once on real runs."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from se_core import pilot
+from se_core.se import SEConfig
+from se_core.stats import load_stats
+from se_core.train import TrainConfig, train
+from support import needs_cifar
+
+
+def _runs(spec: dict[str, tuple[list[float], list[float], list[float]]]) -> pd.DataFrame:
+    """candidate -> (SE top-1 per seed, vanilla top-1 per seed, frozen blocks per SE seed)."""
+    rows = []
+    for cand, (se, van, frozen) in spec.items():
+        for i, t in enumerate(se):
+            rows.append({"run": f"{cand}-se_x-s{i}", "candidate": cand, "model": "se_x", "seed": i, "se": True,
+                         "finished": True, "epochs_done": 30, "epochs": 30, "val_top1": t, "frozen_blocks": frozen[i]})
+        for i, t in enumerate(van):
+            rows.append({"run": f"{cand}-x-s{i}", "candidate": cand, "model": "x", "seed": i, "se": False,
+                         "finished": True, "epochs_done": 30, "epochs": 30, "val_top1": t, "frozen_blocks": math.nan})
+    return pd.DataFrame(rows)
+
+
+def test_pooled_sigma_and_delta() -> None:
+    runs = _runs({"A": ([90.0, 90.4], [89.0, 89.2], [0, 0]), "B": ([91.0, 91.2], [90.0, 90.6], [0, 0])})
+    sigma, dof = pilot.pooled_sigma(runs)
+    # four models of two seeds: variances 0.08, 0.02, 0.02, 0.18 -> pooled sqrt(0.075)
+    assert dof == 4 and sigma == pytest.approx(math.sqrt((0.08 + 0.02 + 0.02 + 0.18) / 4))
+    t = pilot.candidates(runs).set_index("candidate")
+    assert t.loc["A", "delta"] == pytest.approx(1.1) and t.loc["A", "se_err"] == pytest.approx(sigma)
+    assert list(t.index) == ["A", "B"] and t["admissible"].all()
+
+
+def test_cheapest_resolved_admissible_candidate_wins() -> None:
+    runs = _runs({"A": ([90.0, 90.4], [89.0, 89.2], [0, 0]), "B": ([93.0, 93.2], [90.0, 90.6], [0, 0])})
+    c = pilot.choose(runs)
+    assert c.winner == "A" and "cheapest" in c.reason  # B gains more, but A already resolves
+
+
+def test_frozen_candidate_is_not_admissible() -> None:
+    runs = _runs({"A": ([90.0, 90.4], [89.0, 89.2], [0, 2]), "B": ([91.0, 91.2], [90.0, 90.6], [0, 0])})
+    c = pilot.choose(runs)
+    assert c.winner == "B" and not c.table.set_index("candidate").loc["A", "admissible"]
+
+
+def test_no_resolved_gain_gives_the_largest_delta_and_none_admissible_the_fewest_frozen() -> None:
+    runs = _runs({"A": ([89.0, 89.9], [89.0, 89.9], [0, 0]), "B": ([89.5, 90.4], [89.0, 89.9], [0, 0])})
+    c = pilot.choose(runs)
+    assert c.winner == "B" and "largest" in c.reason
+    runs = _runs({"A": ([90.0, 90.4], [89.0, 89.2], [3, 2]), "B": ([91.0, 91.2], [90.0, 90.6], [1, 1])})
+    c = pilot.choose(runs)
+    assert c.winner == "B" and "fewest frozen" in c.reason
+
+
+def test_unfinished_or_unmeasured_candidates_choose_nothing() -> None:
+    runs = _runs({"A": ([90.0], [89.0, 89.2], [0]), "B": ([91.0, 91.2], [90.0, 90.6], [0, 0])})
+    assert pilot.choose(runs).winner is None and "A" in pilot.choose(runs).reason
+    runs = _runs({"A": ([90.0, 90.4], [89.0, 89.2], [0, 0])})  # B not started: no early winner
+    assert pilot.choose(runs).winner is None and "B" in pilot.choose(runs).reason
+    assert pilot.choose(runs, {"A": 2}).winner == "A"
+    runs = _runs({"A": ([90.0, 90.4], [89.0, 89.2], [0, math.nan])})
+    assert pilot.choose(runs, {"A": 2}).winner is None and pilot.VAL_STATS in pilot.choose(runs, {"A": 2}).reason
+
+
+@needs_cifar
+@pytest.mark.timeout(600)
+def test_real_runs_stats_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Tiny real runs named as sweeps/pilot.sh names them: held-out gate statistics are computed once,
+    frozen blocks read from them, and the CLI prints the rule's outcome."""
+    spec = "cifar10-jpeg@val=100"
+    for name, arch, se in (("A-se_resnet20_h8-s0", "se_resnet20_cifar", SEConfig(min_hidden=8)),
+                           ("A-se_resnet20_h8-s1", "se_resnet20_cifar", SEConfig(min_hidden=8)),
+                           ("A-resnet20-s0", "resnet20_cifar", None), ("A-resnet20-s1", "resnet20_cifar", None)):
+        seed = int(name[-1])
+        with torch.random.fork_rng(devices=[]):
+            train(TrainConfig(arch=arch, se=se, epochs=1, seed=seed, train_subset=128, probe_per_class=2, batch_size=64,
+                              data=spec), tmp_path / name, threads=1, progress=False, compile="off")
+    written = pilot.compute_val_stats(tmp_path, spec)
+    assert sorted(p.parent.name for p in written) == ["A-se_resnet20_h8-s0", "A-se_resnet20_h8-s1"]
+    assert pilot.compute_val_stats(tmp_path, spec) == []  # computed once
+    runs = pilot.pilot_runs(tmp_path).set_index("run")
+    stats = load_stats(tmp_path / "A-se_resnet20_h8-s0" / pilot.VAL_STATS)
+    assert stats.n_images == 100
+    assert runs.loc["A-se_resnet20_h8-s0", "frozen_blocks"] == stats.movement_frame()["frozen"].sum()
+    assert runs["finished"].all() and runs["val_top1"].notna().all()
+    assert pilot.main(["--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "winner: — (not finished: candidate(s) B" in out and "pooled seed std" in out  # B is planned too
+    assert pilot.main(["--root", str(tmp_path), "--candidates", "A"]) == 0
+    assert "winner: A" in capsys.readouterr().out
