@@ -66,16 +66,17 @@ def test_shipped_checkpoints_are_the_seed0_runs() -> None:
 @needs_cifar
 @pytest.mark.parametrize("name", ["resnet20-s0", "se_resnet20-s0"])
 def test_shipped_checkpoint_reproduces_its_accuracy(name: str) -> None:
-    """The issue's bar: evaluating the shipped checkpoint gives the shipped accuracy within 0.1 pt."""
+    """Evaluating the shipped checkpoint gives the shipped accuracy within 0.01 pt (the first issue's bar was
+    0.1; #14's rewrite of the SE unit's arithmetic must leave it exactly where it was)."""
     model, meta = build_from_checkpoint(DATA / "checkpoints" / f"{name}.safetensors")
     res = evaluate(model, load_dataset("cifar10-jpeg", "test"), meta.mean, meta.std)
     shipped = pd.read_csv(RESULTS / "cifar10_resnet20.csv").set_index("run").loc[name]
     assert res["n"] == shipped["n_test"] == 10_000
-    assert abs(res["top1"] - shipped["top1"]) <= 0.1
+    assert abs(res["top1"] - shipped["top1"]) <= 0.01
 
 
 @needs_cifar
-@pytest.mark.parametrize("name", ["se_resnet20-s0", "se_resnet20-s1", "se_resnet20-s2"])
+@pytest.mark.parametrize("name", ["se_resnet20-s1", "se_resnet20-s2"])  # seed 0: the shipped checkpoint, above
 def test_se_runs_re_evaluate_exactly_with_fc_layers_as_matrix_products(name: str) -> None:
     """The SE unit's inference formulation (FC layers as matrix products on N x C instead of 1x1 convs)
     leaves every shipped SE run's fp32 test accuracy what its ``final.json`` says, within 0.01 pt."""
