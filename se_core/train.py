@@ -380,7 +380,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
             dist.all_reduce(sums)
         train_seconds = time.perf_counter() - t0
         warmup = segment.get("compile_warmup_s", 0.0) if epoch == start_epoch else 0.0
-        timed_images = sums[2].item() - (warm_images if warmup else 0)
+        timed_images = sums[2].item() - (warm_images * world if warmup else 0)  # every rank compiled a first batch
         ev = evaluate(model, test_set, mean, std, precision=precision, rank=rank, world=world, device=device,
                       channels_last=cfg.channels_last)
         seconds = time.perf_counter() - t0
