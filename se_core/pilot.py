@@ -6,7 +6,8 @@ std pooled over every pilot model with two or more finished seeds; a candidate i
 when no SE block of any of its SE seeds is frozen on the held-out images
 (:mod:`se_core.movement`); the winner is the cheapest admissible candidate with Δ ≥ 2 s.e., else
 the admissible one with the largest Δ, else (none admissible) the one with the fewest frozen
-blocks, then the largest Δ. Run names are ``<candidate>-<model>-s<seed>`` (``sweeps/pilot.sh``);
+blocks, then the largest Δ. A candidate in :data:`SHARED_VANILLA` takes its vanilla runs from
+another candidate. Run names are ``<candidate>-<model>-s<seed>`` (``sweeps/pilot.sh``);
 candidates are ranked by cost in the order of :data:`COST_ORDER`.
 """
 from __future__ import annotations
@@ -22,8 +23,11 @@ import pandas as pd
 
 from se_core.runs import RunError, list_runs, load_final
 
-COST_ORDER = ("A", "B")
-"""Candidates, cheapest first (docs/training.md)."""
+COST_ORDER = ("A", "C", "B")
+"""Candidates, cheapest first (docs/training.md; C, added after A's first seed, costs what A costs)."""
+SHARED_VANILLA = {"C": "A"}
+"""Candidates whose vanilla twin is another candidate's (C changes only the SE units' weight decay, so its
+vanilla network is A's ResNet-20, trained once)."""
 VAL_STATS = "val-stats.npz"
 """Gate statistics of an SE run on the held-out images, in its run directory."""
 _NAME = re.compile(r"^(?P<cand>[A-Za-z0-9]+)-(?P<model>.+)-s(?P<seed>\d+)$")
@@ -76,8 +80,9 @@ def candidates(runs: pd.DataFrame) -> pd.DataFrame:
     sigma, _ = pooled_sigma(runs)
     out = []
     for cand in [c for c in COST_ORDER if c in set(runs["candidate"])] + sorted(set(runs["candidate"]) - set(COST_ORDER)):
-        sub = runs[(runs["candidate"] == cand) & runs["finished"]]
-        se, van = sub[sub["se"]], sub[~sub["se"]]
+        done = runs[runs["finished"]]
+        se = done[(done["candidate"] == cand) & done["se"]]
+        van = done[(done["candidate"] == SHARED_VANILLA.get(cand, cand)) & ~done["se"]]
         delta = se["val_top1"].mean() - van["val_top1"].mean() if len(se) and len(van) else math.nan
         se_err = sigma * math.sqrt(1 / len(se) + 1 / len(van)) if len(se) and len(van) else math.nan
         frozen = se["frozen_blocks"]

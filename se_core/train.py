@@ -39,7 +39,7 @@ from se_core.evaluate import autocast_ctx, evaluate, eval_subset_indices
 from se_core.movement import still_share
 from se_core.probe import capture, find_sites
 from se_core.registry import get_spec
-from se_core.se import SEConfig
+from se_core.se import SEConfig, SqueezeExcite
 from se_core.selectivity import class_selectivity
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +71,9 @@ class TrainConfig:
     test_subset: int | None = None
     probe_per_class: int = 50
     cutout: int = 0
+    se_weight_decay: float | None = None
+    """Weight decay of the SE units' own parameters; ``None`` = ``weight_decay``. With decay, an SE unit
+    whose gates earn little gradient shrinks towards a constant gate (docs/training.md, candidate C)."""
 
     def __post_init__(self) -> None:
         if self.schedule not in ("onecycle", "cosine"):
@@ -79,6 +82,8 @@ class TrainConfig:
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be >= 1")
+        if self.se_weight_decay is not None and self.se_weight_decay < 0:
+            raise ValueError(f"se_weight_decay must be >= 0 (or None = weight_decay), got {self.se_weight_decay}")
         if self.cutout < 0:
             raise ValueError(f"cutout is a square's side in pixels (0 = off), got {self.cutout}")
         get_spec(self.arch)
@@ -109,7 +114,7 @@ class TrainConfig:
         return cls(**d)
 
 
-ADDED_FIELDS: dict[str, object] = {"cutout": 0}
+ADDED_FIELDS: dict[str, object] = {"cutout": 0, "se_weight_decay": None}
 """TrainConfig fields newer than the shipped runs, with the default at which :meth:`TrainConfig.to_dict` leaves them out."""
 
 
@@ -240,6 +245,17 @@ def _optim_tensors(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     return out
 
 
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """The optimizer's parameter groups: one, unless ``cfg.se_weight_decay`` gives the SE units' own
+    parameters a decay of their own (then they form a second group, after the rest)."""
+    se_ids = {id(p) for m in model.modules() if isinstance(m, SqueezeExcite) for p in m.parameters()}
+    if cfg.se_weight_decay is None or not se_ids:
+        return [{"params": list(model.parameters())}]
+    rest = [p for p in model.parameters() if id(p) not in se_ids]
+    se = [p for p in model.parameters() if id(p) in se_ids]
+    return [{"params": rest}, {"params": se, "weight_decay": cfg.se_weight_decay}]
+
+
 def _load_optim(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
     sd = opt.state_dict()
     ids = [p for g in sd["param_groups"] for p in g["params"]]
@@ -300,7 +316,7 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
     model = spec.build(se if spec.takes_se else None, num_classes=len(train_set.classes)).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+    opt = torch.optim.SGD(param_groups(model, cfg), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                           weight_decay=cfg.weight_decay)
     per_rank_batch = max(1, cfg.batch_size // world)
     steps_per_epoch = len(BatchStream(train_set, per_rank_batch, mean, std, train=True, rank=rank, world=world))
@@ -462,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
     for name in ("lr", "momentum", "weight_decay", "label_smoothing", "warmup_frac"):
         ap.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name))
+    ap.add_argument("--se-weight-decay", type=float, default=None,
+                    help="weight decay of the SE units' parameters (default: --weight-decay)")
     ap.add_argument("--no-nesterov", action="store_true")
     ap.add_argument("--schedule", default=d.schedule, choices=("onecycle", "cosine"))
     ap.add_argument("--precision", default=d.precision, choices=("auto", "bf16", "fp32"))
@@ -483,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
                           label_smoothing=a.label_smoothing, schedule=a.schedule, warmup_frac=a.warmup_frac,
                           seed=a.seed, precision=a.precision, channels_last=not a.no_channels_last, data=a.data,
                           train_subset=a.train_subset, test_subset=a.test_subset, probe_per_class=a.probe_per_class,
-                          cutout=a.cutout)
+                          cutout=a.cutout, se_weight_decay=a.se_weight_decay)
     except (ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -5,14 +5,19 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 common=(--epochs 30 --threads 1 --data cifar10-jpeg@val=5000 --no-progress)
-run() {  # name arch [se]
+run() {  # name arch [se] [extra trainer args...]
   local name=$1 arch=$2 se=${3:-}
   [[ -f data/pilot/$name/final.json ]] && return 0
-  python -m se_core.train --arch "$arch" ${se:+--se "$se"} --seed "${name##*-s}" "${common[@]}" \
+  python -m se_core.train --arch "$arch" ${se:+--se "$se"} --seed "${name##*-s}" "${common[@]}" "${@:4}" \
     --out "data/pilot/$name" >> "data/pilot/$name.log" 2>&1
 }
-lane1() { run A-se_resnet20_h8-s0 se_resnet20_cifar min_hidden=8; run A-resnet20-s1 resnet20_cifar
-          run B-se_resnet32_h8-s0 se_resnet32_cifar min_hidden=8; run B-resnet32-s1 resnet32_cifar; }
-lane2() { run A-resnet20-s0 resnet20_cifar; run A-se_resnet20_h8-s1 se_resnet20_cifar min_hidden=8
-          run B-resnet32-s0 resnet32_cifar; run B-se_resnet32_h8-s1 se_resnet32_cifar min_hidden=8; }
+# Candidate C (added 2026-12-02, docs/training.md) shares A's vanilla runs. The order after A seed 0
+# puts the seed-0 runs of B and C first, since A is already inadmissible by the rule.
+h8=min_hidden=8
+lane1() { run A-se_resnet20_h8-s0 se_resnet20_cifar $h8; run B-se_resnet32_h8-s0 se_resnet32_cifar $h8
+          run C-se_resnet20_h8_sewd0-s1 se_resnet20_cifar $h8 --se-weight-decay 0
+          run B-resnet32-s1 resnet32_cifar; run A-se_resnet20_h8-s1 se_resnet20_cifar $h8; }
+lane2() { run A-resnet20-s0 resnet20_cifar; run C-se_resnet20_h8_sewd0-s0 se_resnet20_cifar $h8 --se-weight-decay 0
+          run A-resnet20-s1 resnet20_cifar; run B-resnet32-s0 resnet32_cifar
+          run B-se_resnet32_h8-s1 se_resnet32_cifar $h8; }
 lane1 & lane2 & wait

@@ -15,6 +15,10 @@ from se_core.train import TrainConfig, train
 from support import needs_cifar
 
 
+AB = {"A": 2, "B": 2}
+"""Plan of the synthetic tables that have no candidate C."""
+
+
 def _runs(spec: dict[str, tuple[list[float], list[float], list[float]]]) -> pd.DataFrame:
     """candidate -> (SE top-1 per seed, vanilla top-1 per seed, frozen blocks per SE seed)."""
     rows = []
@@ -38,30 +42,42 @@ def test_pooled_sigma_and_delta() -> None:
     assert list(t.index) == ["A", "B"] and t["admissible"].all()
 
 
+def test_shared_vanilla_twin() -> None:
+    """Candidate C has no vanilla runs of its own: its Δ is against A's, which count once in σ."""
+    runs = _runs({"A": ([90.0, 90.4], [89.0, 89.2], [2, 1]), "C": ([90.6, 91.0], [], [0, 0]),
+                  "B": ([91.0, 91.2], [90.0, 90.6], [0, 0])})
+    t = pilot.candidates(runs).set_index("candidate")
+    assert list(t.index) == ["A", "C", "B"] and t.loc["C", "vanilla_seeds"] == 2
+    assert t.loc["C", "delta"] == pytest.approx(90.8 - 89.1) and t.loc["C", "admissible"]
+    assert pilot.pooled_sigma(runs)[1] == 5  # A se, A vanilla, C se, B se, B vanilla: one dof each
+    c = pilot.choose(runs)
+    assert c.winner == "C" and "cheapest" in c.reason  # A is frozen; C resolves and is cheaper than B
+
+
 def test_cheapest_resolved_admissible_candidate_wins() -> None:
     runs = _runs({"A": ([90.0, 90.4], [89.0, 89.2], [0, 0]), "B": ([93.0, 93.2], [90.0, 90.6], [0, 0])})
-    c = pilot.choose(runs)
+    c = pilot.choose(runs, AB)
     assert c.winner == "A" and "cheapest" in c.reason  # B gains more, but A already resolves
 
 
 def test_frozen_candidate_is_not_admissible() -> None:
     runs = _runs({"A": ([90.0, 90.4], [89.0, 89.2], [0, 2]), "B": ([91.0, 91.2], [90.0, 90.6], [0, 0])})
-    c = pilot.choose(runs)
+    c = pilot.choose(runs, AB)
     assert c.winner == "B" and not c.table.set_index("candidate").loc["A", "admissible"]
 
 
 def test_no_resolved_gain_gives_the_largest_delta_and_none_admissible_the_fewest_frozen() -> None:
     runs = _runs({"A": ([89.0, 89.9], [89.0, 89.9], [0, 0]), "B": ([89.5, 90.4], [89.0, 89.9], [0, 0])})
-    c = pilot.choose(runs)
+    c = pilot.choose(runs, AB)
     assert c.winner == "B" and "largest" in c.reason
     runs = _runs({"A": ([90.0, 90.4], [89.0, 89.2], [3, 2]), "B": ([91.0, 91.2], [90.0, 90.6], [1, 1])})
-    c = pilot.choose(runs)
+    c = pilot.choose(runs, AB)
     assert c.winner == "B" and "fewest frozen" in c.reason
 
 
 def test_unfinished_or_unmeasured_candidates_choose_nothing() -> None:
     runs = _runs({"A": ([90.0], [89.0, 89.2], [0]), "B": ([91.0, 91.2], [90.0, 90.6], [0, 0])})
-    assert pilot.choose(runs).winner is None and "A" in pilot.choose(runs).reason
+    assert pilot.choose(runs, AB).winner is None and "A" in pilot.choose(runs, AB).reason
     runs = _runs({"A": ([90.0, 90.4], [89.0, 89.2], [0, 0])})  # B not started: no early winner
     assert pilot.choose(runs).winner is None and "B" in pilot.choose(runs).reason
     assert pilot.choose(runs, {"A": 2}).winner == "A"
@@ -92,6 +108,6 @@ def test_real_runs_stats_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert runs["finished"].all() and runs["val_top1"].notna().all()
     assert pilot.main(["--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "winner: — (not finished: candidate(s) B" in out and "pooled seed std" in out  # B is planned too
+    assert "winner: — (not finished: candidate(s) C, B" in out and "pooled seed std" in out  # C and B are planned too
     assert pilot.main(["--root", str(tmp_path), "--candidates", "A"]) == 0
     assert "winner: A" in capsys.readouterr().out

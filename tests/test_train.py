@@ -358,3 +358,42 @@ def test_min_hidden_floor_trains_and_keeps_old_configs(tmp_path: Path) -> None:
     model, meta = build_from_checkpoint(tmp_path / "h8" / "model.safetensors")
     assert meta.se_config["min_hidden"] == 8
     assert {m.fc1.out_channels for m in model.modules() if hasattr(m, "fc1")} == {8}
+
+
+def test_se_weight_decay_groups_only_the_se_units(tmp_path: Path) -> None:
+    """``se_weight_decay`` (#15, candidate C): the SE units' parameters, and only they, get their own decay;
+    one SGD step on zero gradients shrinks every other weight by lr*wd and leaves the SE weights as they
+    were. Absent from the JSON at its default, so shipped configs and trial ids are unchanged."""
+    from se_core.ablate import trial_id
+    from se_core.registry import get_spec
+    from se_core.se import SqueezeExcite
+    from se_core.train import param_groups
+
+    assert "se_weight_decay" not in CFG.to_dict()
+    cfg = TrainConfig(**{**CFG.__dict__, "se_weight_decay": 0.0, "epochs": 1})
+    assert cfg.to_dict()["se_weight_decay"] == 0.0 and TrainConfig.from_dict(cfg.to_dict()) == cfg
+    assert trial_id(cfg) != trial_id(TrainConfig(**{**CFG.__dict__, "epochs": 1}))
+    with pytest.raises(ValueError, match="se_weight_decay"):
+        TrainConfig(se_weight_decay=-1.0)
+
+    model = get_spec("se_resnet20_cifar").build(None, num_classes=10)
+    se_params = {id(p) for m in model.modules() if isinstance(m, SqueezeExcite) for p in m.parameters()}
+    groups = param_groups(model, cfg)
+    assert [len(g["params"]) for g in groups] == [sum(1 for _ in model.parameters()) - len(se_params), len(se_params)]
+    assert {id(p) for p in groups[1]["params"]} == se_params and groups[1]["weight_decay"] == 0.0
+    assert len(param_groups(model, CFG)) == 1
+    vanilla = get_spec("resnet20_cifar").build(None, num_classes=10)
+    assert len(param_groups(vanilla, cfg)) == 1  # nothing to single out
+
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.SGD(groups, lr=0.5, momentum=0.0, weight_decay=0.1)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    for n, p in model.named_parameters():
+        want = before[n] if id(p) in se_params else before[n] * (1 - 0.5 * 0.1)
+        assert torch.allclose(p.detach(), want), n
+
+    res = train(cfg, tmp_path / "wd", threads=1, progress=False, compile="off")
+    assert res.final["n"] == TEST_N
+    assert json.loads((tmp_path / "wd" / "config.json").read_text())["se_weight_decay"] == 0.0
