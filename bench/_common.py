@@ -2,17 +2,14 @@
 from __future__ import annotations
 
 import statistics
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, float]:
@@ -30,13 +27,13 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int 
 
 
 def machine() -> str:
-    from se_core.train import hardware
+    from se_core.util.provenance import hardware
     return hardware()
 
 
 # ------------------------------------------------------------------ SE units to compare against ours
 def _se_unit():
-    from se_core.se import SqueezeExcite
+    from se_core.nn.se import SqueezeExcite
 
     return SqueezeExcite
 
@@ -52,7 +49,7 @@ def swap_se(model: nn.Module, make: Callable[[nn.Module], nn.Module]) -> nn.Modu
 
 
 def plain(unit: nn.Module) -> nn.Module:
-    """Our unit in the formulation before ``se_core.squeeze_scale``: its child modules (1x1 convs on
+    """Our unit in the formulation before ``se_core.nn.squeeze_scale``: its child modules (1x1 convs on
     N x C x 1 x 1), autograd through mean and x * s (same weights)."""
     class PlainSE(_se_unit()):
         def forward(self, x: torch.Tensor) -> torch.Tensor:

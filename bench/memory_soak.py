@@ -17,7 +17,6 @@ temp dir. Last line: ``rss_growth_mb <after - after warm-up>``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -68,13 +67,14 @@ def data_dir(tmp: Path) -> tuple[Path, str]:
         return real, "trained checkpoints in data/checkpoints"
     import torch
 
-    from se_core.checkpoints import CheckpointMeta, save_checkpoint
-    from se_core.registry import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, get_spec
+    from se_core.data.constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
+    from se_core.models.checkpoints import CheckpointMeta, save_checkpoint
+    from se_core.models.registry import get_spec
 
     torch.manual_seed(0)
     for arch, f in (("se_resnet20_cifar", SHIPPED[0]), ("resnet20_cifar", SHIPPED[1])):
         s = get_spec(arch)
-        meta = CheckpointMeta(arch=arch, se_config=None if s.default_se is None else json.loads(s.default_se.to_json()),
+        meta = CheckpointMeta(arch=arch, se_config=None if s.default_se is None else s.default_se.to_dict(),
                               num_classes=10, class_names=CIFAR10_CLASSES, mean=CIFAR10_MEAN, std=CIFAR10_STD,
                               input_size=(32, 32))
         save_checkpoint(tmp / "data" / "checkpoints" / f, s.build(), meta)

@@ -2,7 +2,7 @@
 
 Each repeat uploads a *new* image (fresh bytes, so nothing is served from ``st.cache_data``)
 next to the two default samples, and times ``AppTest.run()``; interleaved with it, the raw
-compute on the same three images: :func:`se_core.inspect_ops.inspect` (both probed forwards,
+compute on the same three images: :func:`se_core.analysis.inspect.inspect` (both probed forwards,
 z, s, energy). Also reported: a rerun with nothing changed (everything cached), and two floors
 that say how much of a rerun is AppTest and the app shell rather than the page: the same app
 with an Inspect page that only reads the upload (sidebar, navigation, uploader, decode), and a
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import io
-import json
 import os
 import re
 import shutil
@@ -40,22 +39,23 @@ def _png(seed: int) -> bytes:
 
 def _ensure_weights() -> str:
     """The data dir to use: the real one if the default pair's weights exist, else a temp random-init one."""
-    import se_core.pairs as pairs
-    from se_core.checkpoints import CheckpointMeta, save_checkpoint
-    from se_core.registry import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, get_spec
+    import se_core.models.pairs as pairs
+    from se_core.config import data_dir
+    from se_core.data.constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
+    from se_core.models.checkpoints import CheckpointMeta, save_checkpoint
+    from se_core.models.registry import get_spec
 
     spec = pairs.PAIRS[pairs.DEFAULT_PAIR]
     if spec.se_weights.path().is_file() and spec.vanilla_weights.path().is_file():
-        return f"trained weights in {pairs.DATA_DIR}"
+        return f"trained weights in {data_dir()}"
     tmp = Path(tempfile.mkdtemp(prefix="se_lens_bench_"))
     atexit.register(shutil.rmtree, tmp, True)
     torch.manual_seed(0)
     for arch, ref in ((spec.se_arch, spec.se_weights), (spec.vanilla_arch, spec.vanilla_weights)):
         s = get_spec(arch)
-        meta = CheckpointMeta(arch=arch, se_config=None if s.default_se is None else json.loads(s.default_se.to_json()),
+        meta = CheckpointMeta(arch=arch, se_config=None if s.default_se is None else s.default_se.to_dict(),
                               class_names=CIFAR10_CLASSES, mean=CIFAR10_MEAN, std=CIFAR10_STD, input_size=(32, 32))
         save_checkpoint(tmp / ref.location, s.build(), meta)
-    pairs.DATA_DIR = tmp
     os.environ["SE_LENS_DATA_DIR"] = str(tmp)
     return "random-init weights in a temp dir (trained ones not found)"
 
@@ -97,10 +97,10 @@ def main() -> None:
 
     from streamlit.testing.v1 import AppTest
 
-    from se_core import inspect_ops as ops
-    from se_core.images import decode_image
-    from se_core.pairs import DEFAULT_PAIR, load_pair
-    from se_core.samples import read_sample
+    from se_core.analysis import inspect as ops
+    from se_core.data.images import decode_image
+    from se_core.data.samples import read_sample
+    from se_core.models.pairs import DEFAULT_PAIR, load_pair
 
     print(f"# machine: {machine()}; torch threads {torch.get_num_threads()}; {weights}")
 

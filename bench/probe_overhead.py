@@ -10,9 +10,9 @@ import argparse
 import torch
 from _common import interleaved, machine
 
-from se_core.models import cifar_resnet, resnet50
-from se_core.probe import probe
-from se_core.se import SEConfig
+from se_core.nn.resnet import cifar_resnet, resnet50
+from se_core.nn.se import SEConfig
+from se_core.probe.sites import probe
 
 
 def main() -> None:
@@ -32,11 +32,11 @@ def main() -> None:
         x = torch.randn(batch, 3, size, size)
         reps = a.repeats if size == 32 else max(5, a.repeats // 3)
 
-        def plain() -> None:
+        def plain(model: torch.nn.Module = model, x: torch.Tensor = x) -> None:
             with torch.no_grad():
                 model(x)
 
-        t = interleaved({"plain": plain, "probed": lambda: probe(model, x)}, reps)
+        t = interleaved({"plain": plain, "probed": lambda model=model, x=x: probe(model, x)}, reps)
         ratio = t["probed"] / t["plain"]
         worst = max(worst, ratio)
         print(f"{name:<14}{batch:>6}{1e3 * t['plain']:>11.1f}{1e3 * t['probed']:>11.1f}{ratio:>8.3f}")

@@ -20,9 +20,9 @@ import time
 import torch
 from _common import ROOT, interleaved, machine, plain, swap_se
 
-from se_core.models import resnet50
-from se_core.registry import measure_cost
-from se_core.se import SEConfig
+from se_core.models.costs import measure_cost
+from se_core.nn.resnet import resnet50
+from se_core.nn.se import SEConfig
 
 REFERENCE = ROOT.parent / "shared" / "reference" / "overhead.csv"
 
@@ -91,7 +91,7 @@ def main() -> None:
         v, s = f"{who} resnet50", f"{who} se_resnet50" if who == "ours" else f"{who} seresnet50"
         print(f"  {who:<5} time {t[s] / t[v]:.3f}x ({pct(t[s], t[v]):+.2f}%), params {pct(costs[s].params, costs[v].params):+.2f}%, "
               f"FLOPs {pct(costs[s].flops, costs[v].flops):+.3f}%")
-    print(f"  ours vs the same unit before se_core.squeeze_scale (1x1 convs): "
+    print(f"  ours vs the same unit before se_core.nn.squeeze_scale (1x1 convs): "
           f"{t['ours se_resnet50'] / t['ours se_resnet50 plain']:.3f}x")
     print(f"  ours vs timm SE-ResNet-50 time: {t['ours se_resnet50'] / t['timm seresnet50']:.3f}x; "
           f"params equal: {costs['ours se_resnet50'].params == costs['timm seresnet50'].params}")

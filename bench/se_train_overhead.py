@@ -5,14 +5,14 @@ cross-entropy, backward, Nesterov SGD) on random input, for each configuration b
 interleaved A, B, C, ... and medians taken (``_common.interleaved``), so all see the same load.
 
 - CIFAR ResNet-20 at batch 128, 32x32, eager and under ``torch.compile``: vanilla; SE-ResNet-20
-  (r = 16) as this project runs it (eager: :class:`se_core.squeeze_scale.SqueezeScale`; compiled:
+  (r = 16) as this project runs it (eager: :class:`se_core.nn.squeeze_scale.SqueezeScale`; compiled:
   inductor fuses the plain formulation); the old plain formulation (1x1 convs, autograd through
   mean and multiply); timm's ``SEModule`` in the same places with the same hidden widths.
 - ResNet-50 at batch 8, 224x224, eager: vanilla, ours SE, timm's ``SEModule`` in our blocks.
 
 Compile warm-up (the first steps) is reported apart from the steady-state step. The headline
-compares each network in the configuration ``se_core.train --compile auto`` picks for a full run
-(compiled where a compiler exists, :func:`se_core.train.resolve_compile`).
+compares each network in the configuration ``se_core.runs.train --compile auto`` picks for a full run
+(compiled where a compiler exists, :func:`se_core.runs.train.resolve_compile`).
 
 Last line: ``se_train_overhead <SE-ResNet-20 step / ResNet-20 step>``.
 """
@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from _common import interleaved, machine, plain, swap_se, timm_se
 from torch import nn
 
-from se_core.evaluate import autocast_ctx
-from se_core.models.resnet import cifar_resnet, resnet50
-from se_core.se import SEConfig
-from se_core.train import COMPILE_MIN_STEPS, resolve_compile, resolve_precision
+from se_core.analysis.evaluate import autocast_ctx
+from se_core.nn.resnet import cifar_resnet, resnet50
+from se_core.nn.se import SEConfig
+from se_core.runs.train import COMPILE_MIN_STEPS, resolve_compile, resolve_precision
 
 
 def stepper(model: nn.Module, batch: int, size: int, classes: int, precision: str, compiled: bool) -> Callable[[], None]:
@@ -97,7 +97,7 @@ def main() -> None:
         big = {"resnet50": resnet50(None), "se_resnet50 (ours)": resnet50(SEConfig()),
                "se_resnet50 timm SEModule": swap_se(resnet50(SEConfig()), timm_se)}
         bsteps = {k: stepper(m, 8, 224, 1000, precision, False) for k, m in big.items()}
-        for k, f in bsteps.items():
+        for f in bsteps.values():
             warm(f, 2)
         tb = interleaved(bsteps, max(5, a.repeats // 2), warmup=1)
         print("| network (ImageNet, batch 8, 224x224) | ms/step | img/s | / ResNet-50 |")

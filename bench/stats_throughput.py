@@ -1,6 +1,6 @@
 """Throughput of the class-wise statistics pass vs plain inference over the same loader.
 
-Both sides run the same model over the same :class:`~se_core.data.BatchStream` batches; calls are
+Both sides run the same model over the same :class:`~se_core.data.datasets.BatchStream` batches; calls are
 interleaved (A, B, A, B, ...) after warm-up and the median of each is reported, so both see the
 same machine load. Both wall-clock and process CPU time are measured: on a shared, loaded machine
 the CPU-time ratio (this process's own work) is the steadier estimate, the wall-clock ratio is the
@@ -16,15 +16,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
+from _common import machine
 
-from _common import machine  # noqa: F401  (also puts the repo on sys.path)
-from se_core.data import BatchStream, load_dataset
-from se_core.evaluate import eval_subset_indices
-from se_core.registry import CIFAR10_MEAN, CIFAR10_STD, build_from_checkpoint, get_spec
-from se_core.stats import DEFAULT_BINS, compute_stats
+from se_core.analysis.evaluate import eval_subset_indices
+from se_core.analysis.stats import DEFAULT_BINS, compute_stats
+from se_core.data.constants import CIFAR10_MEAN, CIFAR10_STD
+from se_core.data.datasets import BatchStream, load_dataset
+from se_core.models.build import build_from_checkpoint
+from se_core.models.registry import get_spec
 
 
 def interleaved_clocks(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, dict[str, float]]:

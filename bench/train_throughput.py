@@ -1,6 +1,6 @@
 """Trainer vs a bare hand-written loop: same model, same cached data, same precision, one run.
 
-Each round trains one epoch on a fixed subset with ``se_core.train.train`` (its training-phase
+Each round trains one epoch on a fixed subset with ``se_core.runs.train.train`` (its training-phase
 img/s from metrics.csv, evaluation excluded) and one epoch with a minimal loop (index the uint8
 cache, normalize, forward/backward/step), alternating so both see the same machine load.
 Last line: ``trainer_vs_bare_ratio <median trainer img/s / median bare img/s>``.
@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from _common import machine
 
-from se_core.data import cifar10_jpeg, normalize
-from se_core.evaluate import autocast_ctx
-from se_core.registry import get_spec
-from se_core.train import TrainConfig, resolve_precision, train
+from se_core.analysis.evaluate import autocast_ctx
+from se_core.data.datasets import cifar10_jpeg, normalize
+from se_core.models.registry import get_spec
+from se_core.runs.train import TrainConfig, resolve_precision, train
 
 
 def bare_epoch(cfg: TrainConfig, n: int) -> float:

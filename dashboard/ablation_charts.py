@@ -1,7 +1,7 @@
 """Figures of the Ablations page: our sweep per axis, the paper's rows, and what each setting costs.
 
 Pure builders (tables in, ``go.Figure`` out) on top of :mod:`dashboard.charts`; the tables come
-from :mod:`se_core.tables`.
+from :mod:`se_core.runs.tables`.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from dashboard.charts import PAIR_COLORS, seed_points
-from se_core.tables import AXES, BASELINE_SETTING
+from se_core.runs.tables import AXES, BASELINE_SETTING
 
 OTHER_COLOR = "#2f9e44"
 PAPER_COLOR = "#868e96"

@@ -5,18 +5,13 @@ Pages live in the top-level ``pages/`` folder, one thin file each; they lay out 
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
+from dashboard import state
 
-from dashboard import state  # noqa: E402
-
-PAGES = ROOT / "pages"
+PAGES = Path(__file__).resolve().parents[1] / "pages"
 
 st.set_page_config(page_title="SE Lens", page_icon=":material/tune:", layout="wide")
 

@@ -1,6 +1,6 @@
 """Models in ``st.cache_resource`` (shared by all sessions, bounded), results in ``st.cache_data``.
 
-Cached models are shared between users: code using their hooks goes through ``se_core.probe``,
+Cached models are shared between users: code using their hooks goes through ``se_core.probe.sites``,
 which holds the model's lock while hooks exist.
 """
 from __future__ import annotations
@@ -8,9 +8,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from se_core import stats as S
-from se_core.checkpoints import CheckpointError
-from se_core.pairs import LoadedModel, LoadedPair, WeightsMissing, load_pair
+from se_core.analysis import stats as S
+from se_core.models.checkpoints import CheckpointError
+from se_core.models.pairs import load_pair
+from se_core.models.weights import LoadedModel, LoadedPair, WeightsMissing
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading models...")
@@ -50,7 +51,7 @@ def _one_line(e: BaseException) -> str:
 @st.cache_data(ttl=30, show_spinner=False)
 def library_weights() -> list[dict]:
     """Where each ImageNet pair's weights are (or are expected), re-checked every 30 s."""
-    from se_core.zoo import availability
+    from se_core.models.zoo import availability
 
     return availability()
 
@@ -58,8 +59,8 @@ def library_weights() -> list[dict]:
 @st.cache_resource(max_entries=4, show_spinner="Checking your checkpoint...")
 def _user_model(file: str, arch: str | None, se_json: str | None, class_names: tuple[str, ...], label: str,
                 require_se: bool) -> LoadedModel:
-    from se_core.se import SEConfig
-    from se_core.user_models import load_user_model, stored_path
+    from se_core.models.user_models import load_user_model, stored_path
+    from se_core.nn.se import SEConfig
 
     return load_user_model(stored_path(file), arch, SEConfig.from_json(se_json) if se_json else None,
                            class_names or None, require_se=require_se, label=label)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ import plotly.io as pio
 import streamlit as st
 from plotly.colors import get_colorscale
 
-from se_core.movement import FROZEN_SHARE, STILL_STD
+from se_core.analysis.movement import FROZEN_SHARE, STILL_STD
 
 PAIR_COLORS = {"se": "#d9480f", "vanilla": "#1c7ed6"}
 """Colours of the SE model and its vanilla counterpart, the same on every page."""

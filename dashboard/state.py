@@ -1,7 +1,7 @@
 """Session state shared by the pages: the chosen model pair, mirrored in the URL query string.
 
 The sidebar lists the registered pairs plus the user pairs (``user:<id>``, see
-:mod:`se_core.user_models`) this session registered or opened by link; other sessions' user
+:mod:`se_core.models.user_models`) this session registered or opened by link; other sessions' user
 pairs are never listed. A page switches the sidebar to a new user pair with
 :func:`add_user_pair` (applied on the next rerun, before the sidebar widget exists).
 """
@@ -10,7 +10,8 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts
-from se_core.pairs import DEFAULT_PAIR, PAIRS, USER_PREFIX, is_known
+from se_core.models.pairs import DEFAULT_PAIR, PAIRS, is_known
+from se_core.models.weights import USER_PREFIX
 
 PAIR_KEY = "pair"
 USER_PAIRS_KEY = "user_pairs"

@@ -1,6 +1,6 @@
 """The image input every image page shares: uploads plus a pick of the shipped CIFAR-10 samples.
 
-Each upload is decoded by :func:`se_core.samples.decode_named` (i.e. ``decode_image``); a bad
+Each upload is decoded by :func:`se_core.data.samples.decode_named` (i.e. ``decode_image``); a bad
 file shows its own ``st.error`` (file name, what was wrong, what to do) and the other images
 still work. Nothing here raises.
 """
@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from se_core.samples import NamedImage, decode_named, list_samples, read_sample
+from se_core.data.samples import NamedImage, decode_named, list_samples, read_sample
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
 DEFAULT_SAMPLES = ("cat_0000", "ship_0000")

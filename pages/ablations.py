@@ -1,7 +1,7 @@
 """Ablations: our sweep of SE design choices (CIFAR ResNet-20) beside the paper's ImageNet rows (Tables 10-16).
 
-Thin page: ``se_core.tables`` loads, checks and summarises the result table and the paper's
-reference rows; ``se_core.ablate`` produces the table. This file only lays out.
+Thin page: ``se_core.runs.tables`` loads, checks and summarises the result table and the paper's
+reference rows; ``se_core.runs.ablate`` produces the table. This file only lays out.
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import streamlit as st
 
 from dashboard.ablation_charts import cost_fig, ours_fig, paper_fig
 from dashboard.charts import bar_compare, download_csv, show
-from se_core import tables
-from se_core.paths import PathError, data_roots, resolve_user_path
-from se_core.tables import AXES, TableError
+from se_core.runs import tables
+from se_core.runs.tables import AXES, TableError
+from se_core.util.paths import PathError, data_roots, resolve_user_path
 
 SOURCES = ("Shipped table", "Upload a CSV", "Path on this machine")
 RUN_COMMAND = "python -m se_core.ablate run sweeps/default.toml"
@@ -98,7 +98,7 @@ def _provenance(p: Path | None) -> dict | None:
 st.title("Ablations")
 st.markdown(
     "The SE design choices Hu et al. ablate in Tables 10-16 (reduction ratio, squeeze, excitation, stages, "
-    "integration, SE after the 3x3 conv, no squeeze), trained by this project with `se_core.ablate` on "
+    "integration, SE after the 3x3 conv, no squeeze), trained by this project with `se_core.runs.ablate` on "
     "**CIFAR-10 with a CIFAR ResNet-20** (each setting varies one field of the default SE config: r=16, average "
     "squeeze, sigmoid gate, all stages, standard integration), shown beside the rows the paper **reports** for "
     "SE-ResNet-50 on ImageNet. Data set and network differ, so compare *trends*: the change of each setting "

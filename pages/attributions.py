@@ -1,6 +1,6 @@
 """Attributions: where the SE model and its vanilla twin look, by four Captum methods.
 
-Thin page: ``se_core.attribution`` computes (under each model's lock), this file lays out.
+Thin page: ``se_core.analysis.attribution`` computes (under each model's lock), this file lays out.
 Results are cached per (image digest, pair, method, parameters); quality metrics, which rerun
 each method several times, are computed only when asked for.
 """
@@ -17,11 +17,24 @@ from dashboard.caching import get_pair
 from dashboard.charts import download_csv, show
 from dashboard.state import current_pair
 from dashboard.uploads import image_inputs
-from se_core.attribution import (BASELINES, INFIDELITY_NOISE_STD, INFIDELITY_SAMPLES, METHOD_TITLES, METHODS,
-                                 SENSITIVITY_RADIUS, SENSITIVITY_SAMPLES, AttributionConfig, PairAttribution,
-                                 compare, default_layer, predict, quality, stage_layers)
-from se_core.images import ImageError, denormalize, to_tensor
-from se_core.inspect_ops import preprocess_for
+from se_core.analysis.attribution import (
+    BASELINES,
+    INFIDELITY_NOISE_STD,
+    INFIDELITY_SAMPLES,
+    METHOD_TITLES,
+    METHODS,
+    SENSITIVITY_RADIUS,
+    SENSITIVITY_SAMPLES,
+    AttributionConfig,
+    PairAttribution,
+    compare,
+    default_layer,
+    predict,
+    quality,
+    stage_layers,
+)
+from se_core.analysis.inspect import preprocess_for
+from se_core.data.images import ImageError, denormalize, to_tensor
 
 BASELINE_HELP = {"zero": "0 in normalized space = the training set's mean colour",
                  "blur": "the image blurred (Gaussian, sigma = side / 8)",

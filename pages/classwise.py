@@ -1,8 +1,8 @@
 """Class-wise: how the SE gates depend on the class, block by block, over a whole data set (paper Sec. 7, Fig. 6-7).
 
-Layout only: ``se_core.stats`` computes the streaming class-wise statistics (disk-cached by
+Layout only: ``se_core.analysis.stats`` computes the streaming class-wise statistics (disk-cached by
 checkpoint hash and data digest, so a data set is never processed twice for one model),
-``se_core.knockout`` the accuracy with blocks knocked out, ``se_core.paths`` confines typed
+``se_core.analysis.knockout`` the accuracy with blocks knocked out, ``se_core.util.paths`` confines typed
 paths to the configured data roots.
 """
 from __future__ import annotations
@@ -19,15 +19,16 @@ from plotly.subplots import make_subplots
 from dashboard.caching import get_pair
 from dashboard.charts import PAIR_COLORS, PALETTE, band_curves, bar_compare, gate_movement, show
 from dashboard.state import current_pair
-from se_core import knockout as ko
-from se_core import stats as S
-from se_core.checkpoints import atomic_write_bytes
-from se_core.data import DataError, ImageSet, load_dataset
-from se_core.evaluate import eval_subset_indices
-from se_core.movement import STILL_STD
-from se_core.pairs import LoadedModel, LoadedPair
-from se_core.paths import PathError, check_tree, data_roots, resolve_user_path
-from se_core.probe import pair_sites
+from se_core.analysis import knockout as ko
+from se_core.analysis import stats as S
+from se_core.analysis.evaluate import eval_subset_indices
+from se_core.analysis.movement import STILL_STD
+from se_core.config import stats_cache_dir
+from se_core.data.datasets import DataError, ImageSet, load_dataset
+from se_core.models.weights import LoadedModel, LoadedPair
+from se_core.probe.sites import pair_sites
+from se_core.util.files import atomic_write_bytes, file_sha256
+from se_core.util.paths import PathError, check_tree, data_roots, resolve_user_path
 
 SOURCES = {"shipped": "Shipped: CIFAR-10 JPEG test set (full)",
            "cifar": "CIFAR-10 JPEG test set (compute here)",
@@ -60,7 +61,7 @@ def _dataset(spec: str, split: str, size: tuple[int, int], subset: int | None, s
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _sha(path: str, mtime_ns: int) -> str:
-    return S.file_sha256(path)
+    return file_sha256(path)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -314,7 +315,7 @@ def _computed(pair: LoadedPair, data: ImageSet) -> dict[str, S.ExcitationStats] 
 
 def _ko_path(pair: LoadedPair, data: ImageSet, n: int, modes: tuple[str, ...]) -> Path:
     key = S.cache_key(_ckpt_sha(pair.se), f"{data.digest}|{n}|{','.join(modes)}")
-    return S.stats_cache_dir() / f"knockout-{key}.csv"
+    return stats_cache_dir() / f"knockout-{key}.csv"
 
 
 def _knockout_section(pair: LoadedPair, pair_name: str, stats: S.ExcitationStats, data: ImageSet | None) -> None:

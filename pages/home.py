@@ -8,10 +8,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import caching, state
-from se_core.diagram import SEWidth, integration_dot, integration_text, se_block_dot, se_widths
-from se_core.pairs import PAIRS
-from se_core.registry import get_spec
-from se_core.se import SEConfig
+from se_core.analysis.diagram import SEWidth, integration_dot, integration_text, se_block_dot, se_widths
+from se_core.models.pairs import PAIRS
+from se_core.models.registry import get_spec
+from se_core.nn.se import SEConfig
 
 PAGES_DIR = Path(__file__).resolve().parent
 

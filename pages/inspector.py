@@ -1,6 +1,6 @@
 """Inspect: what an SE network and its vanilla twin see in your images, block by block.
 
-Layout only: every number comes from :mod:`se_core.inspect_ops` (cached by image digests and
+Layout only: every number comes from :mod:`se_core.analysis.inspect` (cached by image digests and
 pair); this file turns its arrays into Plotly figures.
 """
 from __future__ import annotations
@@ -20,9 +20,9 @@ from dashboard.caching import get_pair
 from dashboard.charts import PAIR_COLORS, colorscale, fast_figure
 from dashboard.charts import show as _show_chart
 from dashboard.uploads import ImageInput, image_inputs
-from se_core import inspect_ops as ops
-from se_core.images import ImageError
-from se_core.pairs import LoadedPair
+from se_core.analysis import inspect as ops
+from se_core.data.images import ImageError
+from se_core.models.weights import LoadedPair
 
 SE_COLOR, VANILLA_COLOR = PAIR_COLORS["se"], PAIR_COLORS["vanilla"]
 _MARGIN = dict(l=10, r=10, t=50, b=10)

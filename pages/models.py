@@ -2,22 +2,35 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 import torch
 
 from dashboard import caching, charts, state
-from se_core import pairs
-from se_core.costs import cost_table
-from se_core.pairs import PAIRS, LoadedModel, pick_device
-from se_core.registry import get_spec, list_models
-from se_core.runs import (RunError, RunInfo, all_metrics, fingerprint, gate_hist_long, list_runs, load_gate_history,
-                          per_class_summary, per_class_table, results_table, runs_table, seed_curves, summary)
-from se_core.movement import FROZEN_SHARE, STILL_STD
-from se_core.se import SEConfig
-from se_core.train import hardware
+from se_core.analysis.movement import FROZEN_SHARE, STILL_STD
+from se_core.config import data_dir
+from se_core.models.costs import cost_table
+from se_core.models.pairs import PAIRS, pick_device
+from se_core.models.registry import get_spec, list_models
+from se_core.models.weights import LoadedModel
+from se_core.nn.se import SEConfig
+from se_core.runs.history import (
+    RunError,
+    RunInfo,
+    all_metrics,
+    fingerprint,
+    gate_hist_long,
+    list_runs,
+    load_gate_history,
+    per_class_summary,
+    per_class_table,
+    results_table,
+    runs_table,
+    seed_curves,
+    summary,
+)
+from se_core.util.provenance import hardware
 
 
 @st.cache_data(max_entries=8, show_spinner="Measuring parameters and multiply-adds...")
@@ -173,7 +186,7 @@ with tab_pair:
 
 # --- (d) training runs ---------------------------------------------------------------------------
 with tab_runs:
-    root = Path(pairs.DATA_DIR) / "runs"
+    root = data_dir() / "runs"
     fp = fingerprint(root)
     runs = _runs(str(root), fp)
     if not runs:
@@ -341,14 +354,13 @@ with tab_runs:
 
 
 # =================================================================================================================
-# ImageNet pairs from timm / torchvision, and the user's own checkpoint (se_core.zoo, se_core.user_models).
+# ImageNet pairs from timm / torchvision, and the user's own checkpoint (se_core.models.zoo, se_core.models.user_models).
 # A separate section, below the tabs above; it only reads the sidebar state and can switch it.
 # =================================================================================================================
-from se_core import zoo  # noqa: E402
-from se_core.checkpoints import CheckpointError  # noqa: E402
-from se_core.se import GATES, INTEGRATIONS, SITES, SQUEEZES  # noqa: E402
-from se_core.user_models import (ModelRecipe, UserPairRecipe, inspect_file, register_user_pair,  # noqa: E402
-                                 store_bytes, vanilla_choices)
+from se_core.models import zoo  # noqa: E402
+from se_core.models.checkpoints import CheckpointError  # noqa: E402
+from se_core.models.user_models import ModelRecipe, UserPairRecipe, inspect_file, register_user_pair, store_bytes, vanilla_choices  # noqa: E402
+from se_core.nn.se import GATES, INTEGRATIONS, SITES, SQUEEZES  # noqa: E402
 
 OTHER_ARCH = "another timm / torchvision model…"
 
@@ -395,7 +407,7 @@ def _model_settings(role: str, label: str, require_se: bool) -> tuple[ModelRecip
         stored = store_bytes(up.name, up.getvalue())
         has_meta, meta, n_tensors, n_values, suggested = _file_report(stored.sha256, stored.name, stored)
     except CheckpointError as e:
-        st.error(f"{e}. Upload a checkpoint saved with se_core.checkpoints.save_checkpoint, safetensors.torch.save_file "
+        st.error(f"{e}. Upload a checkpoint saved with se_core.models.checkpoints.save_checkpoint, safetensors.torch.save_file "
                  "or torch.save(model.state_dict()).")
         return None
     st.caption(f"`{stored.name}`: {n_tensors} tensors, {n_values:,} values, sha256 `{stored.sha256[:16]}…`.")

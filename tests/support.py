@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 
 def cifar_skip_reason() -> str | None:
     """Why tests that read the real CIFAR-10 JPEG tarball must skip, or None. Never under
     ``SE_LENS_REQUIRE_DATA=1`` (set by .ci/run): there they run and fail, so CI cannot pass by skipping."""
-    from se_core.data import DEFAULT_TARBALL
-    if Path(DEFAULT_TARBALL).is_file() or os.environ.get("SE_LENS_REQUIRE_DATA") == "1":
+    from se_core.config import cifar_tarball
+    if cifar_tarball().is_file() or os.environ.get("SE_LENS_REQUIRE_DATA") == "1":
         return None
-    return f"CIFAR-10 JPEG tarball {DEFAULT_TARBALL} is absent (set SE_LENS_CIFAR_TARBALL)"
+    return f"CIFAR-10 JPEG tarball {cifar_tarball()} is absent (set SE_LENS_CIFAR_TARBALL)"
 
 
 _CIFAR_SKIP = cifar_skip_reason()
@@ -33,8 +30,9 @@ TINY_PAIR_FILES = {"se_resnet20_cifar": "checkpoints/se_resnet20-s0.safetensors"
 
 def write_tiny_pair(data_dir: Path, seed: int = 0) -> dict[str, Path]:
     """Write random-init SE / vanilla ResNet-20 checkpoints under ``data_dir``; returns arch -> path."""
-    from se_core.checkpoints import CheckpointMeta, save_checkpoint
-    from se_core.registry import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, get_spec
+    from se_core.data.constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
+    from se_core.models.checkpoints import CheckpointMeta, save_checkpoint
+    from se_core.models.registry import get_spec
 
     out = {}
     with torch.random.fork_rng(devices=[]):

@@ -1,4 +1,4 @@
-"""The ablation runner (``se_core.ablate``) and the result-table loader (``se_core.tables``).
+"""The ablation runner (``se_core.runs.ablate``) and the result-table loader (``se_core.runs.tables``).
 
 A tiny sweep (no-SE + default SE, 2 seeds, 1 epoch on 128 training / 50 test images) runs end to
 end in this process; a kill-and-resume test runs the real CLI as a subprocess, SIGKILLs it after
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from se_core import ablate, tables
-from se_core.ablate import SpecError, load_spec, merge_tables, parse_spec, plan, run_sweep
-from se_core.tables import TableError, load_ablation_table
 from support import REPO_ROOT, needs_cifar, subprocess_env, tiny_sweep_spec
+
+from se_core.runs import ablate, tables
+from se_core.runs.ablate import SpecError, load_spec, merge_tables, parse_spec, plan, run_sweep
+from se_core.runs.tables import TableError, load_ablation_table
 
 
 def tiny_spec(tmp: Path, seeds: str = "[0, 1]", epochs: int = 1, name: str = "tiny.toml") -> Path:

@@ -13,8 +13,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 from support import cifar_skip_reason, tiny_sweep_spec
 
-from se_core import tables
-from se_core.ablate import load_spec, provenance_path, run_sweep
+from se_core.runs import tables
+from se_core.runs.ablate import load_spec, provenance_path, run_sweep
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 SPEC = tiny_sweep_spec("tiny-page", "[0, 1]", 1)

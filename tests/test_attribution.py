@@ -1,4 +1,4 @@
-"""se_core.attribution: Captum maps on random CIFAR ResNet-20s (SE and vanilla), CPU, small settings."""
+"""se_core.analysis.attribution: Captum maps on random CIFAR ResNet-20s (SE and vanilla), CPU, small settings."""
 from __future__ import annotations
 
 import threading
@@ -7,10 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from se_core.attribution import (BASELINES, METHODS, AttributionConfig, attribute, compare, default_layer,
-                                 make_baseline, quality)
-from se_core.probe import hook_count
-from se_core.registry import get_spec
+from se_core.analysis.attribution import (
+    BASELINES,
+    METHODS,
+    AttributionConfig,
+    attribute,
+    compare,
+    default_layer,
+    make_baseline,
+    quality,
+)
+from se_core.models.registry import get_spec
+from se_core.probe.sites import hook_count
 
 FAST = dict(n_steps=8, internal_batch_size=8)
 

@@ -12,10 +12,10 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from se_core.attribution import METHODS, AttributionConfig, attribute, predict
-from se_core.images import decode_image, to_tensor
-from se_core.inspect_ops import preprocess_for
-from se_core.pairs import DEFAULT_PAIR, load_pair
+from se_core.analysis.attribution import METHODS, AttributionConfig, attribute, predict
+from se_core.analysis.inspect import preprocess_for
+from se_core.data.images import decode_image, to_tensor
+from se_core.models.pairs import DEFAULT_PAIR, load_pair
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 STEPS = 8
@@ -109,7 +109,7 @@ def test_page_default_sample_and_target_choice(app):
     at.multiselect(key="attr_methods").set_value(["saliency"])
     at.run()
     assert not at.exception and not at.error
-    from se_core.samples import read_sample
+    from se_core.data.samples import read_sample
 
     first = at.multiselect(key="attributions_samples").value[0]
     pair = load_pair(DEFAULT_PAIR)

@@ -1,8 +1,8 @@
 """Malformed tables: every loader of a result file gives its own error, naming the problem, and nothing else.
 
-Loaders: ``se_core.stats.load_stats`` (StatsError), the run-history loaders of ``se_core.runs``
-(RunError; ``list_runs`` records the problem instead), ``se_core.tables.load_ablation_table``
-(TableError) and ``se_core.knockout.load_table`` (KnockoutError). Each is fed wrong columns or
+Loaders: ``se_core.analysis.stats.load_stats`` (StatsError), the run-history loaders of ``se_core.runs.history``
+(RunError; ``list_runs`` records the problem instead), ``se_core.runs.tables.load_ablation_table``
+(TableError) and ``se_core.analysis.knockout.load_table`` (KnockoutError). Each is fed wrong columns or
 keys, wrong types, NaN, an empty file, a file over its size limit (a sparse file: nothing is
 written to disk) and other encodings (UTF-16, Latin-1 bytes); hypothesis adds random bytes and
 random JSON in random places. Then the Ablations, Class-wise and Models pages get malformed
@@ -25,15 +25,15 @@ from hypothesis import strategies as hs
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from se_core import knockout as ko
-from se_core import runs as R
-from se_core import stats as S
-from se_core import tables
-from se_core.data import ImageSet
-from se_core.registry import get_spec
-from se_core.runs import RunError
-from se_core.tables import TableError, load_ablation_table
-from se_core.train import METRIC_FIELDS, TrainConfig
+from se_core.analysis import knockout as ko
+from se_core.analysis import stats as S
+from se_core.data.datasets import ImageSet
+from se_core.models.registry import get_spec
+from se_core.runs import history as R
+from se_core.runs import tables
+from se_core.runs.history import RunError
+from se_core.runs.tables import TableError, load_ablation_table
+from se_core.runs.train import METRIC_FIELDS, TrainConfig
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -456,7 +456,7 @@ def _titles(at: AppTest) -> list[str]:
     out = []
     for el in at.get("plotly_chart"):
         fig = json.loads(el.proto.spec)
-        out.append(((fig.get("layout", {}).get("title") or {}).get("text", "")))
+        out.append((fig.get("layout", {}).get("title") or {}).get("text", ""))
     return out
 
 
@@ -523,8 +523,8 @@ def cw_env(tiny_data_dir, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> di
 
 
 def test_classwise_page_malformed_statistics_and_folders(cw_env) -> None:
-    from se_core.pairs import DEFAULT_PAIR
-    from se_core.registry import CIFAR10_CLASSES
+    from se_core.data.constants import CIFAR10_CLASSES
+    from se_core.models.pairs import DEFAULT_PAIR
 
     data = ImageSet(torch.randint(0, 256, (20, 32, 32, 3), dtype=torch.uint8,
                                   generator=torch.Generator().manual_seed(3)),

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from support import REPO_ROOT, subprocess_env
-from se_core import checkpoints
-from se_core.checkpoints import CheckpointError, CheckpointMeta, compare_state, load_into, read_checkpoint, save_checkpoint
-from se_core.models import cifar_resnet
-from se_core.registry import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, build_from_checkpoint
-from se_core.se import SEConfig
+
+from se_core.data.constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
+from se_core.models import checkpoints
+from se_core.models.build import build_from_checkpoint
+from se_core.models.checkpoints import CheckpointError, CheckpointMeta, compare_state, load_into, read_checkpoint, save_checkpoint
+from se_core.nn.resnet import cifar_resnet
+from se_core.nn.se import SEConfig
 
 
 def _meta(arch: str = "se_resnet20_cifar", se: SEConfig | None = SEConfig()) -> CheckpointMeta:
@@ -168,7 +169,7 @@ def test_broken_files_refused(tmp_path: Path, good_file: Path) -> None:
 
 
 def test_malformed_metadata(tmp_path: Path, se_model: torch.nn.Module) -> None:
-    from se_core.checkpoints import META_KEY, save_tensors
+    from se_core.models.checkpoints import META_KEY, save_tensors
 
     for i, text in enumerate(["not json", json.dumps({"num_classes": 10}), json.dumps([1, 2])]):
         p = tmp_path / f"m{i}.safetensors"

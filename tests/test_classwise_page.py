@@ -10,11 +10,11 @@ import pytest
 import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
-
-from se_core import stats as S
-from se_core.data import load_dataset
-from se_core.pairs import DEFAULT_PAIR
 from support import needs_cifar
+
+from se_core.analysis import stats as S
+from se_core.data.datasets import load_dataset
+from se_core.models.pairs import DEFAULT_PAIR
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 _DTYPES = {"f4": np.float32, "f8": np.float64, "i1": np.int8, "u1": np.uint8, "i2": np.int16, "u2": np.uint16,

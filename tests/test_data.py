@@ -5,11 +5,21 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from se_core.data import (BatchStream, DataError, ImageSet, augment, cifar10_jpeg, holdout_indices, image_folder,
-                          is_holdout, load_dataset, torchvision_cifar10)
-from se_core.registry import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
 from support import needs_cifar
+
+from se_core.data.constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
+from se_core.data.datasets import (
+    BatchStream,
+    DataError,
+    ImageSet,
+    augment,
+    cifar10_jpeg,
+    holdout_indices,
+    image_folder,
+    is_holdout,
+    load_dataset,
+    torchvision_cifar10,
+)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests for se_core.images: every upload is built here with PIL/numpy (no files shipped)."""
+"""Tests for se_core.data.images: every upload is built here with PIL/numpy (no files shipped)."""
 from __future__ import annotations
 
 import io
@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile
 
-from se_core import images
-from se_core.images import (
+from se_core.data import images
+from se_core.data.images import (
     MAX_PIXELS,
     ImageError,
     Preprocess,

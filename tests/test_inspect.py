@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from se_core.images import decode_image, to_tensor
-from se_core.inspect_ops import preprocess_for
-from se_core.pairs import DEFAULT_PAIR, load_pair
-from se_core.probe import probe
+from se_core.analysis.inspect import preprocess_for
+from se_core.data.images import decode_image, to_tensor
+from se_core.models.pairs import DEFAULT_PAIR, load_pair
+from se_core.probe.sites import probe
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 _DTYPES = {"f4": np.float32, "f8": np.float64, "i1": np.int8, "u1": np.uint8, "i2": np.int16, "u2": np.uint16,
@@ -129,8 +129,8 @@ def test_csv_download_is_built_on_click(page: AppTest, monkeypatch: pytest.Monke
     monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
     page.run()
     (name, make), = ((k, v) for k, v in deferred.items() if k.startswith("se_lens_inspect_"))
-    from se_core.inspect_ops import inspect
-    from se_core.samples import read_sample
+    from se_core.analysis.inspect import inspect
+    from se_core.data.samples import read_sample
     res = inspect(load_pair(DEFAULT_PAIR), [decode_image(read_sample(n)) for n in ("cat_0000", "ship_0000")],
                   ["cat_0000", "ship_0000"])
     direct = res.to_frame()
@@ -201,8 +201,8 @@ def test_intervention_and_block_controls(page: AppTest) -> None:
     assert list(table["image"]) == ["cat_0000"] and {"top-1 before", "top-1 after", "changed"} <= set(table.columns)
 
     pair = load_pair(DEFAULT_PAIR)
-    from se_core.probe import Intervention, intervene
-    from se_core.samples import read_sample
+    from se_core.data.samples import read_sample
+    from se_core.probe.sites import Intervention, intervene
     x = to_tensor(decode_image(read_sample("cat_0000")), preprocess_for(pair.se))
     logits = intervene(pair.se.model, x, [Intervention("layer1.0.se"), Intervention("layer3.2.se")])
     changed = charts["intervention"][0]["data"][1]

@@ -1,4 +1,4 @@
-"""Numbers behind the Inspect page (se_core.inspect_ops), checked against independent computations."""
+"""Numbers behind the Inspect page (se_core.analysis.inspect), checked against independent computations."""
 from __future__ import annotations
 
 import io
@@ -9,15 +9,17 @@ import pytest
 import torch
 from PIL import Image
 
-from se_core import inspect_ops as ops
-from se_core.checkpoints import CheckpointMeta
-from se_core.images import denormalize, to_tensor
-from se_core.pairs import DEFAULT_PAIR, PAIRS, LoadedModel, LoadedPair
-from se_core.probe import Intervention, hook_count, probe
-from se_core.probe import intervene as probe_intervene
-from se_core.registry import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, get_spec
-from se_core.samples import SAMPLES_DIR, decode_named, list_samples, read_sample
-from se_core.se import SEConfig
+from se_core.analysis import inspect as ops
+from se_core.data.constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
+from se_core.data.images import denormalize, to_tensor
+from se_core.data.samples import SAMPLES_DIR, decode_named, list_samples, read_sample
+from se_core.models.checkpoints import CheckpointMeta
+from se_core.models.pairs import DEFAULT_PAIR, PAIRS
+from se_core.models.registry import get_spec
+from se_core.models.weights import LoadedModel, LoadedPair
+from se_core.nn.se import SEConfig
+from se_core.probe.sites import Intervention, hook_count, probe
+from se_core.probe.sites import intervene as probe_intervene
 
 torch.set_num_threads(1)
 
@@ -93,7 +95,7 @@ def test_z_equals_spatial_means_of_unit_input(pair: LoadedPair, result: ops.Insp
         seen: dict[str, torch.Tensor] = {}
         mods = dict(lm.model.named_modules())
         handles = [mods[s.name].register_forward_pre_hook(
-            lambda m, a, name=s.name: seen.__setitem__(name, a[0].mean(dim=(2, 3)))) for s in mp.sites]
+            lambda m, a, name=s.name, seen=seen: seen.__setitem__(name, a[0].mean(dim=(2, 3)))) for s in mp.sites]
         try:
             with torch.no_grad():
                 lm.model(_batch(lm, images))
@@ -231,7 +233,7 @@ def test_shipped_samples_present() -> None:
 
 
 def test_se_in_some_stages_only(images) -> None:
-    from se_core.models.resnet import cifar_resnet
+    from se_core.nn.resnet import cifar_resnet
 
     torch.manual_seed(0)
     model = cifar_resnet(20, SEConfig(stages=(2,))).eval()

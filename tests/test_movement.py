@@ -1,4 +1,4 @@
-"""Gate movement (se_core.movement, ExcitationStats.movement_frame) and its chart: a dead SE unit is seen as frozen."""
+"""Gate movement (se_core.analysis.movement, ExcitationStats.movement_frame) and its chart: a dead SE unit is seen as frozen."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from dashboard import charts
-from se_core import stats as S
-from se_core.data import ImageSet
-from se_core.models import cifar_resnet
-from se_core.movement import FROZEN_SHARE, STILL_STD, is_frozen, still_share
-from se_core.registry import CIFAR10_MEAN, CIFAR10_STD
-from se_core.se import SEConfig
+from se_core.analysis import stats as S
+from se_core.analysis.movement import FROZEN_SHARE, STILL_STD, is_frozen, still_share
+from se_core.data.constants import CIFAR10_MEAN, CIFAR10_STD
+from se_core.data.datasets import ImageSet
+from se_core.nn.resnet import cifar_resnet
+from se_core.nn.se import SEConfig
 
 
 def test_still_share_and_frozen() -> None:

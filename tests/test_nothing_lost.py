@@ -30,22 +30,21 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from PIL import Image
-
 from support import REPO_ROOT, needs_cifar, subprocess_env, tiny_sweep_spec, write_tiny_pair
-from se_core import stats as S
-from se_core import tables
-from se_core.checkpoints import read_checkpoint
-from se_core.train import METRIC_FIELDS, TrainConfig, train
 
+from se_core.analysis import stats as S
+from se_core.models.checkpoints import read_checkpoint
+from se_core.runs import tables
+from se_core.runs.train import METRIC_FIELDS, TrainConfig, train
 
 SEED = 20260
 KILLS = 3
@@ -58,7 +57,7 @@ def _parse_safetensors(data: bytes) -> None:
 
     n = struct.unpack("<Q", data[:8])[0]
     header = json.loads(data[8:8 + n])
-    for k, v in (header.get("__metadata__") or {}).items():
+    for v in (header.get("__metadata__") or {}).values():
         if v.startswith(("{", "[")):
             json.loads(v)
     tensors = load(data)
@@ -111,7 +110,7 @@ class Watcher:
     _seen: dict = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
-    def __enter__(self) -> "Watcher":
+    def __enter__(self) -> Watcher:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -322,7 +321,7 @@ def test_ablation_runner_killed_three_times_gives_the_same_table(tmp_path: Path)
 
     got = tables.load_ablation_table(table)
     assert list(got["trial_id"]) == list(want["trial_id"])
-    stable = lambda df: df.drop(columns=list(tables.VOLATILE)).reset_index(drop=True)  # noqa: E731
+    stable = lambda df: df.drop(columns=list(tables.VOLATILE)).reset_index(drop=True)
     pd.testing.assert_frame_equal(stable(got), stable(want))
     prov = json.loads((base / "tables" / "t.provenance.json").read_text())
     assert prov["trials_done"] == n_trials and prov["finished"] and len(prov["invocations"]) >= 2

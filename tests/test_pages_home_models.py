@@ -13,15 +13,16 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard import charts
-from se_core import pairs
-from se_core.checkpoints import CheckpointMeta, save_checkpoint
-from se_core.costs import cost_table, vanilla_counterpart
-from se_core.data import DataError
-from se_core.diagram import integration_dot, integration_text, se_block_dot, se_widths
-from se_core.pairs import PairSpec, WeightsRef
-from se_core.registry import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, get_spec, spec_cost
-from se_core.se import SEConfig, se_param_count
-from se_core.train import TrainConfig, train
+from se_core.analysis.diagram import integration_dot, integration_text, se_block_dot, se_widths
+from se_core.data.constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
+from se_core.data.datasets import DataError
+from se_core.models import pairs
+from se_core.models.checkpoints import CheckpointMeta, save_checkpoint
+from se_core.models.costs import cost_table, spec_cost, vanilla_counterpart
+from se_core.models.registry import get_spec
+from se_core.models.weights import PairSpec, WeightsRef
+from se_core.nn.se import SEConfig, se_param_count
+from se_core.runs.train import TrainConfig, train
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 MODELS = "../pages/models.py"
@@ -55,8 +56,6 @@ def empty_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d = tmp_path / "empty"
     d.mkdir()
     monkeypatch.setenv("SE_LENS_DATA_DIR", str(d))
-    monkeypatch.setattr(pairs, "DATA_DIR", d)
-    monkeypatch.setattr(pairs, "CHECKPOINT_DIR", d / "checkpoints")
     return d
 
 
@@ -145,7 +144,7 @@ def test_cost_table_matches_models() -> None:
 
 
 def test_zoo_twins_get_se_overhead_only_when_the_architecture_is_the_same() -> None:
-    import se_core.zoo  # noqa: F401  registers the library models
+    import se_core.models.zoo  # noqa: F401  registers the library models
 
     assert vanilla_counterpart("seresnet50_timm") == "resnet50_timm"
     # Not twins: RegNetY differs from RegNetX in widths and depth; the legacy SENet strides its 1x1 conv.

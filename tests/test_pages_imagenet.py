@@ -11,10 +11,10 @@ from pathlib import Path
 import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
-
-from se_core.registry import get_spec
 from test_user_models import _Payload, _with_meta, user_dir  # noqa: F401 - fixture
 from test_zoo import library_cache, write_pair  # noqa: F401 - fixture
+
+from se_core.models.registry import get_spec
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = Path(__file__).resolve().parents[1] / "pages"

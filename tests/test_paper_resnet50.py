@@ -7,14 +7,14 @@ must match within 0.1M. Absolute GFLOPs differ by convention (torchvision ResNet
 from __future__ import annotations
 
 import csv
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
 
-from se_core.models import resnet50
-from se_core.registry import Cost, measure_cost
-from se_core.se import SEConfig
+from se_core.models.costs import Cost, measure_cost
+from se_core.nn.resnet import resnet50
+from se_core.nn.se import SEConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ABLATIONS = REPO_ROOT.parent / "shared/reference/ablations.csv"
@@ -55,13 +55,13 @@ def config_for(ablation: str, setting: str) -> SEConfig | None | str:
     raise KeyError(f"no config known for {ablation}/{setting}")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _params(cfg_json: str) -> int:
     cfg = None if cfg_json == VANILLA else SEConfig.from_json(cfg_json)
     return sum(p.numel() for p in resnet50(cfg).parameters())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cost(cfg_json: str) -> Cost:
     """FlopCounterMode cost at 224x224, each config built and run once per session."""
     cfg = None if cfg_json == VANILLA else SEConfig.from_json(cfg_json)
@@ -102,7 +102,7 @@ def test_gflops_increase_matches_paper(row: dict) -> None:
 
 def test_cost_counter_sees_se() -> None:
     """measure_cost counts the SE FCs: the increase equals the analytic 2*C*h MACs per unit."""
-    from se_core.se import se_param_count
+    from se_core.nn.se import se_param_count
 
     van, se = _cost(VANILLA), _cost(_key(SEConfig()))
     assert se.params - van.params == _params(_key(SEConfig())) - _params(VANILLA)

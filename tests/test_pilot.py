@@ -1,4 +1,4 @@
-"""The #15 pilot's selection rule (se_core.pilot): every branch on synthetic tables, and once on real runs."""
+"""The #15 pilot's selection rule (se_core.runs.pilot): every branch on synthetic tables, and once on real runs."""
 from __future__ import annotations
 
 import math
@@ -7,13 +7,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-
-from se_core import pilot
-from se_core.se import SEConfig
-from se_core.stats import load_stats
-from se_core.train import TrainConfig, train
 from support import needs_cifar
 
+from se_core.analysis.stats import load_stats
+from se_core.nn.se import SEConfig
+from se_core.runs import pilot
+from se_core.runs.train import TrainConfig, train
 
 AB = {"A": 2, "B": 2}
 """Plan of the synthetic tables that have no candidate C."""

@@ -15,18 +15,10 @@ from timm.models.senet import SEModule as TimmLegacySEModule
 from torch import nn
 from torchvision.ops.misc import SqueezeExcitation as TVSqueezeExcitation
 
-from se_core.models import cifar_resnet
-from se_core.probe import (
-    Intervention,
-    capture,
-    find_sites,
-    hook_count,
-    intervene,
-    model_lock,
-    pair_sites,
-    probe,
-)
-from se_core.se import SEConfig, SqueezeExcite
+from se_core.nn.resnet import cifar_resnet
+from se_core.nn.se import SEConfig, SqueezeExcite
+from se_core.probe.hooks import model_lock
+from se_core.probe.sites import Intervention, capture, find_sites, hook_count, intervene, pair_sites, probe
 
 CIFAR_SITES = [f"layer{s}.{b}.se" for s in (1, 2, 3) for b in range(3)]
 

@@ -6,13 +6,15 @@ from pathlib import Path
 import pytest
 import torch
 
-import se_core.pairs as pairs
-from se_core import registry
-from se_core.checkpoints import CheckpointError, save_checkpoint
-from se_core.models import cifar_resnet
-from se_core.probe import find_sites
-from se_core.registry import ModelSpec, build_from_checkpoint, get_spec, list_models, measure_cost, register
-from se_core.se import SEConfig, se_param_count
+import se_core.models.pairs as pairs
+from se_core.models import costs, registry
+from se_core.models.build import build_from_checkpoint
+from se_core.models.checkpoints import CheckpointError, save_checkpoint
+from se_core.models.costs import measure_cost
+from se_core.models.registry import ModelSpec, get_spec, list_models, register
+from se_core.nn.resnet import cifar_resnet
+from se_core.nn.se import SEConfig, se_param_count
+from se_core.probe.sites import find_sites
 
 
 def test_duplicate_registration_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,9 +70,9 @@ def test_se_adds_exactly_its_units(cfg: SEConfig) -> None:
 
 
 def test_spec_cost_cached_and_consistent() -> None:
-    a = registry.spec_cost("se_resnet20_cifar")
-    assert a is registry.spec_cost("se_resnet20_cifar")
-    b = registry.spec_cost("resnet20_cifar", SEConfig(reduction=8).to_json())
+    a = costs.spec_cost("se_resnet20_cifar")
+    assert a is costs.spec_cost("se_resnet20_cifar")
+    b = costs.spec_cost("resnet20_cifar", SEConfig(reduction=8).to_json())
     assert b.params == measure_cost(cifar_resnet(20, SEConfig(reduction=8)), (32, 32)).params
 
 
@@ -91,7 +93,7 @@ def test_build_from_checkpoint_without_metadata_needs_arch(tmp_path: Path) -> No
 
 
 def test_load_pair_without_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pairs, "DATA_DIR", tmp_path)
+    monkeypatch.setenv("SE_LENS_DATA_DIR", str(tmp_path))
     with pytest.raises(pairs.WeightsMissing) as ei:
         pairs.load_pair()
     msg = str(ei.value)
@@ -123,7 +125,7 @@ def test_load_pair_wrong_arch(tiny_data_dir: Path) -> None:
 
 
 def test_checkpoint_of_unregistered_arch(tmp_path: Path) -> None:
-    from se_core.checkpoints import CheckpointMeta
+    from se_core.models.checkpoints import CheckpointMeta
 
     p = tmp_path / "x.safetensors"
     save_checkpoint(p, cifar_resnet(20), CheckpointMeta(arch="resnet21_cifar"))

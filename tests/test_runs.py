@@ -1,4 +1,4 @@
-"""se_core.runs reads what se_core.train writes: real (tiny) runs, in-progress runs and malformed files."""
+"""se_core.runs.history reads what se_core.runs.train writes: real (tiny) runs, in-progress runs and malformed files."""
 from __future__ import annotations
 
 import json
@@ -10,13 +10,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from se_core.data import DataError
-from se_core.probe import find_sites
-from se_core.registry import get_spec
-from se_core.runs import (RunError, all_metrics, fingerprint, gate_hist_long, list_runs, load_config, load_final,
-                          load_gate_history, load_metrics, per_class_summary, per_class_table, results_table, runs_table,
-                          summary)
-from se_core.train import METRIC_FIELDS, TrainConfig, train
+from se_core.data.datasets import DataError
+from se_core.models.registry import get_spec
+from se_core.probe.sites import find_sites
+from se_core.runs.history import (
+    RunError,
+    all_metrics,
+    fingerprint,
+    gate_hist_long,
+    list_runs,
+    load_config,
+    load_final,
+    load_gate_history,
+    load_metrics,
+    per_class_summary,
+    per_class_table,
+    results_table,
+    runs_table,
+    summary,
+)
+from se_core.runs.train import METRIC_FIELDS, TrainConfig, train
 
 TINY = dict(epochs=1, train_subset=128, test_subset=50, probe_per_class=2, batch_size=64)
 
@@ -208,7 +221,7 @@ def test_summary_difference_and_its_standard_error() -> None:
 
 
 def test_release_ships_seed0_checkpoints_tables_and_provenance(runs_root: Path, tmp_path: Path) -> None:
-    from se_core.release import release
+    from se_core.runs.release import release
 
     runs = tmp_path / "runs"
     shutil.copytree(runs_root, runs)
@@ -246,7 +259,7 @@ def test_release_ships_seed0_checkpoints_tables_and_provenance(runs_root: Path, 
 
 
 def test_seed_curves_average_runs_per_model_and_epoch() -> None:
-    from se_core.runs import seed_curves
+    from se_core.runs.history import seed_curves
 
     m = pd.DataFrame({"run": ["a-s0", "a-s0", "a-s1", "a-s1", "b-s0"], "model": ["a", "a", "a", "a", "b"],
                       "epoch": [1, 2, 1, 2, 1], "test_acc": [10.0, 20.0, 14.0, 30.0, 50.0]})

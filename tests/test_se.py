@@ -9,10 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet as tv_resnet
 
-from se_core.models import SEBottleneck, cifar_resnet, resnet50
-from se_core.models.resnet import BasicBlock
-from se_core.probe import find_sites, probe
-from se_core.se import SEConfig, SqueezeExcite, create_se, se_param_count
+from se_core.nn.resnet import BasicBlock, SEBottleneck, cifar_resnet, resnet50
+from se_core.nn.se import SEConfig, SqueezeExcite, create_se, se_param_count
+from se_core.probe.sites import find_sites, probe
 
 
 def _randomize_bn(module: nn.Module, seed: int = 0) -> None:
@@ -259,12 +258,12 @@ def _bottleneck(integration: str, site: str = "output") -> SEBottleneck:
 def _parts(block: nn.Module, x: torch.Tensor):
     """(head, tail, shortcut) computed straight from the block's layers, not its forward."""
     if isinstance(block, BasicBlock):
-        head = lambda t: torch.relu(block.bn1(block.conv1(t)))  # noqa: E731
-        tail = lambda t: block.bn2(block.conv2(t))  # noqa: E731
+        head = lambda t: torch.relu(block.bn1(block.conv1(t)))
+        tail = lambda t: block.bn2(block.conv2(t))
         sc = block.shortcut(x)
     else:
-        head = lambda t: torch.relu(block.bn2(block.conv2(torch.relu(block.bn1(block.conv1(t))))))  # noqa: E731
-        tail = lambda t: block.bn3(block.conv3(t))  # noqa: E731
+        head = lambda t: torch.relu(block.bn2(block.conv2(torch.relu(block.bn1(block.conv1(t))))))
+        tail = lambda t: block.bn3(block.conv3(t))
         sc = block.downsample(x)
     return head, tail, sc
 

@@ -1,5 +1,5 @@
 """What data/ ships agrees with itself and with the code: checkpoints re-evaluate to the reported
-accuracy, the results tables are what ``se_core.release`` computes from the runs, and every run
+accuracy, the results tables are what ``se_core.runs.release`` computes from the runs, and every run
 has its provenance. Fails when a number in data/ was edited by hand or left stale."""
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from support import REPO_ROOT, needs_cifar
-from se_core.data import load_dataset
-from se_core.evaluate import evaluate
-from se_core.registry import build_from_checkpoint
-from se_core.runs import list_runs, load_final, results_table, summary
+
+from se_core.analysis.evaluate import evaluate
+from se_core.data.datasets import load_dataset
+from se_core.models.build import build_from_checkpoint
+from se_core.runs.history import list_runs, load_final, results_table, summary
 
 DATA = REPO_ROOT / "data"
 RUNS = DATA / "runs"
@@ -52,7 +52,7 @@ def test_results_tables_are_what_release_computes_from_the_runs() -> None:
         assert summ.loc[r.model, "top1_mean"] == pytest.approx(r.top1_mean) and summ.loc[r.model, "runs"] == r.runs
     prov = (RESULTS / "PROVENANCE.md").read_text()
     assert "Runs included: " + ", ".join(now["run"]) in prov
-    from se_core.release import summary_lines
+    from se_core.runs.release import summary_lines
 
     for line in summary_lines(now, summary(now)):
         assert line in prov, line
@@ -95,8 +95,8 @@ def test_finished_runs_exist() -> None:
 def test_shipped_sweep_rows_belong_to_the_default_sweep() -> None:
     """Every shipped ablation row is a trial of sweeps/default.toml under today's code: a change to
     TrainConfig that altered trial ids would orphan the finished rows (and the resume) and fails here."""
-    from se_core.ablate import load_spec, plan
-    from se_core.tables import load_ablation_table, table_problems
+    from se_core.runs.ablate import load_spec, plan
+    from se_core.runs.tables import load_ablation_table, table_problems
 
     table = DATA / "ablations" / "resnet20-cifar10.csv"
     df = load_ablation_table(table)
@@ -110,8 +110,8 @@ def test_shipped_sweep_rows_belong_to_the_default_sweep() -> None:
 def test_sweep_results_in_the_docs_are_the_shipped_table() -> None:
     """docs/ablations.md's results block is what ``ablate summary --docs`` writes from the shipped table
     today; a row added without refreshing the docs (or a hand edit) fails here."""
-    from se_core.ablate import SUMMARY_BLOCK, load_spec, summary_lines
-    from se_core.docblock import block_body, read_block
+    from se_core.runs.ablate import SUMMARY_BLOCK, load_spec, summary_lines
+    from se_core.util.docblock import block_body, read_block
 
     spec = REPO_ROOT / "sweeps" / "default.toml"
     lines = summary_lines(load_spec(spec), DATA / "ablations" / "resnet20-cifar10.csv", spec)
@@ -120,8 +120,8 @@ def test_sweep_results_in_the_docs_are_the_shipped_table() -> None:
 
 
 def test_training_results_block_is_what_release_writes() -> None:
-    from se_core.docblock import block_body, read_block
-    from se_core.release import RESULTS_BLOCK, RESULTS_HEADER, summary_lines
+    from se_core.runs.release import RESULTS_BLOCK, RESULTS_HEADER, summary_lines
+    from se_core.util.docblock import block_body, read_block
 
     now = results_table(RUNS)
     assert read_block(REPO_ROOT / "docs" / "training.md", RESULTS_BLOCK) == block_body(

@@ -1,4 +1,4 @@
-"""The fused squeeze-and-scale backward (se_core.squeeze_scale) against autograd on the plain formulation."""
+"""The fused squeeze-and-scale backward (se_core.nn.squeeze_scale) against autograd on the plain formulation."""
 from __future__ import annotations
 
 import copy
@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from se_core.models import cifar_resnet
-from se_core.probe import Intervention, capture, hook_count
-from se_core.se import GATES, INTEGRATIONS, SQUEEZES, SEConfig, SqueezeExcite
+from se_core.nn.resnet import cifar_resnet
+from se_core.nn.se import GATES, INTEGRATIONS, SQUEEZES, SEConfig, SqueezeExcite
+from se_core.probe.sites import Intervention, capture, hook_count
 
 
 def _plain(unit: SqueezeExcite, x: torch.Tensor) -> torch.Tensor:

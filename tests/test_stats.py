@@ -1,4 +1,4 @@
-"""Streaming class-wise statistics (se_core.stats), knock-out (se_core.knockout), path confinement (se_core.paths)."""
+"""Streaming class-wise statistics (se_core.analysis.stats), knock-out (se_core.analysis.knockout), path confinement (se_core.util.paths)."""
 from __future__ import annotations
 
 import json
@@ -12,16 +12,19 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from se_core import stats as S
-from se_core.data import ImageSet, load_dataset
-from se_core.knockout import KnockoutError, accuracy, default_sets, knockout
-from se_core.paths import PathError, check_tree, data_roots, resolve_user_path
-from se_core.probe import Intervention, find_sites, intervene, probe
-from se_core.registry import CIFAR10_MEAN, CIFAR10_STD, build_from_checkpoint, get_spec
-from se_core.se import SEConfig
-from tests.conftest import REPO_ROOT, subprocess_env
 from support import needs_cifar
+
+from se_core.analysis import stats as S
+from se_core.analysis.knockout import KnockoutError, accuracy, default_sets, knockout
+from se_core.data.constants import CIFAR10_MEAN, CIFAR10_STD
+from se_core.data.datasets import ImageSet, load_dataset
+from se_core.models.build import build_from_checkpoint
+from se_core.models.registry import get_spec
+from se_core.nn.se import SEConfig
+from se_core.probe.sites import Intervention, find_sites, intervene, probe
+from se_core.util.files import file_sha256
+from se_core.util.paths import PathError, check_tree, data_roots, resolve_user_path
+from tests.conftest import REPO_ROOT, subprocess_env
 
 MEAN, STD = CIFAR10_MEAN, CIFAR10_STD
 
@@ -59,7 +62,7 @@ def model() -> torch.nn.Module:
 
 def _brute(model, data):
     """Gates and z of every image by a plain probe, no streaming."""
-    from se_core.data import normalize
+    from se_core.data.datasets import normalize
 
     res = probe(model, normalize(data.images, MEAN, STD))
     return res.s, res.z
@@ -110,7 +113,7 @@ def test_stats_equal_brute_force(data, gate, relu_max):
             exact = _inverted_cdf(v[:, c], 0.5)
             assert np.isnan(med_all[c]) if exact >= info.hi else abs(med_all[c] - exact) <= err + 1e-9
         # selectivity equals the direct per-image computation
-        from se_core.selectivity import class_selectivity
+        from se_core.analysis.selectivity import class_selectivity
         direct = class_selectivity(s[info.name], data.labels, 3).numpy()
         np.testing.assert_allclose(st.selectivity_channels(info.name), direct, atol=1e-6)
     for info in st.z_sites:
@@ -172,14 +175,14 @@ def test_cancel_and_progress(model, data, tmp_path, monkeypatch):
     assert fresh and path.is_file()
     st2, path2, fresh2 = S.cached_stats(ckpt, model, data, MEAN, STD, bins=8, should_stop=lambda: True)
     assert not fresh2 and path2 == path and st2.same_numbers(st)  # never computed twice
-    assert path.name.startswith(S.file_sha256(ckpt)[:16])
+    assert path.name.startswith(file_sha256(ckpt)[:16])
 
 
 # --------------------------------------------------------------------------- save / load
 
 
 def _save(tmp_path: Path, model: torch.nn.Module, name: str = "m.safetensors") -> Path:
-    from se_core.checkpoints import CheckpointMeta, save_checkpoint
+    from se_core.models.checkpoints import CheckpointMeta, save_checkpoint
 
     meta = CheckpointMeta(arch="se_resnet20_cifar" if any(s.gate for s in find_sites(model)) else "resnet20_cifar",
                           se_config=json.loads(SEConfig().to_json()) if any(s.gate for s in find_sites(model)) else None,
@@ -195,7 +198,7 @@ def test_save_load_roundtrip_and_provenance(model, data, tmp_path):
     path = S.save_stats(tmp_path / "s.npz", st)
     back = S.load_stats(path)
     assert back.same_numbers(st) and back.gate_sites == st.gate_sites and back.classes == st.classes
-    assert back.meta["provenance"]["checkpoint"]["sha256"] == S.file_sha256(ckpt)
+    assert back.meta["provenance"]["checkpoint"]["sha256"] == file_sha256(ckpt)
     side = json.loads((tmp_path / "s.npz.json").read_text())
     for key in ("command", "commit", "date", "schema"):
         assert key in side["meta"]["provenance"]
@@ -277,7 +280,7 @@ def test_cli_checkpoint_and_errors(model, tmp_path, capsys):
 
 @needs_cifar
 def test_ship_pair_stats_and_pair_cli(tiny_data_dir, tmp_path, capsys):
-    from se_core.pairs import DEFAULT_PAIR
+    from se_core.models.pairs import DEFAULT_PAIR
 
     data = load_dataset("cifar10-jpeg", "test").subset(range(0, 10_000, 250))
     paths = S.ship_pair_stats(DEFAULT_PAIR, data, batch_size=40)
@@ -286,7 +289,7 @@ def test_ship_pair_stats_and_pair_cli(tiny_data_dir, tmp_path, capsys):
     assert len(se.gate_sites) == 9 and van.gate_sites == () and len(van.z_sites) == 9
     prov = (tiny_data_dir / "stats" / "PROVENANCE.md").read_text()
     assert S.SHIP_COMMAND in prov and se.meta["provenance"]["checkpoint"]["sha256"][:16] in prov
-    assert se.meta["provenance"]["checkpoint"]["sha256"] == S.file_sha256(tiny_data_dir / "checkpoints/se_resnet20-s0.safetensors")
+    assert se.meta["provenance"]["checkpoint"]["sha256"] == file_sha256(tiny_data_dir / "checkpoints/se_resnet20-s0.safetensors")
     folder = _image_folder(tmp_path / "imgs", per_class=3)
     assert S.main(["--pair", DEFAULT_PAIR, "--data", str(folder), "--out", str(tmp_path / "o"), "--bins", "8"]) == 0
     assert len(list((tmp_path / "o").glob("*.npz"))) == 2
@@ -323,7 +326,7 @@ def test_torchrun_two_ranks_equal_one_rank(model, tmp_path):
     for name in a.z_sum:
         np.testing.assert_allclose(b.total("z_sumsq", name), a.total("z_sumsq", name), rtol=1e-6, atol=1e-6)
     # ...and the all_reduce merge itself is exact: each rank's shard, computed here on the same batches, merged
-    from se_core.data import BatchStream
+    from se_core.data.datasets import BatchStream
 
     model2, meta = build_from_checkpoint(ckpt)
     data = load_dataset(str(folder), "test", (32, 32))
@@ -336,7 +339,7 @@ def test_torchrun_two_ranks_equal_one_rank(model, tmp_path):
 
 
 def test_knockout_without_sites_equals_baseline(model, data):
-    from se_core.evaluate import evaluate
+    from se_core.analysis.evaluate import evaluate
 
     base = evaluate(model, data, MEAN, STD, batch_size=45)
     df = knockout(model, data, MEAN, STD, sets=[], batch_size=45)
@@ -346,7 +349,7 @@ def test_knockout_without_sites_equals_baseline(model, data):
 
 
 def test_knockout_matches_direct_interventions(model, data):
-    from se_core.data import normalize
+    from se_core.data.datasets import normalize
 
     st = S.compute_stats(model, data, MEAN, STD, batch_size=45, bins=8)
     mean_gates = {s.name: st.mean(s.name) for s in st.gate_sites}

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from support import REPO_ROOT, needs_cifar, subprocess_env
-from se_core.checkpoints import read_checkpoint
-from se_core.data import load_dataset, normalize
-from se_core.evaluate import eval_subset_indices
-from se_core.registry import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD, build_from_checkpoint
-from se_core.train import TrainConfig, compiler_available, gate_snapshot, lr_at, parse_se, probe_indices, train
+
+from se_core.analysis.evaluate import eval_subset_indices
+from se_core.data.constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
+from se_core.data.datasets import load_dataset, normalize
+from se_core.models.build import build_from_checkpoint
+from se_core.models.checkpoints import read_checkpoint
+from se_core.runs.train import TrainConfig, compiler_available, gate_snapshot, lr_at, parse_se, probe_indices, train
 
 pytestmark = needs_cifar
 
@@ -274,7 +275,7 @@ def test_ddp_two_ranks_cpu(tmp_path: Path) -> None:
 def test_holdout_run_reports_validation_not_test(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """With --data cifar10-jpeg@val=N the run evaluates on N held-out training images, says so,
     and evaluate re-computes that number from the checkpoint."""
-    from se_core.evaluate import main as evaluate_main
+    from se_core.analysis.evaluate import main as evaluate_main
 
     cfg = TrainConfig(arch="resnet20_cifar", epochs=1, train_subset=TRAIN_N, probe_per_class=PER_CLASS,
                       batch_size=BATCH, data="cifar10-jpeg@val=100")
@@ -292,7 +293,7 @@ def test_holdout_run_reports_validation_not_test(tmp_path: Path, capsys: pytest.
 def test_added_fields_keep_old_configs_and_resume_working(tmp_path: Path) -> None:
     """cutout came after runs were shipped: left at 0 it is not written, so old configs, sweep trial ids and
     resume checks are unchanged; set, it round-trips and trains."""
-    from se_core.ablate import trial_id
+    from se_core.runs.ablate import trial_id
 
     assert "cutout" not in CFG.to_dict() and TrainConfig.from_dict(CFG.to_dict()) == CFG
     cut = TrainConfig(**{**CFG.__dict__, "cutout": 8, "epochs": 1})
@@ -306,7 +307,7 @@ def test_added_fields_keep_old_configs_and_resume_working(tmp_path: Path) -> Non
 
 
 def test_resolve_compile() -> None:
-    from se_core.train import COMPILE_MIN_STEPS, compiler_available, resolve_compile
+    from se_core.runs.train import COMPILE_MIN_STEPS, compiler_available, resolve_compile
 
     cpu = torch.device("cpu")
     assert resolve_compile("on", cpu, 1) and not resolve_compile("off", cpu, 10**6)
@@ -343,8 +344,8 @@ def test_compiled_run_trains_and_records_it(tmp_path: Path) -> None:
 def test_min_hidden_floor_trains_and_keeps_old_configs(tmp_path: Path) -> None:
     """``min_hidden`` (#15): absent from the JSON at its default (shipped configs, trial ids unchanged),
     parsed from ``--se``, and the model built with it has 8-unit bottlenecks in every stage."""
-    from se_core.ablate import trial_id
-    from se_core.se import SEConfig
+    from se_core.nn.se import SEConfig
+    from se_core.runs.ablate import trial_id
 
     assert "min_hidden" not in json.loads(SEConfig().to_json())
     se = parse_se("min_hidden=8")
@@ -364,10 +365,10 @@ def test_se_weight_decay_groups_only_the_se_units(tmp_path: Path) -> None:
     """``se_weight_decay`` (#15, candidate C): the SE units' parameters, and only they, get their own decay;
     one SGD step on zero gradients shrinks every other weight by lr*wd and leaves the SE weights as they
     were. Absent from the JSON at its default, so shipped configs and trial ids are unchanged."""
-    from se_core.ablate import trial_id
-    from se_core.registry import get_spec
-    from se_core.se import SqueezeExcite
-    from se_core.train import param_groups
+    from se_core.models.registry import get_spec
+    from se_core.nn.se import SqueezeExcite
+    from se_core.runs.ablate import trial_id
+    from se_core.runs.train import param_groups
 
     assert "se_weight_decay" not in CFG.to_dict()
     cfg = TrainConfig(**{**CFG.__dict__, "se_weight_decay": 0.0, "epochs": 1})

@@ -17,12 +17,15 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from se_core import pairs, user_models as um
-from se_core.checkpoints import CheckpointError, CheckpointMeta, save_checkpoint
-from se_core.pairs import PAIRS, is_known, load_pair
-from se_core.probe import find_sites, hook_count, probe
-from se_core.registry import CIFAR10_CLASSES, build_from_checkpoint, get_spec
-from se_core.se import SEConfig
+from se_core.data.constants import CIFAR10_CLASSES
+from se_core.models import pairs
+from se_core.models import user_models as um
+from se_core.models.build import build_from_checkpoint
+from se_core.models.checkpoints import CheckpointError, CheckpointMeta, save_checkpoint
+from se_core.models.pairs import PAIRS, is_known, load_pair
+from se_core.models.registry import get_spec
+from se_core.nn.se import SEConfig
+from se_core.probe.sites import find_sites, hook_count, probe
 
 
 @pytest.fixture
@@ -254,7 +257,7 @@ def test_user_pair_with_missing_upload_says_so(user_dir: Path, tmp_path: Path) -
 
 
 def test_evaluate_cli_takes_arch_for_files_without_metadata(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from se_core.evaluate import main
+    from se_core.analysis.evaluate import main
 
     torch.manual_seed(4)
     se = SEConfig(reduction=4)

@@ -2,7 +2,7 @@
 
 Weights are random (``pretrained=False`` / ``weights=None``) and written into temporary caches laid
 out exactly as the libraries lay theirs out, computed here from the libraries' own metadata (not
-from se_core.zoo): timm's Hugging Face hub cache (``models--timm--<tag>/{blobs,refs/main,snapshots}``,
+from se_core.models.zoo): timm's Hugging Face hub cache (``models--timm--<tag>/{blobs,refs/main,snapshots}``,
 snapshot files symlinked to blobs) and torch hub's ``checkpoints/<file name of the URL>``. Nothing is
 downloaded: the environment points both caches at empty temp folders, and one test checks that timm
 itself, offline, reads the cache we wrote.
@@ -20,14 +20,14 @@ from urllib.parse import urlparse
 
 import pytest
 import torch
-
 from support import REPO_ROOT, subprocess_env
 
-from se_core import pairs, zoo
-from se_core.checkpoints import CheckpointError
-from se_core.pairs import PAIRS, WeightsMissing, load_pair
-from se_core.probe import Site, capture, find_sites, hook_count, pair_sites, probe
-from se_core.registry import get_spec
+from se_core.models import zoo
+from se_core.models.checkpoints import CheckpointError
+from se_core.models.pairs import PAIRS, load_pair
+from se_core.models.registry import get_spec
+from se_core.models.weights import WeightsMissing
+from se_core.probe.sites import Site, capture, find_sites, hook_count, pair_sites, probe
 
 REV = "0123456789abcdef0123456789abcdef01234567"
 
@@ -46,8 +46,8 @@ def library_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TORCH_HOME", str(th))
     monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    monkeypatch.setattr(pairs, "DATA_DIR", data)
-    monkeypatch.setattr(zoo, "VERIFY_TORCHVISION_HASH", False)
+    monkeypatch.setenv("SE_LENS_DATA_DIR", str(data))
+    monkeypatch.setattr(zoo.load, "VERIFY_TORCHVISION_HASH", False)
     return {"hf": hf, "torch_hub": th / "hub", "data": data}
 
 
@@ -325,12 +325,12 @@ def test_library_models_by_name() -> None:
         get_spec("timm:no_such_net")
     with pytest.raises(KeyError, match="unknown model"):
         get_spec("nonsense")
-    assert "timm:seresnet18" not in __import__("se_core.registry", fromlist=["x"]).list_models()
+    assert "timm:seresnet18" not in __import__("se_core.models.registry", fromlist=["x"]).list_models()
 
 
 def test_zoo_and_pairs_import_without_the_libraries() -> None:
     """Registering the catalog must not import timm or torchvision (each costs seconds at start-up)."""
-    code = ("import sys; import se_core.pairs, se_core.registry, se_core.zoo; "
+    code = ("import sys; import se_core.models.pairs, se_core.models.registry, se_core.models.zoo; "
             "print('timm' in sys.modules, 'torchvision' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True,
                        timeout=300, cwd=REPO_ROOT)

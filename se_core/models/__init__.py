@@ -1,4 +1,9 @@
-"""Model definitions: CIFAR ResNets and torchvision ResNet-50, each with SE placed by SEConfig."""
-from se_core.models.resnet import CifarResNet, SEBottleneck, add_se_to_resnet, cifar_resnet, resnet50
+"""Layer 3: checkpoints, the model registry, weights, library zoos, user models and pairs.
 
-__all__ = ["CifarResNet", "SEBottleneck", "add_se_to_resnet", "cifar_resnet", "resnet50"]
+This package's ``__init__`` is the composition root (as ``timm/models/__init__.py`` is): the
+modules below import only downward (checkpoints → registry → build/costs; weights → pairs), and the
+plug-ins that push themselves into the registry and the pair table are imported here, once:
+:mod:`~se_core.models.builtin` (this project's ResNets), :mod:`~se_core.models.zoo` (timm and
+torchvision, loaded lazily) and :mod:`~se_core.models.user_models` (``user:<id>`` pairs).
+"""
+from se_core.models import builtin, user_models, zoo  # noqa: F401  (plug-ins register themselves)

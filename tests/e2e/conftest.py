@@ -21,13 +21,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from support import REPO_ROOT, subprocess_env
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("SE_LENS_CHROMIUM", "/usr/bin/chromium"))  # Debian's package; override elsewhere
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-dev-shm-usage"]
@@ -138,9 +138,8 @@ def app_server(browser_ok, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, SE_LENS_DATA_DIR=str(data_dir), SE_LENS_DATA_ROOTS=str(data_root),
-               SE_LENS_STATS_CACHE=str(tmp / "stats-cache"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               PYTHONUNBUFFERED="1")
+    env = subprocess_env(SE_LENS_DATA_DIR=str(data_dir), SE_LENS_DATA_ROOTS=str(data_root),
+                         SE_LENS_STATS_CACHE=str(tmp / "stats-cache"), PYTHONUNBUFFERED="1")
     log = tmp / "streamlit.log"
     cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
            "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",

@@ -233,7 +233,7 @@ def upload_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _se_model(server: AppServer):
-    from se_core.registry import build_from_checkpoint
+    from se_core.models.build import build_from_checkpoint
 
     return build_from_checkpoint(server.data_dir / "checkpoints" / "se_resnet20-s0.safetensors")
 
@@ -265,7 +265,7 @@ def test_page_loads_clean(page: Page, app_server: AppServer, path: str) -> None:
 
 
 def test_home(page: Page, app_server: AppServer, shot_dir: Path) -> None:
-    from se_core.diagram import se_widths
+    from se_core.analysis.diagram import se_widths
 
     open_page(page, app_server, "/")
     expect(page.locator("h1")).to_have_text("SE Lens")

@@ -3,10 +3,10 @@
 One ``streamlit run`` server (the session's ``app_server``) and one headless Chromium with eight
 browser contexts (eight Streamlit sessions), driven together with Playwright's async API: all
 pages load, then all uploads start at the same moment, so the server runs eight Inspect scripts
-concurrently on its shared, cached models (whose hooks are serialised by ``se_core.probe``'s
+concurrently on its shared, cached models (whose hooks are serialised by ``se_core.probe.sites``'s
 per-model lock). Each page must then show its own upload's numbers: the SE model's gate heatmap
 (read from the Plotly graph div) and both models' top-5 bars equal a direct
-:func:`se_core.probe.probe` of the same file through the same checkpoints, and differ from every
+:func:`se_core.probe.sites.probe` of the same file through the same checkpoints, and differ from every
 other user's image; no page names another user's upload; no exception, error box or traceback.
 """
 from __future__ import annotations
@@ -86,13 +86,14 @@ def user_images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return out
 
 
-def _direct(server: "AppServer", paths: list[Path]) -> list[dict]:
-    """What each image must show: top-5 of both models and the SE gates, by se_core.probe.probe."""
-    from se_core import inspect_ops as ops
-    from se_core.images import decode_image
-    from se_core.pairs import LoadedModel, resize_for
-    from se_core.probe import probe
-    from se_core.registry import build_from_checkpoint
+def _direct(server: AppServer, paths: list[Path]) -> list[dict]:
+    """What each image must show: top-5 of both models and the SE gates, by se_core.probe.sites.probe."""
+    from se_core.analysis import inspect as ops
+    from se_core.data.images import decode_image
+    from se_core.models.build import build_from_checkpoint
+    from se_core.models.pairs import resize_for
+    from se_core.models.weights import LoadedModel
+    from se_core.probe.sites import probe
 
     models = {}
     for role, file in (("se", "se_resnet20-s0.safetensors"), ("vanilla", "resnet20-s0.safetensors")):
@@ -181,7 +182,7 @@ def _run_users(chromium: str, args: list[str], url: str, paths: list[Path]) -> l
     return out
 
 
-def _e2e_conftest(server: "AppServer"):
+def _e2e_conftest(server: AppServer):
     """tests/e2e/conftest.py (its Chromium path and flags), as loaded by pytest, else from its file."""
     mod = sys.modules.get(type(server).__module__)
     if mod is None or not hasattr(mod, "CHROMIUM_ARGS"):
@@ -192,7 +193,7 @@ def _e2e_conftest(server: "AppServer"):
 
 
 @pytest.mark.timeout(600)
-def test_eight_users_upload_at_once_and_each_sees_only_their_own(app_server: "AppServer",
+def test_eight_users_upload_at_once_and_each_sees_only_their_own(app_server: AppServer,
                                                                  user_images: list[Path]) -> None:
     e2e = _e2e_conftest(app_server)
     t0 = time.monotonic()

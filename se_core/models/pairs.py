@@ -1,0 +1,156 @@
+"""SE / vanilla model pairs the dashboard compares, and where their weights come from.
+
+A :class:`PairSpec` names two registered architectures and a :class:`WeightsRef` for each.
+:func:`load_pair` returns both models ready for inference, or raises :class:`WeightsMissing`
+whose message says exactly which file is missing and how to get it; nothing is downloaded.
+The shipped default is the project's own CIFAR-10 ResNet-20 pair in ``data/checkpoints``;
+ImageNet pairs from timm and torchvision are registered by :mod:`se_core.models.zoo` (weights from
+those libraries' local caches), and pairs a user builds from their own checkpoints live in
+:mod:`se_core.models.user_models` under names ``user:<id>``, a :class:`PairSource`: ``PAIRS[name]``
+resolves those too, but they are not listed (each dashboard session lists its own). Plug-ins add
+themselves; this module imports none of them.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import torch
+
+from se_core.models.build import build_from_checkpoint, spec_meta
+from se_core.models.checkpoints import CheckpointError, CheckpointMeta
+from se_core.models.registry import get_spec
+from se_core.models.weights import LoadedModel, LoadedPair, PairSpec, WeightsMissing, WeightsRef, weights_kind
+
+
+@dataclass(frozen=True)
+class PairSource:
+    """Pairs resolved by name on demand rather than listed (a user's own, ``user:<id>``)."""
+
+    spec: Callable[[str], PairSpec]
+    exists: Callable[[str], bool]
+    load: Callable[[str, torch.device | None], LoadedPair]
+
+
+_SOURCES: dict[str, PairSource] = {}
+
+
+def register_pair_source(prefix: str, source: PairSource) -> None:
+    """Resolve names starting with ``prefix`` through ``source`` (added by :mod:`se_core.models.user_models`)."""
+    _SOURCES[prefix] = source
+
+
+def _source(name: object) -> PairSource | None:
+    if isinstance(name, str):
+        for prefix, source in _SOURCES.items():
+            if name.startswith(prefix):
+                return source
+    return None
+
+
+class PairTable(dict):
+    """Registered pairs; a lookup of an unregistered name that a pair source owns (``user:<id>``)
+    resolves that pair's spec without listing it."""
+
+    def __missing__(self, key: str) -> PairSpec:
+        source = _source(key)
+        if source is not None:
+            return source.spec(key)
+        raise KeyError(key)
+
+
+_HOW_TRAIN = ("python -m se_core.train --arch {arch} --seed 0 --epochs 60 --out data/runs/{run} "
+              "&& cp data/runs/{run}/model.safetensors data/{file}")
+
+PAIRS: PairTable = PairTable()
+
+
+def register_pair(spec: PairSpec) -> PairSpec:
+    if spec.name in PAIRS:
+        raise ValueError(f"pair {spec.name!r} is already registered")
+    PAIRS[spec.name] = spec
+    return spec
+
+
+DEFAULT_PAIR = register_pair(PairSpec(
+    name="cifar10-resnet20",
+    title="CIFAR-10 ResNet-20 vs SE-ResNet-20 (this project, shipped)",
+    se_arch="se_resnet20_cifar", vanilla_arch="resnet20_cifar",
+    se_weights=WeightsRef("file", "checkpoints/se_resnet20-s0.safetensors",
+                          _HOW_TRAIN.format(arch="se_resnet20_cifar", run="se_resnet20-s0", file="checkpoints/se_resnet20-s0.safetensors")),
+    vanilla_weights=WeightsRef("file", "checkpoints/resnet20-s0.safetensors",
+                               _HOW_TRAIN.format(arch="resnet20_cifar", run="resnet20-s0", file="checkpoints/resnet20-s0.safetensors")),
+    dataset="CIFAR-10 (JPEG q75)",
+    note="Trained here by se_core.runs.train (seed 0); provenance in data/checkpoints/PROVENANCE.md.",
+)).name
+
+
+def pick_device() -> torch.device:
+    """GPU when present, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resize_for(meta: CheckpointMeta, arch: str) -> int | None:
+    """Shorter-side resize before the centre crop: the checkpoint's (library transform), else the registry's."""
+    r = (meta.extra or {}).get("resize")
+    if isinstance(r, int) and r >= max(meta.input_size or (0,)):
+        return r
+    try:
+        return get_spec(arch).resize
+    except KeyError:
+        return None
+
+
+def random_model(arch: str, seed: int = 0, device: torch.device | None = None) -> LoadedModel:
+    """``arch`` randomly initialised (seeded), labelled as untrained: a stand-in counterpart, not a result."""
+    spec = get_spec(arch)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = spec.build()
+    meta = replace(spec_meta(spec, model, spec.default_se),
+                   provenance={"weights": f"random initialisation, seed {seed}: NOT trained"})
+    device = device or pick_device()
+    return LoadedModel(arch, model.to(device).eval(), meta, resize_for(meta, arch), f"random init (seed {seed})")
+
+
+def load_weights(ref: WeightsRef, arch: str, device: torch.device | None = None) -> LoadedModel:
+    """Build ``arch`` and load ``ref``'s weights; :class:`WeightsMissing` when not on disk."""
+    device = device or pick_device()
+    kind = weights_kind(ref.kind)
+    if kind is not None:
+        return kind.load(ref, arch, device)
+    if ref.kind == "random":
+        return random_model(arch, int(ref.location or 0), device)
+    if ref.kind != "file":
+        raise ValueError(f"unknown weights kind {ref.kind!r}")
+    path = ref.path()
+    if not path.is_file():
+        raise WeightsMissing(f"weights for {arch} not found: {path} is missing. "
+                             + (f"Create it with: {ref.how_to_get}" if ref.how_to_get else "Put the file there."))
+    model, meta = build_from_checkpoint(path)
+    if meta.arch != arch:
+        raise CheckpointError(f"{path.name} holds a {meta.arch}, expected {arch}")
+    return LoadedModel(arch, model.to(device).eval(), meta, resize_for(meta, arch), str(path))
+
+
+def is_known(name: str) -> bool:
+    """Whether ``name`` is a registered pair or a stored user pair."""
+    if name in PAIRS:
+        return True
+    source = _source(name)
+    return source is not None and source.exists(name)
+
+
+def load_pair(name: str = DEFAULT_PAIR, device: torch.device | None = None) -> LoadedPair:
+    """Both models of pair ``name`` on ``device`` (default: GPU if present, else CPU)."""
+    source = _source(name)
+    if source is not None and name not in PAIRS:
+        return source.load(name, device)
+    try:
+        spec = PAIRS[name]
+    except KeyError:
+        raise KeyError(f"unknown pair {name!r}; known: {', '.join(PAIRS)}") from None
+    device = device or pick_device()
+    return LoadedPair(spec, load_weights(spec.se_weights, spec.se_arch, device),
+                      load_weights(spec.vanilla_weights, spec.vanilla_arch, device), device)
+

@@ -1,0 +1,137 @@
+"""``python -m se_core.ablate``: run, plan, merge and summarise sweeps."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from se_core.config import REPO_ROOT
+from se_core.runs import tables
+from se_core.runs.ablate.runner import run_sweep, run_trial
+from se_core.runs.ablate.spec import RUNS_ROOT, TABLE_DIR, SpecError, Sweep, load_spec, parse_shard, plan
+from se_core.runs.ablate.table import merge_tables
+from se_core.runs.tables import TableError
+from se_core.util.docblock import fill_block
+from se_core.util.paths import repo_relative
+
+SUMMARY_BLOCK = "sweep-results"
+
+
+def summary_lines(sweep: Sweep, table: str | os.PathLike, spec_path: str | os.PathLike) -> list[str]:
+    """The Markdown summary of ``table`` (a run of ``sweep``): how many of the planned trials it holds,
+    what they are, then :func:`se_core.runs.tables.summary_markdown` beside the paper's reported rows."""
+    df = tables.load_ablation_table(table)
+    try:
+        ref = tables.load_reference()
+    except TableError:
+        ref = None
+    ids = {t.trial_id for t in plan(sweep)}
+    foreign = int((~df["trial_id"].isin(ids)).sum())
+    head = (f"Written by `python -m se_core.ablate summary {repo_relative(spec_path)} --docs` from `{repo_relative(table)}`: "
+            f"{len(df) - foreign} of {len(ids)} trials of `{sweep.name}` ({sweep.description})"
+            + (f", plus {foreign} row(s) that are not trials of this spec" if foreign else "") + ". "
+            f"Top-1 error in % on {_test_images(df)} (mean ± sample std over seeds). Δ in points ± its standard "
+            f"error, from the seed-to-seed std pooled over all configs with two or more seeds: {_sigma(df)}. "
+            + ("Paper columns: reported by Hu et al. (TPAMI v4), SE-ResNet-50 on ImageNet, for comparing trends only."
+               if ref is not None else "Paper columns: the reference table data/reference/ablations.csv is absent."))
+    return [head, "", *tables.summary_markdown(df, ref)]
+
+
+def _sigma(df: pd.DataFrame) -> str:
+    sigma, dof = tables.pooled_seed_std(df)
+    return f"σ = {sigma:.2f} pt ({dof} degrees of freedom)" if dof else "none yet (no config has two seeds)"
+
+
+def _test_images(df: pd.DataFrame) -> str:
+    n = set(df["test_n"].dropna().astype(int)) if "test_n" in df else set()
+    return f"the {n.pop():,} test images" if len(n) == 1 else "the test set (sizes differ between rows; see test_n)"
+
+
+def default_table(sweep: Sweep, shard: tuple[int, int]) -> Path:
+    i, k = shard
+    return TABLE_DIR / (f"{sweep.name}.csv" if k == 1 else f"{sweep.name}.shard{i}of{k}.csv")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].endswith(".toml"):
+        argv = ["run", *argv]
+    ap = argparse.ArgumentParser(prog="python -m se_core.ablate", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run (or resume) a sweep")
+    r.add_argument("spec", help="TOML sweep spec, e.g. sweeps/default.toml")
+    r.add_argument("--table", help="result CSV (default data/ablations/<sweep>.csv, .shardIofK.csv with --shard)")
+    r.add_argument("--runs-root", default=str(RUNS_ROOT), help="trial run dirs go to RUNS_ROOT/<sweep>/<trial_id>/")
+    r.add_argument("--jobs", type=int, default=1, help="trials in parallel, each a separate process")
+    r.add_argument("--threads", type=int, default=None, help="torch threads per trial (default cores // (jobs*nproc))")
+    r.add_argument("--shard", default="0/1", help="i/k: run only trials with index %% k == i")
+    r.add_argument("--launcher", default="none", choices=("none", "torchrun"),
+                   help="torchrun: wrap each trial in python -m torch.distributed.run")
+    r.add_argument("--nproc", type=int, default=1, help="processes per trial with --launcher torchrun")
+    r.add_argument("--in-process", action="store_true", help="train in this process, one trial at a time (debugging)")
+    r.add_argument("--progress", action="store_true", help="per-batch progress bars in each trial's log")
+    p = sub.add_parser("plan", help="list the trials of a spec without training")
+    p.add_argument("spec")
+    p.add_argument("--shard", default="0/1")
+    m = sub.add_parser("merge", help="merge shard tables, refusing conflicting duplicates")
+    m.add_argument("tables", nargs="+")
+    m.add_argument("-o", "--out", required=True)
+    sm = sub.add_parser("summary", help="per-axis Markdown tables of a sweep's results beside the paper's rows")
+    sm.add_argument("spec")
+    sm.add_argument("--table", help="result CSV (default data/ablations/<sweep>.csv)")
+    sm.add_argument("--docs", nargs="?", const=str(REPO_ROOT / "docs" / "ablations.md"), default=None,
+                    help=f"also write the <!-- {SUMMARY_BLOCK}:begin/end --> block of this Markdown file "
+                         "(default docs/ablations.md)")
+    t = sub.add_parser("trial", help="(internal) run one prepared trial directory")
+    t.add_argument("dir")
+    t.add_argument("--threads", type=int, default=None)
+    t.add_argument("--progress", action="store_true")
+    a = ap.parse_args(argv)
+    try:
+        if a.cmd == "trial":
+            run_trial(a.dir, threads=a.threads, progress=a.progress)
+            return 0
+        if a.cmd == "merge":
+            df = merge_tables(a.tables, a.out)
+            print(f"merged {len(a.tables)} table(s) into {a.out}: {len(df)} trial(s)")
+            return 0
+        sweep = load_spec(a.spec)
+        if a.cmd == "summary":
+            lines = summary_lines(sweep, a.table or default_table(sweep, (0, 1)), a.spec)
+            print("\n".join(lines))
+            if a.docs:
+                fill_block(a.docs, SUMMARY_BLOCK, lines)
+                print(f"wrote the {SUMMARY_BLOCK} block of {a.docs}", file=sys.stderr)
+            return 0
+        shard = parse_shard(a.shard)
+        if a.cmd == "plan":
+            trials = [x for x in plan(sweep) if x.index % shard[1] == shard[0]]
+            for x in trials:
+                print(f"{x.index:4d} {x.trial_id} seed={x.config.seed} {x.axis}={x.setting}  [{x.axes_text}]")
+            n_cfg = len({json.dumps({**x.config.to_dict(), 'seed': 0}, sort_keys=True) for x in trials})
+            print(f"{len(trials)} trial(s): {n_cfg} config(s) x {len(sweep.seeds)} seed(s), "
+                  f"{sweep.base.epochs} epoch(s) each")
+            return 0
+        res = run_sweep(sweep, table=a.table or default_table(sweep, shard), runs_root=a.runs_root, jobs=a.jobs,
+                        shard=shard, launcher=a.launcher, nproc=a.nproc, threads=a.threads, in_process=a.in_process,
+                        progress=a.progress, command="python -m se_core.ablate " + shlex.join(argv))
+    except (SpecError, TableError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    print(f"{res.done}/{res.total} trial(s) in {res.table}" + (f"; {len(res.failed)} failed: {', '.join(res.failed)}"
+                                                              if res.failed else ""), file=sys.stderr)
+    return 1 if res.failed else 0
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM -> KeyboardInterrupt -> children stopped
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The #15 pilot's selection rule as code: ``python -m se_core.pilot [--root data/pilot] [--stats]``.
+
+The rule (``docs/training.md``, written before the first pilot run): per candidate, Δ = mean SE
+held-out top-1 − mean vanilla held-out top-1, s.e. = σ·sqrt(1/n_se + 1/n_vanilla) with σ the seed
+std pooled over every pilot model with two or more finished seeds; a candidate is admissible
+when no SE block of any of its SE seeds is frozen on the held-out images
+(:mod:`se_core.analysis.movement`); the winner is the cheapest admissible candidate with Δ ≥ 2 s.e., else
+the admissible one with the largest Δ, else (none admissible) the one with the fewest frozen
+blocks, then the largest Δ. A candidate in :data:`SHARED_VANILLA` takes its vanilla runs from
+another candidate. Run names are ``<candidate>-<model>-s<seed>`` (``sweeps/pilot.sh``);
+candidates are ranked by cost in the order of :data:`COST_ORDER`.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from se_core.analysis.stats import compute_stats, load_stats, provenance, save_stats
+from se_core.config import data_dir
+from se_core.data.datasets import load_dataset
+from se_core.models.build import build_from_checkpoint
+from se_core.runs.history import RunError, list_runs, load_final
+
+COST_ORDER = ("A", "C", "B")
+"""Candidates, cheapest first (docs/training.md; C, added after A's first seed, costs what A costs)."""
+SHARED_VANILLA = {"C": "A"}
+"""Candidates whose vanilla twin is another candidate's (C changes only the SE units' weight decay, so its
+vanilla network is A's ResNet-20, trained once)."""
+VAL_STATS = "val-stats.npz"
+"""Gate statistics of an SE run on the held-out images, in its run directory."""
+_NAME = re.compile(r"^(?P<cand>[A-Za-z0-9]+)-(?P<model>.+)-s(?P<seed>\d+)$")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The rule's outcome: the winning candidate (None while a candidate lacks finished runs) and why."""
+
+    winner: str | None
+    reason: str
+    table: pd.DataFrame
+
+
+def pilot_runs(root: str | Path) -> pd.DataFrame:
+    """One row per pilot run: candidate, model, seed, se, finished, val_top1 (NaN until finished), frozen blocks."""
+    rows = []
+    for r in list_runs(root):
+        m = _NAME.match(r.name)
+        if not m:
+            continue
+        top1, frozen = math.nan, math.nan
+        if r.finished and not r.problem:
+            try:
+                top1 = float(load_final(r.path)["final"]["top1"])
+            except RunError:
+                pass
+        if (r.path / VAL_STATS).is_file():
+            frozen = float(load_stats(r.path / VAL_STATS).movement_frame()["frozen"].sum())
+        rows.append({"run": r.name, "candidate": m["cand"], "model": m["model"], "seed": int(m["seed"]),
+                     "se": m["model"].startswith("se_"), "finished": r.finished, "epochs_done": r.epochs_done,
+                     "epochs": r.epochs, "val_top1": top1, "frozen_blocks": frozen})
+    return pd.DataFrame(rows, columns=["run", "candidate", "model", "seed", "se", "finished", "epochs_done", "epochs",
+                                       "val_top1", "frozen_blocks"])
+
+
+def pooled_sigma(runs: pd.DataFrame) -> tuple[float, int]:
+    """(σ, dof) of held-out top-1 over seeds, pooled over every (candidate, model) with >= 2 finished seeds."""
+    done = runs[runs["finished"]]
+    g = done.groupby(["candidate", "model"])["val_top1"]
+    n, var = g.count(), g.var(ddof=1)
+    dof = int((n[n > 1] - 1).sum())
+    return (math.sqrt(float(((n - 1) * var)[n > 1].sum()) / dof), dof) if dof else (math.nan, 0)
+
+
+def candidates(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per candidate: seeds, mean held-out top-1 of SE and vanilla, Δ, s.e., frozen blocks, admissible."""
+    sigma, _ = pooled_sigma(runs)
+    out = []
+    for cand in [c for c in COST_ORDER if c in set(runs["candidate"])] + sorted(set(runs["candidate"]) - set(COST_ORDER)):
+        done = runs[runs["finished"]]
+        se = done[(done["candidate"] == cand) & done["se"]]
+        van = done[(done["candidate"] == SHARED_VANILLA.get(cand, cand)) & ~done["se"]]
+        delta = se["val_top1"].mean() - van["val_top1"].mean() if len(se) and len(van) else math.nan
+        se_err = sigma * math.sqrt(1 / len(se) + 1 / len(van)) if len(se) and len(van) else math.nan
+        frozen = se["frozen_blocks"]
+        out.append({"candidate": cand, "se_seeds": len(se), "vanilla_seeds": len(van),
+                    "se_top1": se["val_top1"].mean(), "vanilla_top1": van["val_top1"].mean(), "delta": delta,
+                    "se_err": se_err, "frozen_blocks": frozen.sum() if frozen.notna().all() and len(frozen) else math.nan,
+                    "admissible": bool(len(frozen) and frozen.notna().all() and (frozen == 0).all())})
+    return pd.DataFrame(out, columns=["candidate", "se_seeds", "vanilla_seeds", "se_top1", "vanilla_top1", "delta",
+                                      "se_err", "frozen_blocks", "admissible"])
+
+
+def choose(runs: pd.DataFrame, planned: dict[str, int] | None = None) -> Choice:
+    """Apply the rule once every planned candidate (default: all of :data:`COST_ORDER`) has its planned
+    number of finished seeds of both models (default two); before that, no winner."""
+    table = candidates(runs)
+    planned = planned or {c: 2 for c in COST_ORDER}
+    short = [c for c in planned if c not in set(table["candidate"])
+             or min(table.set_index("candidate").loc[c, ["se_seeds", "vanilla_seeds"]]) < planned[c]]
+    if short:
+        return Choice(None, f"not finished: candidate(s) {', '.join(short)} lack finished seeds", table)
+    if table["frozen_blocks"].isna().any():
+        return Choice(None, f"gate statistics on the held-out images ({VAL_STATS}) missing for an SE run: --stats", table)
+    adm = table[table["admissible"]]
+    resolved = adm[adm["delta"] >= 2 * adm["se_err"]]
+    if len(resolved):
+        return Choice(resolved.iloc[0]["candidate"], "cheapest admissible candidate with Δ ≥ 2 s.e.", table)
+    if len(adm):
+        best = adm.sort_values("delta", ascending=False, kind="stable").iloc[0]
+        return Choice(best["candidate"], "no admissible candidate has Δ ≥ 2 s.e.: the admissible one with the largest Δ",
+                      table)
+    best = table.sort_values(["frozen_blocks", "delta"], ascending=[True, False], kind="stable").iloc[0]
+    return Choice(best["candidate"], "no candidate is admissible: the fewest frozen blocks, then the largest Δ", table)
+
+
+def compute_val_stats(root: str | Path, spec: str = "cifar10-jpeg@val=5000") -> list[Path]:
+    """Gate statistics of every finished SE pilot run on the held-out images, where not yet computed."""
+    written = []
+    runs = pilot_runs(root)
+    for r in runs[runs["se"] & runs["finished"]].itertuples():
+        out = Path(root) / r.run / VAL_STATS
+        if out.is_file():
+            continue
+        ckpt = Path(root) / r.run / "model.safetensors"
+        model, meta = build_from_checkpoint(ckpt)
+        stats = compute_stats(model, load_dataset(spec, "test", tuple(meta.input_size)), meta.mean, meta.std)
+        stats.meta["provenance"] = provenance(ckpt, role="se", arch=meta.arch,
+                                              command=f"python -m se_core.pilot --root {root} --stats")
+        written.append(save_stats(out, stats))
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m se_core.pilot", description=__doc__.splitlines()[0])
+    ap.add_argument("--root", default=str(data_dir() / "pilot"))
+    ap.add_argument("--stats", action="store_true", help=f"first compute {VAL_STATS} of finished SE runs that lack it")
+    ap.add_argument("--candidates", default=",".join(COST_ORDER), help="the planned candidates (two seeds each)")
+    a = ap.parse_args(argv)
+    if a.stats:
+        for p in compute_val_stats(a.root):
+            print(f"wrote {p}")
+    runs = pilot_runs(a.root)
+    if runs.empty:
+        print(f"error: no pilot runs under {a.root}", file=sys.stderr)
+        return 2
+    sigma, dof = pooled_sigma(runs)
+    print(runs.drop(columns=["se"]).to_string(index=False))
+    print(f"\npooled seed std σ = {sigma:.3f} pt ({dof} dof)")
+    choice = choose(runs, {c: 2 for c in a.candidates.split(",") if c})
+    print(choice.table.to_string(index=False))
+    print(f"\nwinner: {choice.winner or '—'} ({choice.reason})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
