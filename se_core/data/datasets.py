@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from se_core.config import cache_dir, cifar_tarball
+from se_core.util.files import file_digest
 from se_core.data.constants import CIFAR10_CLASSES
 from se_core.data.images import ImageError, decode_image
 
@@ -65,12 +66,9 @@ class ImageSet:
         return ImageSet(self.images[idx], self.labels[idx], self.classes, name or f"{self.name}[{len(idx)}]", h)
 
 
-def md5_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while b := f.read(chunk):
-            h.update(b)
-    return h.hexdigest()
+def md5_file(path: str | os.PathLike) -> str:
+    """The tarball's MD5, the digest its PROVENANCE.md quotes (and the name of its decoded cache)."""
+    return file_digest(path, "md5")
 
 
 _NAME_RE = re.compile(r"(?:^|/)(train|test)/([^/]+)/(\d+)\.(?:jpe?g|png)$", re.I)

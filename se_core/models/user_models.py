@@ -45,7 +45,7 @@ from se_core.models.weights import USER_PREFIX, LoadedModel, LoadedPair, PairSpe
 from se_core.models.zoo import weights_status
 from se_core.nn.se import SEConfig
 from se_core.probe.sites import describe_structure, find_sites
-from se_core.util.files import atomic_write_bytes, sha256_file
+from se_core.util.files import atomic_write_bytes, file_digest
 
 SUFFIXES = (".safetensors", ".pt", ".pth")
 MAX_FILE_BYTES = 2 * 1024**3
@@ -101,7 +101,7 @@ def store_file(path: str | os.PathLike) -> StoredFile:
         raise CheckpointError(f"{src}: no such file")
     if src.stat().st_size > MAX_FILE_BYTES:
         raise CheckpointError(f"{src.name}: {src.stat().st_size:,} bytes is more than the {MAX_FILE_BYTES:,} accepted")
-    sha = sha256_file(src)
+    sha = file_digest(src)
     dst = user_dir() / "files" / f"{sha}{src.suffix.lower()}"
     if not dst.is_file():
         dst.parent.mkdir(parents=True, exist_ok=True)

@@ -28,22 +28,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    h = hashlib.sha256()
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file (SHA-256 unless ``algorithm`` says otherwise), read in chunks."""
     with open(path, "rb") as f:
-        while b := f.read(chunk):
-            h.update(b)
-    return h.hexdigest()
+        return hashlib.file_digest(f, algorithm).hexdigest()
 
 
 @lru_cache(maxsize=64)
 def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    return sha256_file(path)
+    return file_digest(path)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """:func:`sha256_file`, cached by path, size and modification time (pages ask for it on every rerun)."""
+    """:func:`file_digest`, cached by path, size and modification time (pages ask for it on every rerun)."""
     p = Path(path)
     st = p.stat()
     return _sha256_cached(str(p.resolve()), st.st_size, st.st_mtime_ns)

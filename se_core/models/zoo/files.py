@@ -16,7 +16,7 @@ from se_core.models.weights import WeightsRef
 from se_core.models.zoo.catalog import ZOO_PAIRS, _timm_command, _tv_command
 from se_core.models.zoo.library import timm_cfg, tv_weights
 from se_core.models.zoo.specs import zoo_model
-from se_core.util.files import sha256_file
+from se_core.util.files import file_digest
 
 
 def torch_hub_checkpoints() -> Path:
@@ -139,7 +139,7 @@ def verify_hash(path: Path) -> None:
     with _HASH_LOCK:
         if _HASH_OK.get(key):
             return
-    if not sha256_file(path).startswith(m.group(1)):
+    if not file_digest(path).startswith(m.group(1)):
         raise CheckpointError(f"{path} does not match the SHA-256 prefix {m.group(1)} in its name: the file is "
                               "corrupt or truncated; delete it and download it again")
     with _HASH_LOCK:
