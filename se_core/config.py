@@ -32,10 +32,6 @@ def data_dir() -> Path:
     return Path(env("SE_LENS_DATA_DIR", str(REPO_ROOT / "data")))
 
 
-def checkpoint_dir() -> Path:
-    return data_dir() / "checkpoints"
-
-
 def cifar_tarball() -> Path:
     return Path(env("SE_LENS_CIFAR_TARBALL", str(REPO_ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz")))
 

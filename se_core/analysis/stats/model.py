@@ -69,10 +69,6 @@ def gate_range(module: nn.Module, relu_max: float = RELU_MAX) -> tuple[str, floa
 
 
 
-def _empty(k: int, c: int) -> np.ndarray:
-    return np.zeros((k, c), dtype=np.float64)
-
-
 @dataclass
 class ExcitationStats:
     """Per class x site x channel moments of the gates s and squeeze z of one model on one data set.
