@@ -10,8 +10,8 @@ import ast
 from pathlib import Path
 
 import pytest
+from support import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 FILES = sorted([*(REPO_ROOT / "dashboard").glob("*.py"), *(REPO_ROOT / "pages").glob("*.py")])
 CACHES = ("cache_data", "cache_resource")
 

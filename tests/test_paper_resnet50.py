@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import csv
 from functools import cache
-from pathlib import Path
 
 import pytest
+from support import REPO_ROOT
 
 from se_core.models.costs import Cost, measure_cost
 from se_core.nn.resnet import resnet50
 from se_core.nn.se import SEConfig
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 ABLATIONS = REPO_ROOT.parent / "shared/reference/ablations.csv"
 PAPER_RESNET50_GFLOPS = 3.86
 

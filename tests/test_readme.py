@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import REPO_ROOT
 
 
 def _opening_commands() -> list[str]:
-    text = (ROOT / "README.md").read_text()
+    text = (REPO_ROOT / "README.md").read_text()
     head = text.split("\n## ", 1)[0]
     return [b.strip() for b in re.findall(r"```bash\n(.*?)```", head, re.S)]
 
@@ -21,10 +20,10 @@ def test_readme_opens_with_two_commands() -> None:
 
 
 def test_ci_runs_the_readme_test_command() -> None:
-    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    ci = (REPO_ROOT / ".ci" / "run").read_text().splitlines()
     assert _opening_commands()[1] in ci
 
 
 def test_requirements_pin_torch() -> None:
-    req = (ROOT / "requirements.txt").read_text()
+    req = (REPO_ROOT / "requirements.txt").read_text()
     assert "torch==2.14.1" in req and "torchvision==0.29.1" in req

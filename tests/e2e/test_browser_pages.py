@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 from PIL import Image
+from support import REPO_ROOT
 
 try:
     from playwright.sync_api import Page, expect
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 
 pytestmark = pytest.mark.browser
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # a busy 2-core machine: reruns can take many seconds (SE_LENS_E2E_TIMEOUT_S shortens it when debugging)
 TIMEOUT_MS = int(float(os.environ.get("SE_LENS_E2E_TIMEOUT_S", "120")) * 1000)

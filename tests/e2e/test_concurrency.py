@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from support import REPO_ROOT
 
 try:
     from playwright.async_api import async_playwright
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from conftest import AppServer
 
 pytestmark = pytest.mark.browser
-REPO_ROOT = Path(__file__).resolve().parents[2]
 USERS = 8
 TIMEOUT_MS = int(float(os.environ.get("SE_LENS_E2E_TIMEOUT_S", "150")) * 1000)
 SAMPLES = ("airplane_0001", "automobile_0001", "bird_0001", "deer_0001", "dog_0001", "frog_0001", "horse_0001",
