@@ -7,9 +7,11 @@ pairs are never listed. A page switches the sidebar to a new user pair with
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import streamlit as st
 
-from dashboard import charts
+from dashboard import display
 from se_core.pairs import DEFAULT_PAIR, PAIRS, USER_PREFIX, is_known
 
 PAIR_KEY = "pair"
@@ -73,6 +75,17 @@ def sidebar() -> None:
     with st.sidebar:
         st.selectbox("Model pair", options, key=PAIR_KEY, format_func=_title,
                      on_change=_sync_url, help="SE model and its vanilla counterpart; the choice is kept in the URL.")
-        charts.export_format_picker()
+        display.export_format_picker()
     if st.query_params.get(PAIR_KEY) != st.session_state[PAIR_KEY]:
         _sync_url()
+
+
+def request_stop(key: str) -> None:
+    """Stop button callback. The click also reruns the page, which interrupts the running pass at its next
+    progress update; the flag covers the rest (it is read between batches and shown after the rerun)."""
+    st.session_state[key] = True
+
+
+def stopper(key: str) -> Callable[[], bool]:
+    """``should_stop`` for a long pass: true once :func:`request_stop` set ``key``."""
+    return lambda: bool(st.session_state.get(key, False))
