@@ -44,6 +44,11 @@ def show(fig: go.Figure, *, key: str, filename: str, data: pd.DataFrame | None =
         download_csv(data, filename, key=f"{key}-csv")
 
 
+def dotless_stem(text: str) -> str:
+    """A file stem safe on every OS with no dots either (image names carry their own extension)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text.replace(".", "-")).strip("_")
+
+
 def download_csv(df: pd.DataFrame, name: str, *, key: str | None = None, label: str = "Download CSV") -> None:
     """A download button for ``df`` as ``name.csv`` (no rerun on click)."""
     st.download_button(label, df.to_csv(index=False).encode("utf-8"), file_name=f"{name}.csv", mime="text/csv",
@@ -58,5 +63,5 @@ def lazy_expander(label: str, key: str) -> DeltaGenerator | None:
     return box if box.open else None
 
 
-__all__ = ["EXPORT_FORMATS", "EXPORT_KEY", "download_csv", "export_format", "export_format_picker",
+__all__ = ["EXPORT_FORMATS", "EXPORT_KEY", "dotless_stem", "download_csv", "export_format", "export_format_picker",
            "lazy_expander", "plotly_config", "show"]

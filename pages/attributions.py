@@ -11,19 +11,17 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import attributing as calc
+from dashboard.attribution_settings import method_settings
 from dashboard.caching import get_pair
 from dashboard.display import download_csv, show
 from dashboard.figures import attributions as figs
 from dashboard.state import current_pair
 from dashboard.uploads import image_inputs
-from se_core.attribution import (BASELINES, INFIDELITY_NOISE_STD, INFIDELITY_SAMPLES, METHOD_TITLES, METHODS,
-                                 SENSITIVITY_RADIUS, SENSITIVITY_SAMPLES, AttributionConfig, default_layer, stage_layers)
+from se_core.attribution import (INFIDELITY_NOISE_STD, INFIDELITY_SAMPLES, METHOD_TITLES, METHODS, SENSITIVITY_RADIUS,
+                                 SENSITIVITY_SAMPLES, default_layer)
 from se_core.images import ImageError, denormalize, to_tensor
 from se_core.inspect_ops import preprocess_for
 
-BASELINE_HELP = {"zero": "0 in normalized space = the training set's mean colour",
-                 "blur": "the image blurred (Gaussian, sigma = side / 8)",
-                 "mean": "this image's own mean colour"}
 QUALITY_KEY = "attr_quality_for"
 
 
@@ -62,7 +60,6 @@ def render() -> None:
         st.error(f"'{item.name}' cannot be fed to the models: {e}")
         st.stop()
     seen = denormalize(x, pre)
-    h, w = pre.size
     classes = pair.se.class_names
     p_se, p_va = calc.predictions(pair.se.model, pair.vanilla.model, x, pair_name, item.digest)
 
@@ -73,27 +70,10 @@ def render() -> None:
         "Target class", range(len(classes)), index=int(np.argmax(p_se)), key=f"attr_target_{pair_name}_{item.digest}",
         format_func=lambda k: f"{classes[k]} (SE p={p_se[k]:.2f}, vanilla p={p_va[k]:.2f})",
         help="Attributions explain this class's logit. Default: the SE model's top-1 prediction.")
-    layers = stage_layers(pair.se.model)
-    with st.expander("Method settings", expanded=False):
-        c1, c2, c3 = st.columns(3)
-        n_steps = c1.number_input("IG steps", 2, 1024, 32, step=8, key="attr_steps",
-                                  help="Integration points (Gauss-Legendre) of Integrated Gradients; more steps, smaller "
-                                       "convergence delta.")
-        batch = c1.number_input("Internal batch size", 1, 512, 16, key="attr_batch",
-                                help="Inputs per forward pass for IG steps and occlusion windows (memory vs speed).")
-        baseline = c2.selectbox("Baseline (IG and occlusion)", BASELINES, key="attr_baseline",
-                                format_func=lambda b: f"{b}: {BASELINE_HELP[b]}")
-        layer = c2.selectbox("Grad-CAM layer", layers or [None], index=len(layers) - 1 if layers else 0,
-                             key="attr_layer", help="Stage whose output Grad-CAM weighs by its gradients.")
-        window = c3.number_input("Occlusion window (px)", 1, min(h, w), max(1, min(h, w) // 4), key="attr_window")
-        stride = c3.number_input("Occlusion stride (px)", 1, min(h, w), max(1, min(h, w) // 8), key="attr_stride")
-        opacity = st.slider("Map opacity over the image", 0.0, 1.0, 0.6, 0.05, key="attr_opacity")
+    configs, opacity = method_settings(pair.se.model, pre.size, methods)
     if not methods:
         st.info("Choose at least one method.")
         st.stop()
-    configs = {m: AttributionConfig(m, n_steps=int(n_steps), internal_batch_size=int(batch), baseline=baseline,
-                                    occlusion_window=int(window), occlusion_stride=int(stride), layer=layer)
-               for m in methods}
 
     results = {}
     progress = st.progress(0.0, text="Computing attributions...")

@@ -7,22 +7,24 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
+from typing import TYPE_CHECKING
 
-import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import display, probing, state
+from dashboard import display, probing, state, switch_off
 from dashboard.caching import get_pair
 from dashboard.display import lazy_expander
 from dashboard.figures import inspector as figs
 from dashboard.uploads import image_inputs
 from se_core.images import ImageError
 
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
 
 def _show(fig: go.Figure, key: str, filename: str) -> None:
     """The shared chart display, with a file name safe on every OS (dots too)."""
-    display.show(fig, key=key, filename=re.sub(r"[^A-Za-z0-9_.-]+", "_", filename.replace(".", "-")).strip("_"))
+    display.show(fig, key=key, filename=display.dotless_stem(filename))
 
 
 def render() -> None:
@@ -145,24 +147,7 @@ def render() -> None:
                     _show(figs.energy(result.se, block.name, focus, image), key="inspect_energy",
                           filename=f"energy_{block.label}_{image}")
 
-        st.markdown("**Switch SE off** (s = 1, the block passes its features unscaled) and see how the predictions change.")
-        gate_by_label = {s_.label: s_.name for s_ in gate_sites}
-        off_labels = st.multiselect("Blocks to switch off", list(gate_by_label), key=f"inspect_off_{pair_name}",
-                                    placeholder="Choose blocks (all images are rerun)")
-        if off_labels:
-            off = tuple(gate_by_label[lb] for lb in off_labels)
-            try:
-                iv = probing.intervene(pkey, digests, names, off, pair, images, result.se)
-            except (ImageError, ValueError, RuntimeError) as e:
-                st.error(f"The intervention could not run ({e}); choose other blocks.")
-            else:
-                table = iv.table()
-                st.write(f"Top-1 changed for **{int(table['changed'].sum())} of {len(names)}** image(s) with SE off at "
-                         f"{', '.join(off_labels)}.")
-                st.dataframe(table, hide_index=True, column_config={
-                    c: st.column_config.NumberColumn(format="percent")
-                    for c in ("p before", "p after", "p(top-1 before) after")})
-                _show(figs.intervention(iv, focus), key="inspect_intervention", filename=f"intervention_{image}")
+        switch_off.section(result, pair, digests, names, images, focus, pair_name)
 
     st.header("Export", divider="gray")
     st.download_button("Download z, s and channel energy (CSV)", functools.partial(probing.csv_bytes, result),
