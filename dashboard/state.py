@@ -3,7 +3,8 @@
 The sidebar lists the registered pairs plus the user pairs (``user:<id>``, see
 :mod:`se_core.user_models`) this session registered or opened by link; other sessions' user
 pairs are never listed. A page switches the sidebar to a new user pair with
-:func:`add_user_pair` (applied on the next rerun, before the sidebar widget exists).
+:func:`add_user_pair` (applied on the next rerun, before the sidebar widget exists). Also the
+Stop flags of long passes (:func:`request_stop`, :func:`stopper`).
 """
 from __future__ import annotations
 
