@@ -73,8 +73,9 @@ def _floor_app() -> Path:
         "import streamlit as st\nfrom dashboard import state\nfrom dashboard.caching import get_pair\n"
         "from dashboard.uploads import image_inputs\n\nst.title('Inspect')\npair = get_pair(state.current_pair())\n"
         "st.write(f\"{len(image_inputs('inspect'))} images\")\n")
-    patched = src.replace('PAGES = ROOT / "pages"', f"PAGES = Path({str(pages)!r})")
-    assert patched != src, "dashboard/app.py no longer defines PAGES = ROOT / 'pages'; update the floor app"
+    line = 'PAGES = Path(__file__).resolve().parents[1] / "pages"'
+    patched = src.replace(line, f"PAGES = Path({str(pages)!r})")
+    assert patched != src, f"dashboard/app.py no longer defines {line}; update the floor app"
     (tmp / "app").mkdir()
     (tmp / "app" / "app.py").write_text(patched)
     return tmp / "app" / "app.py"

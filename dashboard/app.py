@@ -1,7 +1,9 @@
 """SE Lens entry point: ``streamlit run dashboard/app.py``.
 
-Pages live in the top-level ``pages/`` folder, one thin file each; they lay out what
-``se_core`` computes. The sidebar's model pair is kept in session state and in the URL.
+Pages live in the top-level ``pages/`` folder, one file each whose ``render()`` lays out what
+``se_core`` computes and ``dashboard.figures`` draws (the file ends by calling it: ``st.navigation``
+runs a page file as a script, as in Streamlit's hello app). The sidebar's model pair is kept in
+session state and in the URL.
 """
 from __future__ import annotations
 

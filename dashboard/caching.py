@@ -9,9 +9,12 @@ import pandas as pd
 import streamlit as st
 
 from se_core.analysis import stats as S
+from se_core.analysis.diagram import SEWidth, se_widths
 from se_core.models.checkpoints import CheckpointError
 from se_core.models.pairs import load_pair
+from se_core.models.registry import get_spec
 from se_core.models.weights import LoadedModel, LoadedPair, WeightsMissing
+from se_core.nn.se import SEConfig
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading models...")
@@ -60,7 +63,6 @@ def library_weights() -> list[dict]:
 def _user_model(file: str, arch: str | None, se_json: str | None, class_names: tuple[str, ...], label: str,
                 require_se: bool) -> LoadedModel:
     from se_core.models.user_models import load_user_model, stored_path
-    from se_core.nn.se import SEConfig
 
     return load_user_model(stored_path(file), arch, SEConfig.from_json(se_json) if se_json else None,
                            class_names or None, require_se=require_se, label=label)
@@ -92,3 +94,26 @@ def shipped_movement(pair_name: str) -> tuple[pd.DataFrame | None, str]:
         return _movement(str(path), path.stat().st_mtime_ns), path.name
     except S.StatsError as e:
         return None, f"{path.name} cannot be read: {e}"
+
+
+@st.cache_data(max_entries=8, show_spinner="Measuring parameters and multiply-adds...")
+def costs(names: tuple[str, ...]) -> pd.DataFrame:
+    """Parameters and multiply-adds of the registered architectures ``names`` (:func:`se_core.models.costs.cost_table`)."""
+    from se_core.models.costs import cost_table
+
+    return cost_table(list(names))
+
+
+@st.cache_data(max_entries=1, show_spinner=False)
+def hardware() -> str:
+    """A one-line description of this machine (:func:`se_core.runs.train.hardware`)."""
+    from se_core.util.provenance import hardware as describe
+
+    return describe()
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def registry_widths(arch: str, se_json: str) -> list[SEWidth]:
+    """SE widths of ``arch`` built (random init) with the given config: for when weights are missing."""
+    spec = get_spec(arch)
+    return se_widths(spec.build(SEConfig.from_json(se_json) if se_json and spec.takes_se else None))

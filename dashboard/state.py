@@ -3,13 +3,16 @@
 The sidebar lists the registered pairs plus the user pairs (``user:<id>``, see
 :mod:`se_core.models.user_models`) this session registered or opened by link; other sessions' user
 pairs are never listed. A page switches the sidebar to a new user pair with
-:func:`add_user_pair` (applied on the next rerun, before the sidebar widget exists).
+:func:`add_user_pair` (applied on the next rerun, before the sidebar widget exists). Also the
+Stop flags of long passes (:func:`request_stop`, :func:`stopper`).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
-from dashboard import charts
+from dashboard import display
 from se_core.models.pairs import DEFAULT_PAIR, PAIRS, is_known
 from se_core.models.weights import USER_PREFIX
 
@@ -74,6 +77,17 @@ def sidebar() -> None:
     with st.sidebar:
         st.selectbox("Model pair", options, key=PAIR_KEY, format_func=_title,
                      on_change=_sync_url, help="SE model and its vanilla counterpart; the choice is kept in the URL.")
-        charts.export_format_picker()
+        display.export_format_picker()
     if st.query_params.get(PAIR_KEY) != st.session_state[PAIR_KEY]:
         _sync_url()
+
+
+def request_stop(key: str) -> None:
+    """Stop button callback. The click also reruns the page, which interrupts the running pass at its next
+    progress update; the flag covers the rest (it is read between batches and shown after the rerun)."""
+    st.session_state[key] = True
+
+
+def stopper(key: str) -> Callable[[], bool]:
+    """``should_stop`` for a long pass: true once :func:`request_stop` set ``key``."""
+    return lambda: bool(st.session_state.get(key, False))

@@ -1,259 +1,147 @@
 """Attributions: where the SE model and its vanilla twin look, by four Captum methods.
 
-Thin page: ``se_core.analysis.attribution`` computes (under each model's lock), this file lays out.
-Results are cached per (image digest, pair, method, parameters); quality metrics, which rerun
-each method several times, are computed only when asked for.
+Thin page: ``se_core.analysis.attribution`` computes (under each model's lock), :mod:`dashboard.attributing`
+caches per (image digest, pair, method, parameters), :mod:`dashboard.figures.attributions` draws.
+Quality metrics, which rerun each method several times, are computed only when asked for.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
-import torch
-from plotly.subplots import make_subplots
 
+from dashboard import attributing as calc
+from dashboard.attribution_settings import method_settings
 from dashboard.caching import get_pair
-from dashboard.charts import download_csv, show
+from dashboard.display import download_csv, show
+from dashboard.figures import attributions as figs
 from dashboard.state import current_pair
 from dashboard.uploads import image_inputs
 from se_core.analysis.attribution import (
-    BASELINES,
     INFIDELITY_NOISE_STD,
     INFIDELITY_SAMPLES,
     METHOD_TITLES,
     METHODS,
     SENSITIVITY_RADIUS,
     SENSITIVITY_SAMPLES,
-    AttributionConfig,
-    PairAttribution,
-    compare,
     default_layer,
-    predict,
-    quality,
-    stage_layers,
 )
 from se_core.analysis.inspect import preprocess_for
 from se_core.data.images import ImageError, denormalize, to_tensor
 
-BASELINE_HELP = {"zero": "0 in normalized space = the training set's mean colour",
-                 "blur": "the image blurred (Gaussian, sigma = side / 8)",
-                 "mean": "this image's own mean colour"}
 QUALITY_KEY = "attr_quality_for"
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _predictions(_se: torch.nn.Module, _vanilla: torch.nn.Module, _x: torch.Tensor, pair: str,
-                 digest: str) -> tuple[np.ndarray, np.ndarray]:
-    return predict(_se, _x), predict(_vanilla, _x)
+def render() -> None:
+    """The Attributions page."""
+    st.title("Attributions")
+    st.caption("Which pixels drive the chosen class's logit, for the SE model and its vanilla counterpart, by "
+               "Captum's Integrated Gradients, Saliency, Occlusion and Layer Grad-CAM on the same input.")
+    pair_name = current_pair()
+    pair = get_pair(pair_name)
+    if pair is None:
+        st.stop()
+    images = image_inputs("attributions")
+    if not images:
+        st.info("Upload an image or pick a shipped sample above to see attributions.")
+        st.stop()
+    names = [im.name for im in images]
+    uploads = tuple(im.digest for im in images if im.source == "upload")
+    if uploads and st.session_state.get("attr_uploads") != uploads:
+        st.session_state["attr_image"] = images[0].name  # a new upload is what the user wants to see
+    st.session_state["attr_uploads"] = uploads
+    if st.session_state.get("attr_image") not in names:
+        st.session_state["attr_image"] = names[0]
+    chosen = st.selectbox("Image", names, key="attr_image", help="Attributions are computed for one image at a time.") \
+        if len(images) > 1 else names[0]
+    item = images[names.index(chosen)]
 
+    pre = preprocess_for(pair.se)
+    if preprocess_for(pair.vanilla) != pre:
+        st.error("The two models of this pair expect different input preprocessing, so one input cannot be attributed "
+                 "for both; choose another pair in the sidebar.")
+        st.stop()
+    try:
+        x = to_tensor(item.image, pre)
+    except ImageError as e:
+        st.error(f"'{item.name}' cannot be fed to the models: {e}")
+        st.stop()
+    seen = denormalize(x, pre)
+    classes = pair.se.class_names
+    p_se, p_va = calc.predictions(pair.se.model, pair.vanilla.model, x, pair_name, item.digest)
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def _pair_attribution(_se: torch.nn.Module, _vanilla: torch.nn.Module, _x: torch.Tensor, pair: str, digest: str,
-                      target: int, config: AttributionConfig) -> PairAttribution:
-    return compare(_se, _vanilla, _x, target, config)
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _quality(_model: torch.nn.Module, _x: torch.Tensor, pair: str, role: str, digest: str, target: int,
-             config: AttributionConfig) -> dict[str, float]:
-    return quality(_model, _x, target, config)
-
-
-def _overlay(fig: go.Figure, seen: np.ndarray, z: np.ndarray, raw: np.ndarray, name: str, col: int,
-             coloraxis: str, opacity: float) -> None:
-    fig.add_trace(go.Image(z=seen, hoverinfo="skip", name=f"{name} image"), row=1, col=col)
-    fig.add_trace(go.Heatmap(z=z, customdata=raw, name=name, coloraxis=coloraxis, opacity=opacity,
-                             hovertemplate=f"{name}<br>x %{{x}}, y %{{y}}<br>scaled %{{z:.3f}}"
-                                           "<br>raw %{customdata:.3g}<extra></extra>"), row=1, col=col)
-
-
-def _image_axes(fig: go.Figure, cols: int) -> None:
-    for c in range(1, cols + 1):
-        suffix = "" if c == 1 else str(c)
-        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, row=1, col=c)
-        fig.update_yaxes(autorange="reversed", showticklabels=False, showgrid=False, zeroline=False,
-                         scaleanchor=f"x{suffix}", row=1, col=c)
-
-
-def pair_figure(res: PairAttribution, seen: np.ndarray, title: str, opacity: float) -> go.Figure:
-    """SE and vanilla maps over the image, one colour axis (both maps lie in [-1, 1])."""
-    signed = min(res.se_norm.min(), res.vanilla_norm.min()) < 0
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("SE model", "vanilla model"), horizontal_spacing=0.03)
-    _overlay(fig, seen, res.se_norm, res.se.map, "SE", 1, "coloraxis", opacity)
-    _overlay(fig, seen, res.vanilla_norm, res.vanilla.map, "vanilla", 2, "coloraxis", opacity)
-    fig.update_layout(coloraxis={"colorscale": "RdBu_r" if signed else "Inferno", "cmin": -1.0 if signed else 0.0,
-                                 "cmax": 1.0, "colorbar": {"title": {"text": "map / max|map|"}}},
-                      title={"text": title, "x": 0.0}, margin={"l": 10, "r": 10, "t": 70, "b": 10}, height=380,
-                      template="plotly_white")
-    _image_axes(fig, 2)
-    return fig
-
-
-def diff_figure(res: PairAttribution, seen: np.ndarray, title: str, opacity: float) -> go.Figure:
-    """Signed SE - vanilla of the scaled maps, diverging colours centred on 0."""
-    m = float(np.abs(res.diff).max()) or 1.0
-    raw = res.se.map - res.vanilla.map
-    fig = make_subplots(rows=1, cols=1)
-    _overlay(fig, seen, res.diff, raw, "SE − vanilla", 1, "coloraxis", opacity)
-    fig.update_layout(coloraxis={"colorscale": "RdBu_r", "cmin": -m, "cmax": m, "cmid": 0.0,
-                                 "colorbar": {"title": {"text": "difference"}}},
-                      title={"text": title, "x": 0.0}, margin={"l": 10, "r": 10, "t": 70, "b": 10}, height=380,
-                      template="plotly_white")
-    _image_axes(fig, 1)
-    return fig
-
-
-def _map_table(res: PairAttribution) -> pd.DataFrame:
-    h, w = res.se.map.shape
-    rows, cols = np.divmod(np.arange(h * w), w)
-    return pd.DataFrame({"y": rows, "x": cols, "se_raw": res.se.map.ravel(), "vanilla_raw": res.vanilla.map.ravel(),
-                         "se_scaled": res.se_norm.ravel(), "vanilla_scaled": res.vanilla_norm.ravel(),
-                         "se_minus_vanilla": res.diff.ravel()})
-
-
-def _delta_note(role: str, delta: float | None, gap: float | None) -> str:
-    if delta is None:
-        return f"{role}: no delta"
-    rel = f" = {abs(delta) / abs(gap):.2%} of |f(x) − f(baseline)| = {abs(gap):.3g}" if gap else ""
-    return f"{role}: |delta| {abs(delta):.2e}{rel}"
-
-
-st.title("Attributions")
-st.caption("Which pixels drive the chosen class's logit, for the SE model and its vanilla counterpart, by "
-           "Captum's Integrated Gradients, Saliency, Occlusion and Layer Grad-CAM on the same input.")
-
-pair_name = current_pair()
-pair = get_pair(pair_name)
-if pair is None:
-    st.stop()
-
-images = image_inputs("attributions")
-if not images:
-    st.info("Upload an image or pick a shipped sample above to see attributions.")
-    st.stop()
-names = [im.name for im in images]
-uploads = tuple(im.digest for im in images if im.source == "upload")
-if uploads and st.session_state.get("attr_uploads") != uploads:
-    st.session_state["attr_image"] = images[0].name  # a new upload is what the user wants to see
-st.session_state["attr_uploads"] = uploads
-if st.session_state.get("attr_image") not in names:
-    st.session_state["attr_image"] = names[0]
-chosen = st.selectbox("Image", names, key="attr_image", help="Attributions are computed for one image at a time.") \
-    if len(images) > 1 else names[0]
-item = images[names.index(chosen)]
-
-pre = preprocess_for(pair.se)
-if preprocess_for(pair.vanilla) != pre:
-    st.error("The two models of this pair expect different input preprocessing, so one input cannot be attributed "
-             "for both; choose another pair in the sidebar.")
-    st.stop()
-try:
-    x = to_tensor(item.image, pre)
-except ImageError as e:
-    st.error(f"'{item.name}' cannot be fed to the models: {e}")
-    st.stop()
-seen = denormalize(x, pre)
-h, w = pre.size
-classes = pair.se.class_names
-p_se, p_va = _predictions(pair.se.model, pair.vanilla.model, x, pair_name, item.digest)
-
-left, right = st.columns([3, 2])
-with left:
-    methods = st.multiselect("Methods", METHODS, default=list(METHODS), format_func=METHOD_TITLES.get,
-                             key="attr_methods")
-with right:
-    top1 = int(np.argmax(p_se))
-    target = st.selectbox(
-        "Target class", range(len(classes)), index=top1, key=f"attr_target_{pair_name}_{item.digest}",
+    left, right = st.columns([3, 2])
+    methods = left.multiselect("Methods", METHODS, default=list(METHODS), format_func=METHOD_TITLES.get,
+                               key="attr_methods")
+    target = right.selectbox(
+        "Target class", range(len(classes)), index=int(np.argmax(p_se)), key=f"attr_target_{pair_name}_{item.digest}",
         format_func=lambda k: f"{classes[k]} (SE p={p_se[k]:.2f}, vanilla p={p_va[k]:.2f})",
         help="Attributions explain this class's logit. Default: the SE model's top-1 prediction.")
+    configs, opacity = method_settings(pair.se.model, pre.size, methods)
+    if not methods:
+        st.info("Choose at least one method.")
+        st.stop()
 
-layers = stage_layers(pair.se.model)
-with st.expander("Method settings", expanded=False):
-    c1, c2, c3 = st.columns(3)
-    n_steps = c1.number_input("IG steps", 2, 1024, 32, step=8, key="attr_steps",
-                              help="Integration points (Gauss-Legendre) of Integrated Gradients; more steps, smaller "
-                                   "convergence delta.")
-    batch = c1.number_input("Internal batch size", 1, 512, 16, key="attr_batch",
-                            help="Inputs per forward pass for IG steps and occlusion windows (memory vs speed).")
-    baseline = c2.selectbox("Baseline (IG and occlusion)", BASELINES, key="attr_baseline",
-                            format_func=lambda b: f"{b}: {BASELINE_HELP[b]}")
-    layer = c2.selectbox("Grad-CAM layer", layers or [None], index=len(layers) - 1 if layers else 0,
-                         key="attr_layer", help="Stage whose output Grad-CAM weighs by its gradients.")
-    window = c3.number_input("Occlusion window (px)", 1, min(h, w), max(1, min(h, w) // 4), key="attr_window")
-    stride = c3.number_input("Occlusion stride (px)", 1, min(h, w), max(1, min(h, w) // 8), key="attr_stride")
-    opacity = st.slider("Map opacity over the image", 0.0, 1.0, 0.6, 0.05, key="attr_opacity")
+    results = {}
+    progress = st.progress(0.0, text="Computing attributions...")
+    for i, method in enumerate(methods):
+        with st.spinner(f"{METHOD_TITLES[method]} on both models..."):
+            try:
+                results[method] = calc.pair_attribution(pair.se.model, pair.vanilla.model, x, pair_name, item.digest,
+                                                        int(target), configs[method])
+            except (ValueError, RuntimeError) as e:
+                st.error(f"{METHOD_TITLES[method]} failed: {e}. Change its settings (e.g. a smaller internal batch "
+                         "size or occlusion window) and try again.")
+        progress.progress((i + 1) / len(methods), text=f"{METHOD_TITLES[method]} done")
+    progress.empty()
 
-if not methods:
-    st.info("Choose at least one method.")
-    st.stop()
+    label = classes[int(target)]
+    for method, res in results.items():
+        title = METHOD_TITLES[method]
+        st.subheader(title)
+        m = st.columns(4)
+        m[0].metric("SE time", f"{res.se.seconds:.2f} s")
+        m[1].metric("vanilla time", f"{res.vanilla.seconds:.2f} s")
+        if method == "integrated_gradients":
+            help_ = ("Captum's convergence delta: sum of attributions − (f(x) − f(baseline)) for the target logit; "
+                     "near 0 means the integral is accurate. Raise the IG steps if it is large.")
+            m[2].metric("SE IG delta", f"{res.se.delta:.1e}", help=help_)
+            m[3].metric("vanilla IG delta", f"{res.vanilla.delta:.1e}", help=help_)
+            st.caption("Convergence delta, " + "; ".join(
+                calc.delta_note(r, d.delta, d.output_gap) for r, d in (("SE", res.se), ("vanilla", res.vanilla))) + ".")
+        elif method == "layer_gradcam":
+            m[2].metric("Grad-CAM layer", res.se.layer or default_layer(pair.se.model))
+        a, b = st.columns([2, 1])
+        stem = f"attributions-{method}-{item.name}-{label}".replace(" ", "_")
+        with a:
+            show(figs.pair_maps(res, seen, f"{title} · class '{label}'", opacity), key=f"attr-pair-{method}",
+                 filename=stem, data=calc.map_table(res))
+        with b:
+            show(figs.difference(res, seen, "SE − vanilla (scaled maps)", opacity), key=f"attr-diff-{method}",
+                 filename=f"{stem}-difference")
+        st.caption(f"Each model's map is divided by its own largest |value| (SE {res.se_scale:.3g}, vanilla "
+                   f"{res.vanilla_scale:.3g}) so one colour scale shows where each model looks, not how large its "
+                   "logits are; the difference is SE − vanilla of those scaled maps (red: SE relies more).")
 
-
-def _config(method: str) -> AttributionConfig:
-    return AttributionConfig(method, n_steps=int(n_steps), internal_batch_size=int(batch), baseline=baseline,
-                             occlusion_window=int(window), occlusion_stride=int(stride), layer=layer)
-
-
-results: dict[str, PairAttribution] = {}
-progress = st.progress(0.0, text="Computing attributions...")
-for i, method in enumerate(methods):
-    with st.spinner(f"{METHOD_TITLES[method]} on both models..."):
-        try:
-            results[method] = _pair_attribution(pair.se.model, pair.vanilla.model, x, pair_name, item.digest,
-                                                int(target), _config(method))
-        except (ValueError, RuntimeError) as e:
-            st.error(f"{METHOD_TITLES[method]} failed: {e}. Change its settings (e.g. a smaller internal batch "
-                     "size or occlusion window) and try again.")
-    progress.progress((i + 1) / len(methods), text=f"{METHOD_TITLES[method]} done")
-progress.empty()
-
-label = classes[int(target)]
-for method, res in results.items():
-    title = METHOD_TITLES[method]
-    st.subheader(title)
-    m = st.columns(4)
-    m[0].metric("SE time", f"{res.se.seconds:.2f} s")
-    m[1].metric("vanilla time", f"{res.vanilla.seconds:.2f} s")
-    if method == "integrated_gradients":
-        help_ = ("Captum's convergence delta: sum of attributions − (f(x) − f(baseline)) for the target logit; "
-                 "near 0 means the integral is accurate. Raise the IG steps if it is large.")
-        m[2].metric("SE IG delta", f"{res.se.delta:.1e}", help=help_)
-        m[3].metric("vanilla IG delta", f"{res.vanilla.delta:.1e}", help=help_)
-        st.caption("Convergence delta, " + "; ".join(
-            _delta_note(r, d.delta, d.output_gap) for r, d in (("SE", res.se), ("vanilla", res.vanilla))) + ".")
-    elif method == "layer_gradcam":
-        m[2].metric("Grad-CAM layer", res.se.layer or default_layer(pair.se.model))
-    a, b = st.columns([2, 1])
-    stem = f"attributions-{method}-{item.name}-{label}".replace(" ", "_")
-    with a:
-        show(pair_figure(res, seen, f"{title} · class '{label}'", opacity), key=f"attr-pair-{method}",
-             filename=stem, data=_map_table(res))
-    with b:
-        show(diff_figure(res, seen, "SE − vanilla (scaled maps)", opacity), key=f"attr-diff-{method}",
-             filename=f"{stem}-difference")
-    st.caption(f"Each model's map is divided by its own largest |value| (SE {res.se_scale:.3g}, vanilla "
-               f"{res.vanilla_scale:.3g}) so one colour scale shows where each model looks, not how large its "
-               "logits are; the difference is SE − vanilla of those scaled maps (red: SE relies more).")
-
-st.subheader("Quality of the explanations")
-st.caption(f"Captum's metrics, lower is better. Infidelity: mean squared error between attribution·perturbation "
-           f"and the logit change, for Gaussian noise of std {INFIDELITY_NOISE_STD} (normalized units), "
-           f"{INFIDELITY_SAMPLES} samples, scale-normalized. Sensitivity-max: largest relative change of the "
-           f"explanation under uniform noise of radius {SENSITIVITY_RADIUS}, {SENSITIVITY_SAMPLES} samples. "
-           "Fixed seed; each sample reruns the method, so this takes longer. Infidelity is in squared logit "
-           "units, so compare methods within one model; sensitivity is relative, so it compares across models too.")
-signature = (pair_name, item.digest, int(target), tuple(_config(m) for m in results))
-if st.button("Compute quality metrics", key="attr_quality_button", icon=":material/rule:"):
-    st.session_state[QUALITY_KEY] = signature
-if st.session_state.get(QUALITY_KEY) == signature and results:
+    st.subheader("Quality of the explanations")
+    st.caption(f"Captum's metrics, lower is better. Infidelity: mean squared error between attribution·perturbation "
+               f"and the logit change, for Gaussian noise of std {INFIDELITY_NOISE_STD} (normalized units), "
+               f"{INFIDELITY_SAMPLES} samples, scale-normalized. Sensitivity-max: largest relative change of the "
+               f"explanation under uniform noise of radius {SENSITIVITY_RADIUS}, {SENSITIVITY_SAMPLES} samples. "
+               "Fixed seed; each sample reruns the method, so this takes longer. Infidelity is in squared logit "
+               "units, so compare methods within one model; sensitivity is relative, so it compares across models too.")
+    signature = (pair_name, item.digest, int(target), tuple(configs[m] for m in results))
+    if st.button("Compute quality metrics", key="attr_quality_button", icon=":material/rule:"):
+        st.session_state[QUALITY_KEY] = signature
+    if st.session_state.get(QUALITY_KEY) != signature or not results:
+        return
     rows = []
     bar = st.progress(0.0, text="Scoring explanations...")
     jobs = [(m, role, lm) for m in results for role, lm in (("SE", pair.se), ("vanilla", pair.vanilla))]
     for j, (method, role, lm) in enumerate(jobs):
         with st.spinner(f"{METHOD_TITLES[method]}, {role} model..."):
             try:
-                q = _quality(lm.model, x, pair_name, role, item.digest, int(target), _config(method))
+                q = calc.explanation_quality(lm.model, x, pair_name, role, item.digest, int(target), configs[method])
             except (ValueError, RuntimeError) as e:
                 st.error(f"Quality metrics for {METHOD_TITLES[method]} ({role}) failed: {e}. Change the settings and "
                          "try again.")
@@ -267,3 +155,6 @@ if st.session_state.get(QUALITY_KEY) == signature and results:
                  column_config={"infidelity": st.column_config.NumberColumn(format="%.3e"),
                                 "sensitivity_max": st.column_config.NumberColumn(format="%.3f")})
     download_csv(table, f"attribution-quality-{item.name}-{label}".replace(" ", "_"), key="attr-quality-csv")
+
+
+render()

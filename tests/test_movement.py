@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dashboard import charts
+from dashboard.figures import common, style
 from se_core.analysis import stats as S
 from se_core.analysis.movement import FROZEN_SHARE, STILL_STD, is_frozen, still_share
 from se_core.data.constants import CIFAR10_MEAN, CIFAR10_STD
@@ -57,9 +57,9 @@ def test_gate_movement_chart() -> None:
     frame = pd.DataFrame(
         {"site": ["a.se", "b.se"], "label": ["s1.b0", "s1.b1"], "median_std": [0.001, 0.05],
          "still_share": [0.9, 0.1], "frozen": [True, False]})
-    fig = charts.gate_movement(frame)
+    fig = common.gate_movement(frame)
     (bar,) = fig.data
     assert list(bar.y) == [0.9, 0.1] and list(bar.x) == ["s1.b0", "s1.b1"]
-    assert bar.marker.color[0] == charts.FROZEN_COLOR and bar.marker.color[1] == charts.PAIR_COLORS["se"]
+    assert bar.marker.color[0] == style.FROZEN_COLOR and bar.marker.color[1] == style.PAIR_COLORS["se"]
     assert list(bar.text) == ["frozen", ""] and fig.layout.meta["chart"] == "gate_movement"
     assert fig.layout.shapes[0].y0 == FROZEN_SHARE

@@ -12,7 +12,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard import charts
+from dashboard import display
+from dashboard.figures import common
+from dashboard.figures import models as model_figs
 from se_core.analysis.diagram import integration_dot, integration_text, se_block_dot, se_widths
 from se_core.data.constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
 from se_core.data.datasets import DataError
@@ -56,6 +58,8 @@ def empty_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d = tmp_path / "empty"
     d.mkdir()
     monkeypatch.setenv("SE_LENS_DATA_DIR", str(d))
+    monkeypatch.setattr(pairs, "DATA_DIR", d)
+    monkeypatch.setattr(pairs, "CHECKPOINT_DIR", d / "checkpoints")
     return d
 
 
@@ -158,29 +162,29 @@ def test_zoo_twins_get_se_overhead_only_when_the_architecture_is_the_same() -> N
 def test_chart_builders_are_pure_figures() -> None:
     df = pd.DataFrame({"epoch": [1, 2, 1, 2], "v": [1.0, 2.0, 3.0, 4.0], "e": [0.1] * 4, "run": ["a", "a", "b", "b"],
                        "split": ["train", "test"] * 2})
-    fig = charts.line_curves(df, "epoch", "v", "run", title="t", x_title="epoch", y_title="v")
+    fig = model_figs.line_curves(df, "epoch", "v", "run", title="t", x_title="epoch", y_title="v")
     assert isinstance(fig, go.Figure) and [t.name for t in fig.data] == ["a", "b"]
     assert fig.layout.xaxis.dtick == 1  # whole epochs
-    fig = charts.line_curves(df, "epoch", "v", "run", dash="split")
+    fig = model_figs.line_curves(df, "epoch", "v", "run", dash="split")
     assert len(fig.data) == 4 and {t.line.dash for t in fig.data} == {"solid", "dash"}
-    assert len(charts.band_curves(df, "epoch", "v", "e", "run").data) == 4  # band + line per run
-    fig = charts.bar_compare(df, "split", "v", "run", error="e", colors={"a": "#000000"}, y_range=(0, 100))
+    assert len(common.band_curves(df, "epoch", "v", "e", "run").data) == 4  # band + line per run
+    fig = common.bar_compare(df, "split", "v", "run", error="e", colors={"a": "#000000"}, y_range=(0, 100))
     assert fig.data[0].marker.color == "#000000" and list(fig.data[0].error_y.array) == [0.1, 0.1]
     # x keeps the rows' order and a categorical colour column its categories', though series "a" lacks "x1"
     gap = pd.DataFrame({"x": ["x1", "x2", "x3", "x2"], "v": [1.0, 2.0, 3.0, 4.0],
                         "s": pd.Categorical(["b", "b", "b", "a"], categories=["a", "b"])})
-    fig = charts.bar_compare(gap, "x", "v", "s")
+    fig = common.bar_compare(gap, "x", "v", "s")
     assert [t.name for t in fig.data] == ["a", "b"] and list(fig.layout.xaxis.categoryarray) == ["x1", "x2", "x3"]
-    hm = charts.heatmap([[0, 1], [2, 3]], ["x1", "x2"], ["y1", "y2"], zmin=0, zmax=3)
+    hm = model_figs.heatmap([[0, 1], [2, 3]], ["x1", "x2"], ["y1", "y2"], zmin=0, zmax=3)
     assert hm.data[0].zmax == 3 and list(hm.data[0].y) == ["y1", "y2"]
-    hs = charts.histogram_stack([0, 0.5, 1], [[1, 3], [2, 2]], ["e1", "e2"])
+    hs = model_figs.histogram_stack([0, 0.5, 1], [[1, 3], [2, 2]], ["e1", "e2"])
     assert len(hs.data) == 2 and max(hs.data[0].y) == pytest.approx(0.75)
-    hs2 = charts.histogram_stack([[0, 1, 2], [0, 2, 4]], [[1, 1], [1, 1]], ["e1", "e2"])  # per-row ranges
+    hs2 = model_figs.histogram_stack([[0, 1, 2], [0, 2, 4]], [[1, 1], [1, 1]], ["e1", "e2"])  # per-row ranges
     assert max(hs2.data[1].x) == 4
     with pytest.raises(ValueError):
-        charts.histogram_stack([0, 1], [[1, 2]], ["bad"])
-    assert len(charts.histogram_compare({"SE": [0.1, 0.2], "vanilla": [0.3]}).data) == 2
-    cfg = charts.plotly_config("f", "svg")
+        model_figs.histogram_stack([0, 1], [[1, 2]], ["bad"])
+    assert len(common.histogram_compare({"SE": [0.1, 0.2], "vanilla": [0.3]}).data) == 2
+    cfg = display.plotly_config("f", "svg")
     assert cfg["toImageButtonOptions"] == {"format": "svg", "filename": "f", "scale": 1} and not cfg["displaylogo"]
 
 
@@ -279,7 +283,7 @@ def test_models_page_with_pair_and_runs(tiny_data_dir: Path, trained_runs: Path)
     # every chart exports; the format follows the sidebar picker
     cfgs = _plotly_configs(at)
     assert len(cfgs) >= 8 and all(c["toImageButtonOptions"]["format"] == "png" for c in cfgs)
-    at.radio(key=charts.EXPORT_KEY).set_value("svg").run()
+    at.radio(key=display.EXPORT_KEY).set_value("svg").run()
     _ok(at)
     assert all(c["toImageButtonOptions"]["format"] == "svg" for c in _plotly_configs(at))
     at.toggle(key="models-large").set_value(True).run()

@@ -34,6 +34,7 @@ from se_core.analysis.evaluate import eval_subset_indices, evaluate
 from se_core.analysis.stats import (
     DEFAULT_DATA,
     StatsError,
+    cache_key,
     compute_stats,
     data_tag,
     load_stats,
@@ -41,6 +42,7 @@ from se_core.analysis.stats import (
     shipped_dir,
     shipped_paths,
 )
+from se_core.config import stats_cache_dir
 from se_core.data.datasets import DataError, ImageSet, load_dataset
 from se_core.models import pairs
 from se_core.models.checkpoints import CheckpointError
@@ -160,6 +162,13 @@ def shipped_path(pair: str | None = None) -> Path:
 
 
 SHIP_COMMAND = "python -m se_core.knockout --ship"
+
+
+def cache_path(checkpoint_sha256: str, data: ImageSet, n: int, modes: Sequence[str]) -> Path:
+    """Where a computed knock-out table of (SE checkpoint, images, first ``n`` of them, modes) is kept:
+    in the statistics cache, keyed by content so it is never computed twice."""
+    key = cache_key(checkpoint_sha256, f"{data.digest}|{n}|{','.join(modes)}")
+    return stats_cache_dir() / f"knockout-{key}.csv"
 
 
 def save_table(path: Path, df: pd.DataFrame, provenance: dict) -> Path:

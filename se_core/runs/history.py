@@ -247,6 +247,12 @@ def load_gate_history(run_dir: str | os.PathLike) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(GATE_COLUMNS)).astype({"epoch": "int64"})
 
 
+def hist_edges(rows: pd.DataFrame) -> list[list[float]]:
+    """Bin edges of each gate-history row (:func:`load_gate_history`): its histogram spans that epoch's
+    [lo, hi] (a ReLU gate's range follows that epoch's largest gate), in equal bins."""
+    return [[r.lo + i * (r.hi - r.lo) / len(r.hist) for i in range(len(r.hist) + 1)] for r in rows.itertuples()]
+
+
 def gate_hist_long(gates: pd.DataFrame, site: str) -> pd.DataFrame:
     """One block's histograms in long form: epoch, bin_lo, bin_hi, bin_center, count, fraction."""
     rows = []
@@ -467,5 +473,5 @@ def per_class_summary(per_class: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = ["RunError", "RunInfo", "all_metrics", "fingerprint", "gate_hist_long", "list_runs", "load_config",
-           "load_final", "load_gate_history", "load_metrics", "model_label", "per_class_summary", "per_class_table",
+           "hist_edges", "load_final", "load_gate_history", "load_metrics", "model_label", "per_class_summary", "per_class_table",
            "results_table", "runs_table", "se_label", "seed_curves", "summary"]

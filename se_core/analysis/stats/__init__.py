@@ -65,6 +65,7 @@ from se_core.analysis.stats.store import (
     cached_stats,
     compute_pair_stats,
     data_tag,
+    from_other_checkpoint,
     load_stats,
     provenance,
     save_stats,
@@ -75,6 +76,7 @@ from se_core.analysis.stats.store import (
 )
 
 __all__ = [
+    "from_other_checkpoint",
     "DEFAULT_BINS",
     "DEFAULT_DATA",
     "ExcitationStats",

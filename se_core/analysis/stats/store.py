@@ -51,6 +51,13 @@ def provenance(checkpoint: str | os.PathLike | None, *, role: str = "", arch: st
     return out
 
 
+def from_other_checkpoint(stats: ExcitationStats, checkpoint_sha256: str) -> bool:
+    """Whether ``stats`` record a checkpoint hash other than ``checkpoint_sha256`` (no record: not known to
+    differ), i.e. the statistics describe different weights than the ones loaded."""
+    recorded = stats.meta.get("provenance", {}).get("checkpoint", {}).get("sha256")
+    return bool(recorded) and recorded != checkpoint_sha256
+
+
 def _header(stats: ExcitationStats) -> dict:
     return {"format": FORMAT, "schema": SCHEMA_VERSION, "classes": list(stats.classes), "bins": stats.bins,
             "limb_scales": list(LIMB_SCALES), "gate_sites": [s.to_dict() for s in stats.gate_sites],

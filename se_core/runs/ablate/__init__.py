@@ -49,6 +49,6 @@ from se_core.runs.ablate.spec import (
     plan,
     trial_id,
 )
-from se_core.runs.ablate.table import merge_tables, provenance_path, read_rows, write_table
+from se_core.runs.ablate.table import merge_tables, provenance_path, read_provenance, read_rows, write_table
 
-__all__ = ["NAME_RE", "RUNS_ROOT", "SECTIONS", "SE_KEYS", "SUMMARY_BLOCK", "SWEEP_KEYS", "SpecError", "Sweep", "SweepResult", "TABLE_DIR", "TRAIN_KEYS", "Trial", "available_cores", "default_table", "load_spec", "main", "make_row", "merge_tables", "parse_shard", "parse_spec", "plan", "provenance_path", "read_rows", "run_sweep", "run_trial", "summary_lines", "threads_per_trial", "trial_command", "trial_id", "write_table"]
+__all__ = ["read_provenance", "NAME_RE", "RUNS_ROOT", "SECTIONS", "SE_KEYS", "SUMMARY_BLOCK", "SWEEP_KEYS", "SpecError", "Sweep", "SweepResult", "TABLE_DIR", "TRAIN_KEYS", "Trial", "available_cores", "default_table", "load_spec", "main", "make_row", "merge_tables", "parse_shard", "parse_spec", "plan", "provenance_path", "read_rows", "run_sweep", "run_trial", "summary_lines", "threads_per_trial", "trial_command", "trial_id", "write_table"]

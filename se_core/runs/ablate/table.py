@@ -59,6 +59,15 @@ def provenance_path(table: str | os.PathLike) -> Path:
     return p.with_name(p.stem + ".provenance.json")
 
 
+def read_provenance(table: str | os.PathLike) -> dict | None:
+    """The sweep provenance written beside ``table`` (:func:`provenance_path`), or None (none, or unreadable)."""
+    f = provenance_path(table)
+    try:
+        return json.loads(f.read_text()) if f.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
