@@ -6,18 +6,14 @@ import json
 import pandas as pd
 import streamlit as st
 
+from se_core.models.build import se_label
 from se_core.models.weights import LoadedModel
-from se_core.nn.se import SEConfig
 
 
 def fields(m: LoadedModel) -> dict[str, str]:
     """What the card's table shows of a loaded model: architecture, SE config, size, classes, input, normalization."""
     meta = m.meta
-    try:
-        se_text = SEConfig.from_dict(meta.se_config).label() if meta.se_config else "none (vanilla)"
-    except (TypeError, ValueError):
-        se_text = json.dumps(meta.se_config, sort_keys=True)
-    return {"architecture": meta.arch, "SE config": se_text, "parameters": f"{sum(p.numel() for p in m.model.parameters()):,}",
+    return {"architecture": meta.arch, "SE config": se_label(m.model, meta), "parameters": f"{sum(p.numel() for p in m.model.parameters()):,}",
             "classes": f"{meta.num_classes}: {', '.join(meta.class_names[:12])}"
                        + (f", … ({meta.num_classes - 12} more)" if len(meta.class_names) > 12 else ""),
             "input size": f"{meta.input_size[0]}×{meta.input_size[1]} px",

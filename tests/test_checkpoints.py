@@ -287,3 +287,28 @@ def test_cli(tmp_path: Path, good_file: Path) -> None:
         assert len(out.strip().splitlines()) == 1, (p.name, out)
         assert "Traceback" not in out and out.startswith("error:"), (p.name, out)
     assert not sentinel.exists()
+
+
+def test_se_is_named_wherever_the_probe_finds_it(tmp_path: Path) -> None:
+    """#17: a library SE model without SE Lens metadata is not called vanilla: the CLI and the model card
+    name the SE units the probe finds; our own checkpoints keep their recorded config; a vanilla net says so."""
+    from se_core.models.build import se_label
+    from se_core.models.registry import get_spec
+
+    spec = get_spec("timm:seresnet18")
+    model = spec.build()
+    torch.save(model.state_dict(), tmp_path / "seresnet18.pth")
+    r = subprocess.run([sys.executable, "-m", "se_core.checkpoints", "check", str(tmp_path / "seresnet18.pth"),
+                        "--arch", "timm:seresnet18"], cwd=REPO_ROOT, env=subprocess_env(), capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("ok timm:seresnet18 SE 8 SE units (SEModule)") and "vanilla" not in r.stdout, r.stdout
+    meta = spec.describe(model)
+    assert se_label(model, meta) == "8 SE units (SEModule), design fixed by the architecture"
+    ours = get_spec("se_resnet20_cifar")
+    m = ours.build()
+    from se_core.models.build import spec_meta
+    assert se_label(m, spec_meta(ours, m, ours.default_se)) == "r=16 avg sigmoid stages=all standard (9 SE units)"
+    van = get_spec("resnet20_cifar")
+    v = van.build()
+    assert se_label(v, spec_meta(van, v, None)) == "none (vanilla)"

@@ -19,6 +19,7 @@ from torch import nn
 from se_core.models.checkpoints import CheckpointError, CheckpointMeta, load_into, read_checkpoint
 from se_core.models.registry import ModelSpec, get_spec
 from se_core.nn.se import SEConfig
+from se_core.probe.sites import Site, find_sites
 
 
 def build_from_checkpoint(path: str | os.PathLike, arch: str | None = None, se: SEConfig | None = None, *,
@@ -88,6 +89,27 @@ def spec_meta(spec: ModelSpec, model: nn.Module, se: SEConfig | None) -> Checkpo
                           mean=spec.mean, std=spec.std, input_size=spec.input_size)
 
 
+def se_units(model: nn.Module) -> list[Site]:
+    """The model's SE units, wherever the probe finds them (our SE unit, timm's and torchvision's)."""
+    return [s for s in find_sites(model) if s.gate]
+
+
+def se_label(model: nn.Module, meta: CheckpointMeta) -> str:
+    """What SE a model has, as the CLI and every page say it: its recorded config when there is one, else
+    the SE units the probe finds (a library model fixes its own design), else none."""
+    units = se_units(model)
+    if meta.se_config:
+        try:
+            text = SEConfig.from_dict(meta.se_config).label()
+        except (TypeError, ValueError):
+            text = json.dumps(meta.se_config, sort_keys=True)
+        return f"{text} ({len(units)} SE units)" if units else text
+    if units:
+        kinds = sorted({type(dict(model.named_modules())[s.name]).__name__ for s in units})
+        return f"{len(units)} SE units ({', '.join(kinds)}), design fixed by the architecture"
+    return "none (vanilla)"
+
+
 def _classifier(model: nn.Module) -> tuple[str, nn.Linear] | None:
     """The last ``nn.Linear`` (the classifier of every registered architecture)."""
     found = None
@@ -114,7 +136,7 @@ def describe(path: str | os.PathLike, arch: str | None = None) -> str:
     architecture of a file without SE Lens metadata."""
     model, meta = build_from_checkpoint(path, arch=arch)
     n = sum(p.numel() for p in model.parameters())
-    se = "vanilla" if not meta.se_config else "SE " + json.dumps(meta.se_config, sort_keys=True)
+    se = "SE " + se_label(model, meta) if meta.se_config or se_units(model) else "vanilla"
     return f"ok {meta.arch} {se} params={n:,} classes={meta.num_classes} input={meta.input_size[0]}x{meta.input_size[1]}"
 
 
