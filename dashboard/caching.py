@@ -13,6 +13,7 @@ from se_core.analysis.diagram import SEWidth, se_widths
 from se_core.models.checkpoints import CheckpointError
 from se_core.models.pairs import load_pair
 from se_core.models.registry import get_spec
+from se_core.models.user_models import ModelRecipe
 from se_core.models.weights import LoadedModel, LoadedPair, WeightsMissing
 from se_core.nn.se import SEConfig
 
@@ -74,6 +75,19 @@ def user_model(file: str, arch: str | None, se_json: str | None, class_names: tu
     try:
         return _user_model(file, arch, se_json, class_names, label, require_se), None
     except (CheckpointError, KeyError, ValueError, RuntimeError, ImportError) as e:
+        return None, _one_line(e)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the counterpart...")
+def _recipe_model(key: str, _recipe: ModelRecipe) -> LoadedModel:
+    return _recipe.load("vanilla")
+
+
+def recipe_model(recipe: ModelRecipe) -> tuple[LoadedModel | None, str | None]:
+    """A counterpart from library weights or a random initialisation, or ``None`` and the reason; shared."""
+    try:
+        return _recipe_model(repr(recipe), recipe), None
+    except (CheckpointError, WeightsMissing, KeyError, ValueError, RuntimeError, ImportError) as e:
         return None, _one_line(e)
 
 

@@ -16,11 +16,21 @@ from se_core.models import zoo
 from se_core.models.checkpoints import CheckpointError
 from se_core.models.pairs import PAIRS
 from se_core.models.registry import get_spec, list_models
-from se_core.models.user_models import ModelRecipe, UserPairRecipe, inspect_file, register_user_pair, store_bytes, vanilla_choices
+from se_core.models.user_models import (
+    ModelRecipe,
+    UserPairRecipe,
+    check_pair,
+    inspect_file,
+    register_user_pair,
+    store_bytes,
+    vanilla_choices,
+)
 from se_core.nn.se import GATES, INTEGRATIONS, SITES, SQUEEZES, SEConfig
 
 OTHER_ARCH = "another timm / torchvision model…"
 REGISTERED_KEY = "models-user-registered"
+VANILLA_KEY = "models-user-vanilla-choice"
+VANILLA_FOR = "models-user-vanilla-for"
 
 
 @st.cache_data(max_entries=16, show_spinner="Reading the checkpoint...")
@@ -145,8 +155,11 @@ def own_checkpoint() -> None:
     """The Your checkpoint tab: upload, describe, check and register a user pair (then select it)."""
     done = st.session_state.pop(REGISTERED_KEY, None)
     if done:
-        st.success(f"Registered **{PAIRS[done].title}** (`{done}`) and selected it in the sidebar; every page now "
+        name, warnings = done
+        st.success(f"Registered **{PAIRS[name].title}** (`{name}`) and selected it in the sidebar; every page now "
                    "shows it. The link with `?pair=` reopens it.")
+        for w in warnings:
+            st.warning(f"Note: {w}.")
     st.markdown("Compare **your** SE model with a vanilla counterpart on every page. Upload its checkpoint (any "
                 "registered architecture, or any timm / torchvision classifier); the architecture, SE configuration "
                 "and class names come from the file's metadata, else you choose them below. Shapes are checked key by "
@@ -156,10 +169,15 @@ def own_checkpoint() -> None:
         se_recipe, se_label = se_choice
         choices = vanilla_choices(se_recipe.arch)
         labels = [c.label for c in choices] + ["Upload a second checkpoint (vanilla model)"]
+        if st.session_state.get(VANILLA_FOR) != se_recipe.arch:  # a new SE model: its own natural default
+            st.session_state[VANILLA_FOR] = se_recipe.arch
+            st.session_state[VANILLA_KEY] = next((i for i, c in enumerate(choices) if c.available), 0)
         pick = st.selectbox("Vanilla counterpart", range(len(labels)), format_func=lambda i: labels[i],
-                            key="models-user-vanilla-choice",
-                            help="The natural counterpart first: the vanilla model of a registered pair with the same "
-                                 "SE architecture, then the same family. Random initialisations are untrained stand-ins.")
+                            key=VANILLA_KEY,
+                            help="The natural counterpart first: the same library's model without SE (timm:seresnet18 → "
+                                 "timm:resnet18) with its weights, then the vanilla model of a registered pair with the "
+                                 "same SE architecture, the same family, models for the same classes and input size; "
+                                 "networks for another data set last. Random initialisations are untrained stand-ins.")
         van_recipe: ModelRecipe | None = None
         if pick == len(choices):
             van = _model_settings("vanilla", "Vanilla model checkpoint", require_se=False)
@@ -177,15 +195,20 @@ def own_checkpoint() -> None:
                                             if se_recipe.se else None, se_recipe.class_names, se_label, True)
             if err:
                 st.error(f"Your SE checkpoint cannot be used: {err}")
+                return
+            if van_recipe.source == "upload":
+                van_lm, van_err = caching.user_model(van_recipe.file, van_recipe.arch, None, van_recipe.class_names,
+                                                     van_recipe.label, False)
             else:
-                van_err = None
-                if van_recipe.source == "upload":
-                    _, van_err = caching.user_model(van_recipe.file, van_recipe.arch, None, van_recipe.class_names,
-                                                    van_recipe.label, False)
-                if van_err:
-                    st.error(f"The vanilla checkpoint cannot be used: {van_err}")
-                else:
-                    name = register_user_pair(UserPairRecipe(se_recipe, van_recipe))
-                    state.add_user_pair(name)
-                    st.session_state[REGISTERED_KEY] = name
-                    st.rerun()
+                van_lm, van_err = caching.recipe_model(van_recipe)
+            if van_err:
+                st.error(f"The vanilla counterpart cannot be used: {van_err}")
+                return
+            check = check_pair(se_lm, van_lm)
+            if check.refusals:
+                st.error("These two models cannot be compared: " + "; ".join(check.refusals) + ".")
+                return
+            name = register_user_pair(UserPairRecipe(se_recipe, van_recipe))
+            state.add_user_pair(name)
+            st.session_state[REGISTERED_KEY] = (name, check.warnings)
+            st.rerun()

@@ -140,3 +140,48 @@ def test_upload_own_checkpoint_registers_a_pair_used_by_every_page(user_dir: Pat
     _goto(at, "inspector")
     assert not at.error, [e.value for e in at.error]
     assert [e.key for e in at.get("plotly_chart")][:2] == ["inspect_top5_0", "inspect_top5_1"]
+
+
+def test_library_upload_gets_its_natural_twin_and_a_cifar_counterpart_is_refused(user_dir: Path, tiny_data_dir: Path,
+                                                                                   tmp_path: Path) -> None:
+    """#17 (1): a torchvision mobilenet_v3_small upload is offered torchvision's mobilenet_v2 first (untrained
+    here: its weights are not on this machine, so the preselected choice is one that can be built, with no
+    warning before the user picks anything); the pair registers with a note that the two preprocessings
+    differ; a CIFAR-10 counterpart is refused with both class counts named."""
+    torch.manual_seed(0)
+    f = tmp_path / "mnv3.pth"
+    torch.save(get_spec("torchvision:mobilenet_v3_small").build().state_dict(), f)
+    at = _app()
+    _goto(at, "models")
+    at.file_uploader(key="models-user-se-upload").set_value(("mnv3.pth", f.read_bytes(), "application/octet-stream"))
+    at.run()
+    at.selectbox(key="models-user-se-arch").set_value("another timm / torchvision model…")
+    at.run()
+    at.text_input(key="models-user-se-libarch").set_value("torchvision:mobilenet_v3_small")
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    van = at.selectbox(key="models-user-vanilla-choice")
+    assert van.options[0].startswith("torchvision:mobilenet_v2: the library's MobileNet_V2_Weights")
+    assert van.options[van.value] == "torchvision:mobilenet_v2: random initialisation (untrained)"
+    assert not at.warning, [w.value for w in at.warning]
+    assert max(i for i, o in enumerate(van.options) if "cifar" in o) > max(
+        i for i, o in enumerate(van.options) if o.startswith(("torchvision:", "regnet", "resnet50")))
+
+    cifar = next(i for i, o in enumerate(van.options) if o == "resnet20_cifar: weights of pair 'cifar10-resnet20'")
+    van.set_value(cifar)
+    at.run()
+    at.button(key="models-user-register").click()
+    at.run()
+    err = " ".join(str(e.value) for e in at.error)
+    assert "cannot be compared" in err and "1000 outputs" in err, err
+    assert at.sidebar.selectbox(key="pair").value == "cifar10-resnet20"
+
+    at.selectbox(key="models-user-vanilla-choice").set_value(van.options.index(
+        "torchvision:mobilenet_v2: random initialisation (untrained)"))
+    at.run()
+    at.button(key="models-user-register").click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.sidebar.selectbox(key="pair").value.startswith("user:")
+    notes = [str(w.value) for w in at.warning]
+    assert len(notes) == 1 and "resize 256" in notes[0] and "resize 232" in notes[0], notes  # torchvision's two defaults

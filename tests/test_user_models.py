@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -290,3 +291,33 @@ def test_suggested_se_config_rebuilds_the_shapes(se: SEConfig) -> None:
     assert guess == se
     rebuilt = get_spec("se_resnet20_cifar").build(guess).state_dict()
     assert {k: v.shape for k, v in rebuilt.items()} == {k: v.shape for k, v in state.items()}
+
+
+def test_natural_twin_first_and_pairs_checked_before_they_are_accepted() -> None:
+    """#17 (1): counterparts are ordered twin first (same library, SE taken out), another data set's
+    networks last; two models with different outputs or label sets are refused, different input noted."""
+    from se_core.models.pairs import random_model
+    from se_core.models.zoo import twin_of
+
+    assert twin_of("timm:seresnet18") == "timm:resnet18" and twin_of("timm:legacy_seresnet50") == "timm:resnet50"
+    assert twin_of("timm:mobilenetv3_small_100") == "timm:tf_mobilenetv3_small_minimal_100"
+    assert twin_of("torchvision:mobilenet_v3_small") == "torchvision:mobilenet_v2"
+    assert twin_of("timm:efficientnet_b0") is None and twin_of("seresnet50_timm") == "resnet50_timm"
+    labels = [c.label for c in um.vanilla_choices("timm:seresnet18")]
+    assert labels[0] == "timm:resnet18: the library's resnet18.a1_in1k weights (natural twin) (not on disk)"
+    assert labels[1] == "timm:resnet18: random initialisation (untrained)"
+    cifar = [i for i, lab in enumerate(labels) if "cifar" in lab]
+    imagenet = [i for i, lab in enumerate(labels) if "cifar" not in lab]
+    assert cifar and min(cifar) > max(imagenet)  # a CIFAR net is never offered before an ImageNet one
+    assert um.vanilla_choices("se_resnet20_cifar")[0].label == "resnet20_cifar: weights of pair 'cifar10-resnet20'"
+
+    se = random_model("timm:seresnet18")
+    assert um.check_pair(se, random_model("timm:resnet18")).refusals == ()
+    refused = um.check_pair(se, random_model("resnet20_cifar")).refusals
+    assert len(refused) == 1 and "1000 outputs" in refused[0] and "counterpart (resnet20_cifar) 10" in refused[0]
+    same_n = random_model("resnet20_cifar")
+    renamed = type(same_n)(same_n.name, same_n.model, replace(same_n.meta, class_names=tuple(f"c{i}" for i in range(10))))
+    assert "class names differ" in um.check_pair(random_model("se_resnet20_cifar"), renamed).refusals[0]
+    warned = um.check_pair(se, random_model("timm:resnet18")).warnings  # timm's crop_pct 0.875 vs 0.95
+    assert len(warned) == 1 and "resize 256" in warned[0] and "resize 235" in warned[0], warned
+    assert um.check_pair(random_model("se_resnet20_cifar"), random_model("resnet20_cifar")) == um.PairCheck()

@@ -42,7 +42,7 @@ from se_core.models.checkpoints import CheckpointError, CheckpointMeta, read_che
 from se_core.models.pairs import PAIRS, PairSource, load_weights, pick_device, random_model, register_pair_source, resize_for
 from se_core.models.registry import get_spec, list_models
 from se_core.models.weights import USER_PREFIX, LoadedModel, LoadedPair, PairSpec, WeightsMissing, WeightsRef
-from se_core.models.zoo import weights_status
+from se_core.models.zoo import default_weights, twin_of, weights_status
 from se_core.nn.se import SEConfig
 from se_core.probe.sites import describe_structure, find_sites
 from se_core.util.files import atomic_write_bytes, file_digest
@@ -300,6 +300,47 @@ class UserPairRecipe:
                         "your checkpoint", f"SE model: {self.se.describe()}. Vanilla model: {self.vanilla.describe()}.")
 
 
+@dataclass(frozen=True)
+class PairCheck:
+    """What comparing two models as a pair would mean: reasons it cannot be done, and differences to know."""
+
+    refusals: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def _names(meta: CheckpointMeta, k: int = 3) -> str:
+    return ", ".join(meta.class_names[:k]) + (", …" if len(meta.class_names) > k else "")
+
+
+def check_pair(se: LoadedModel, vanilla: LoadedModel) -> PairCheck:
+    """Compare two loaded models before they become a pair: refused when they do not classify the same
+    classes (count or names), warned when they expect different input (size, resize, normalisation),
+    since each model is then fed through its own preprocessing on every page."""
+    a, b = se.meta, vanilla.meta
+    refusals, warnings = [], []
+    if a.num_classes != b.num_classes:
+        refusals.append(f"the SE model ({a.arch}) has {a.num_classes} outputs and the counterpart ({b.arch}) "
+                        f"{b.num_classes}: they do not classify the same classes; choose a counterpart trained on "
+                        "the same data set")
+    elif a.class_names and b.class_names and set(a.class_names) != set(b.class_names):
+        refusals.append(f"their class names differ (SE: {_names(a)}; counterpart: {_names(b)}); choose a counterpart "
+                        "with the same label set, or give the same class names for both")
+    pre_a, pre_b = preprocessing_text(se), preprocessing_text(vanilla)
+    if pre_a != pre_b:
+        warnings.append(f"they expect different input (SE: {pre_a}; counterpart: {pre_b}); every page feeds each "
+                        "model through its own preprocessing")
+    return PairCheck(tuple(refusals), tuple(warnings))
+
+
+def preprocessing_text(lm: LoadedModel) -> str:
+    """A model's input pipeline in one line: resize, crop, normalisation."""
+    h, w = lm.meta.input_size
+    resize = f"resize {lm.resize}, " if lm.resize else ""
+    mean = ", ".join(f"{v:.3f}" for v in lm.meta.mean)
+    std = ", ".join(f"{v:.3f}" for v in lm.meta.std)
+    return f"{resize}crop {h}x{w}, mean ({mean}), std ({std})"
+
+
 def _recipe_path(name: str) -> Path:
     return user_dir() / "pairs" / f"{name.removeprefix(USER_PREFIX)}.json"
 
@@ -366,50 +407,71 @@ class VanillaChoice:
     detail: str = ""
 
 
-def vanilla_choices(se_arch: str | None = None) -> list[VanillaChoice]:
-    """Counterparts: weights of every registered pair's models (available or not), then random inits.
-
-    Ordered so that the natural counterpart of ``se_arch`` comes first (the vanilla model of a
-    registered pair with that SE model, then models of the same family).
-    """
-    family = None
-    if se_arch:
+def _weights_choice(arch: str, ref: WeightsRef, label: str) -> VanillaChoice:
+    if ref.kind in ("timm", "torchvision"):
         try:
-            family = get_spec(se_arch).family
-        except KeyError:
-            family = None
-    out: list[tuple[int, VanillaChoice]] = []
-    seen = set()
+            st = weights_status(ref, arch)
+            ok, where = st.ok, str(st.found or st.expected[0])
+        except (KeyError, ValueError, ImportError) as e:
+            ok, where = False, str(e)
+    else:
+        ok, where = ref.path().is_file(), str(ref.path())
+    return VanillaChoice(label + ("" if ok else " (not on disk)"), ModelRecipe("weights", arch, weights=(ref.kind, ref.location)),
+                         ok, where)
+
+
+def _random_choice(arch: str) -> VanillaChoice:
+    return VanillaChoice(f"{arch}: random initialisation (untrained)", ModelRecipe("random", arch), True,
+                         "no weights: a stand-in to see the vanilla structure, not a result")
+
+
+def vanilla_choices(se_arch: str | None = None) -> list[VanillaChoice]:
+    """Counterparts of ``se_arch``, the natural one first.
+
+    First its twin (:func:`~se_core.models.zoo.twin_of`: same library and family, SE taken out, e.g.
+    ``timm:seresnet18`` → ``timm:resnet18``) with the library's own weights, then that twin untrained;
+    then the vanilla model of a registered pair with that SE model, the same family, and models that
+    take the same input and classes; networks for another data set (a CIFAR net for an ImageNet
+    model) come last.
+    """
+    try:
+        se_spec = get_spec(se_arch) if se_arch else None
+    except KeyError:
+        se_spec = None
+
+    def fit(arch: str) -> int:
+        """0: same family; 1: same classes and input size; 2: neither (another data set)."""
+        spec = get_spec(arch)
+        if se_spec is None:
+            return 1
+        if spec.family == se_spec.family:
+            return 0
+        return 1 if (spec.num_classes, spec.input_size) == (se_spec.num_classes, se_spec.input_size) else 2
+
+    out: list[tuple[tuple[int, int], VanillaChoice]] = []
+    twin = twin_of(se_arch) if se_arch else None
+    if twin:
+        ref = default_weights(twin)
+        if ref is not None:
+            out.append(((0, 0), _weights_choice(twin, ref, f"{twin}: the library's {ref.location} weights (natural twin)")))
+        # a registered twin's weights come with its pairs (rank 1, 0); its random init follows them
+        out.append(((0, 1) if ref is not None or ":" in twin else (1, 1), _random_choice(twin)))
+    seen = {twin}
     for p in PAIRS.values():
         arch, ref = p.vanilla_arch, p.vanilla_weights
         if (arch, ref.kind, ref.location) in seen:
             continue
         seen.add((arch, ref.kind, ref.location))
-        if ref.kind in ("timm", "torchvision"):
-            try:
-                st = weights_status(ref, arch)
-                ok, where = st.ok, str(st.found or st.expected[0])
-            except (KeyError, ValueError, ImportError) as e:
-                ok, where = False, str(e)
-        else:
-            ok, where = ref.path().is_file(), str(ref.path())
-        rank = 0 if p.se_arch == se_arch else 1 if get_spec(arch).family == family else 3
-        out.append((rank, VanillaChoice(f"{arch}: weights of pair '{p.name}'" + ("" if ok else " (not on disk)"),
-                                        ModelRecipe("weights", arch, weights=(ref.kind, ref.location)), ok, where)))
+        rank = (1, 0) if p.se_arch == se_arch else (2 + 2 * fit(arch), 0)
+        out.append((rank, _weights_choice(arch, ref, f"{arch}: weights of pair '{p.name}'")))
     for arch in list_models():
-        spec = get_spec(arch)
-        if spec.has_se:
-            continue
-        rank = 2 if spec.family == family else 4
-        out.append((rank, VanillaChoice(f"{arch}: random initialisation (untrained)", ModelRecipe("random", arch),
-                                        True, "no weights: a stand-in to see the vanilla structure, not a result")))
+        if not get_spec(arch).has_se and arch != twin:
+            out.append(((3 + 2 * fit(arch), 0), _random_choice(arch)))
     return [c for _, c in sorted(out, key=lambda rc: rc[0])]
-
-
 
 register_pair_source(USER_PREFIX, PairSource(user_pair_spec, user_pair_exists, load_user_pair))
 
-__all__ = ["FileReport", "ModelRecipe", "StoredFile", "UserPairRecipe", "VanillaChoice", "inspect_file",
+__all__ = ["FileReport", "ModelRecipe", "PairCheck", "check_pair", "preprocessing_text", "StoredFile", "UserPairRecipe", "VanillaChoice", "inspect_file",
            "load_user_model", "load_user_pair", "register_user_pair", "store_bytes", "store_file", "stored_path",
            "suggest_se_config", "user_dir", "user_pair_exists", "user_pair_recipe", "user_pair_spec",
            "vanilla_choices", "USER_DIR_ENV"]

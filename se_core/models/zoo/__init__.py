@@ -66,5 +66,6 @@ from se_core.models.zoo.specs import (
     tv_preprocess,
     zoo_model,
 )
+from se_core.models.zoo.twins import default_weights, twin_of
 
-__all__ = ["LIBRARY_KINDS", "Library", "LibraryPreprocess", "MOBILE_FAMILIES", "PROBE_SIZE", "WeightsStatus", "ZOO", "ZOO_PAIRS", "ZooModel", "ZooPair", "availability", "detect_family", "expected_path", "imagenet_pairs", "library_meta", "load_library_model", "local_weights_dir", "model_sites", "prepare_sites", "read_library_file", "state_dict_keys_hint", "timm_cfg", "timm_class_names", "timm_preprocess", "torch_hub_checkpoints", "tv_preprocess", "tv_weights", "vanilla_sites", "verify_hash", "weights_status", "zoo_model"]
+__all__ = ["default_weights", "twin_of", "LIBRARY_KINDS", "Library", "LibraryPreprocess", "MOBILE_FAMILIES", "PROBE_SIZE", "WeightsStatus", "ZOO", "ZOO_PAIRS", "ZooModel", "ZooPair", "availability", "detect_family", "expected_path", "imagenet_pairs", "library_meta", "load_library_model", "local_weights_dir", "model_sites", "prepare_sites", "read_library_file", "state_dict_keys_hint", "timm_cfg", "timm_class_names", "timm_preprocess", "torch_hub_checkpoints", "tv_preprocess", "tv_weights", "vanilla_sites", "verify_hash", "weights_status", "zoo_model"]
