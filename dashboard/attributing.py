@@ -15,22 +15,24 @@ from se_core.analysis.attribution import AttributionConfig, PairAttribution, com
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def predictions(_se: torch.nn.Module, _vanilla: torch.nn.Module, _x: torch.Tensor, pair: str,
-                digest: str) -> tuple[np.ndarray, np.ndarray]:
-    """Class probabilities of both models on the input."""
-    return predict(_se, _x), predict(_vanilla, _x)
+def predictions(_se: torch.nn.Module, _vanilla: torch.nn.Module, _x: torch.Tensor, _x_vanilla: torch.Tensor,
+                pair: str, digest: str, feed: str = "shared") -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities of both models, each on its input (``feed`` keys the preprocessing)."""
+    return predict(_se, _x), predict(_vanilla, _x_vanilla)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def pair_attribution(_se: torch.nn.Module, _vanilla: torch.nn.Module, _x: torch.Tensor, pair: str, digest: str,
-                     target: int, config: AttributionConfig) -> PairAttribution:
-    """One method's maps for both models (:func:`se_core.analysis.attribution.compare`)."""
-    return compare(_se, _vanilla, _x, target, config)
+                     target: int, config: AttributionConfig, feed: str = "shared",
+                     _x_vanilla: torch.Tensor | None = None) -> PairAttribution:
+    """One method's maps for both models (:func:`se_core.analysis.attribution.compare`); ``feed`` names
+    which preprocessing made the inputs (part of the cache key)."""
+    return compare(_se, _vanilla, _x, target, config, _x_vanilla)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def explanation_quality(_model: torch.nn.Module, _x: torch.Tensor, pair: str, role: str, digest: str, target: int,
-                        config: AttributionConfig) -> dict[str, float]:
+                        config: AttributionConfig, feed: str = "shared") -> dict[str, float]:
     """Infidelity and sensitivity-max of one method on one model."""
     return quality(_model, _x, target, config)
 

@@ -6,6 +6,12 @@ import streamlit as st
 import torch
 
 from se_core.analysis.attribution import BASELINES, AttributionConfig, stage_layers
+from se_core.analysis.inspect import preprocess_for
+from se_core.data.images import Preprocess
+from se_core.models.weights import LoadedPair
+
+FEEDS = {"se": "the SE model's preprocessing for both", "vanilla": "the vanilla model's preprocessing for both",
+         "own": "each model its own preprocessing"}
 
 BASELINE_HELP = {"zero": "0 in normalized space = the training set's mean colour",
                  "blur": "the image blurred (Gaussian, sigma = side / 8)",
@@ -35,3 +41,22 @@ def method_settings(model: torch.nn.Module, size: tuple[int, int],
                                     occlusion_window=int(window), occlusion_stride=int(stride), layer=layer)
                for m in methods}
     return configs, opacity
+
+
+def input_feed(pair: LoadedPair) -> tuple[str, Preprocess, Preprocess]:
+    """How one image becomes the two models' inputs: (choice, SE model's, vanilla model's preprocessing).
+
+    When the two models expect the same input there is nothing to choose; otherwise the user picks a
+    shared preprocessing (one input, maps on one grid) or each model's own, and is told how they differ.
+    """
+    pre_se, pre_va = preprocess_for(pair.se), preprocess_for(pair.vanilla)
+    if pre_se == pre_va:
+        return "shared", pre_se, pre_va
+    st.info(f"The two models expect different input. SE model: {pre_se.describe()}. Vanilla model: "
+            f"{pre_va.describe()}.", icon=":material/tune:")
+    feed = st.radio("Feed the image through", list(FEEDS), format_func=FEEDS.get, key="attr_feed", horizontal=True,
+                    help="A shared preprocessing gives both models the same pixels, so their maps compare pixel by "
+                         "pixel; each its own shows what each model sees in use (the difference map is then taken "
+                         "on the SE model's grid).")
+    shared = {"se": pre_se, "vanilla": pre_va}.get(feed)
+    return feed, shared or pre_se, shared or pre_va

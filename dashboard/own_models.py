@@ -12,19 +12,12 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import caching, state
+from se_core.analysis.inspect import check_pair
 from se_core.models import zoo
 from se_core.models.checkpoints import CheckpointError
 from se_core.models.pairs import PAIRS
 from se_core.models.registry import get_spec, list_models
-from se_core.models.user_models import (
-    ModelRecipe,
-    UserPairRecipe,
-    check_pair,
-    inspect_file,
-    register_user_pair,
-    store_bytes,
-    vanilla_choices,
-)
+from se_core.models.user_models import ModelRecipe, UserPairRecipe, inspect_file, register_user_pair, store_bytes, vanilla_choices
 from se_core.nn.se import GATES, INTEGRATIONS, SITES, SQUEEZES, SEConfig
 
 OTHER_ARCH = "another timm / torchvision model…"

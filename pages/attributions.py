@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import attributing as calc
-from dashboard.attribution_settings import method_settings
+from dashboard.attribution_settings import input_feed, method_settings
 from dashboard.caching import get_pair
 from dashboard.display import download_csv, show
 from dashboard.figures import attributions as figs
@@ -26,7 +26,6 @@ from se_core.analysis.attribution import (
     SENSITIVITY_SAMPLES,
     default_layer,
 )
-from se_core.analysis.inspect import preprocess_for
 from se_core.data.images import ImageError, denormalize, to_tensor
 
 QUALITY_KEY = "attr_quality_for"
@@ -56,19 +55,17 @@ def render() -> None:
         if len(images) > 1 else names[0]
     item = images[names.index(chosen)]
 
-    pre = preprocess_for(pair.se)
-    if preprocess_for(pair.vanilla) != pre:
-        st.error("The two models of this pair expect different input preprocessing, so one input cannot be attributed "
-                 "for both; choose another pair in the sidebar.")
-        st.stop()
+    feed, pre, pre_va = input_feed(pair)
     try:
         x = to_tensor(item.image, pre)
+        x_va = to_tensor(item.image, pre_va) if feed == "own" else x
     except ImageError as e:
         st.error(f"'{item.name}' cannot be fed to the models: {e}")
         st.stop()
     seen = denormalize(x, pre)
+    seen_va = denormalize(x_va, pre_va) if feed == "own" else None
     classes = pair.se.class_names
-    p_se, p_va = calc.predictions(pair.se.model, pair.vanilla.model, x, pair_name, item.digest)
+    p_se, p_va = calc.predictions(pair.se.model, pair.vanilla.model, x, x_va, pair_name, item.digest, feed)
 
     left, right = st.columns([3, 2])
     methods = left.multiselect("Methods", METHODS, default=list(METHODS), format_func=METHOD_TITLES.get,
@@ -88,7 +85,7 @@ def render() -> None:
         with st.spinner(f"{METHOD_TITLES[method]} on both models..."):
             try:
                 results[method] = calc.pair_attribution(pair.se.model, pair.vanilla.model, x, pair_name, item.digest,
-                                                        int(target), configs[method])
+                                                        int(target), configs[method], feed, x_va)
             except (ValueError, RuntimeError) as e:
                 st.error(f"{METHOD_TITLES[method]} failed: {e}. Change its settings (e.g. a smaller internal batch "
                          "size or occlusion window) and try again.")
@@ -114,7 +111,7 @@ def render() -> None:
         a, b = st.columns([2, 1])
         stem = f"attributions-{method}-{item.name}-{label}".replace(" ", "_")
         with a:
-            show(figs.pair_maps(res, seen, f"{title} · class '{label}'", opacity), key=f"attr-pair-{method}",
+            show(figs.pair_maps(res, seen, f"{title} · class '{label}'", opacity, seen_va), key=f"attr-pair-{method}",
                  filename=stem, data=calc.map_table(res))
         with b:
             show(figs.difference(res, seen, "SE − vanilla (scaled maps)", opacity), key=f"attr-diff-{method}",
@@ -130,7 +127,7 @@ def render() -> None:
                f"explanation under uniform noise of radius {SENSITIVITY_RADIUS}, {SENSITIVITY_SAMPLES} samples. "
                "Fixed seed; each sample reruns the method, so this takes longer. Infidelity is in squared logit "
                "units, so compare methods within one model; sensitivity is relative, so it compares across models too.")
-    signature = (pair_name, item.digest, int(target), tuple(configs[m] for m in results))
+    signature = (pair_name, item.digest, feed, int(target), tuple(configs[m] for m in results))
     if st.button("Compute quality metrics", key="attr_quality_button", icon=":material/rule:"):
         st.session_state[QUALITY_KEY] = signature
     if st.session_state.get(QUALITY_KEY) != signature or not results:
@@ -141,7 +138,8 @@ def render() -> None:
     for j, (method, role, lm) in enumerate(jobs):
         with st.spinner(f"{METHOD_TITLES[method]}, {role} model..."):
             try:
-                q = calc.explanation_quality(lm.model, x, pair_name, role, item.digest, int(target), configs[method])
+                q = calc.explanation_quality(lm.model, x_va if role == "vanilla" else x, pair_name, role, item.digest,
+                                             int(target), configs[method], feed)
             except (ValueError, RuntimeError) as e:
                 st.error(f"Quality metrics for {METHOD_TITLES[method]} ({role}) failed: {e}. Change the settings and "
                          "try again.")

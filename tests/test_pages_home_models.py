@@ -58,8 +58,6 @@ def empty_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d = tmp_path / "empty"
     d.mkdir()
     monkeypatch.setenv("SE_LENS_DATA_DIR", str(d))
-    monkeypatch.setattr(pairs, "DATA_DIR", d)
-    monkeypatch.setattr(pairs, "CHECKPOINT_DIR", d / "checkpoints")
     return d
 
 

@@ -185,3 +185,28 @@ def test_library_upload_gets_its_natural_twin_and_a_cifar_counterpart_is_refused
     assert at.sidebar.selectbox(key="pair").value.startswith("user:")
     notes = [str(w.value) for w in at.warning]
     assert len(notes) == 1 and "resize 256" in notes[0] and "resize 232" in notes[0], notes  # torchvision's two defaults
+
+
+def test_attributions_for_a_pair_whose_models_expect_different_input(user_dir: Path, tiny_data_dir: Path,
+                                                                      tmp_path: Path) -> None:
+    """#17 (2): a pair whose two models have different default preprocessing (torchvision's mobilenet_v3_small
+    resizes to 256, mobilenet_v2 to 232) is attributed, not refused: the page says how they differ and lets
+    the user feed one shared preprocessing or each model its own; both give both models' maps."""
+    from se_core.models.user_models import ModelRecipe, UserPairRecipe, register_user_pair
+
+    name = register_user_pair(UserPairRecipe(ModelRecipe("random", "torchvision:mobilenet_v3_small"),
+                                             ModelRecipe("random", "torchvision:mobilenet_v2")))
+    at = _app(name)
+    at.session_state["attr_methods"] = ["saliency"]
+    _goto(at, "attributions")
+    assert not at.error, [e.value for e in at.error]
+    info = " ".join(str(i.value) for i in at.info)
+    assert "expect different input" in info and "resize 256" in info and "resize 232" in info, info
+    feed = at.radio(key="attr_feed")
+    assert feed.value == "se" and len(feed.options) == 3
+    charts = [c.key for c in at.get("plotly_chart")]
+    assert "attr-pair-saliency" in charts and "attr-diff-saliency" in charts, charts
+    feed.set_value("own")
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "attr-pair-saliency" in [c.key for c in at.get("plotly_chart")]

@@ -296,6 +296,7 @@ def test_suggested_se_config_rebuilds_the_shapes(se: SEConfig) -> None:
 def test_natural_twin_first_and_pairs_checked_before_they_are_accepted() -> None:
     """#17 (1): counterparts are ordered twin first (same library, SE taken out), another data set's
     networks last; two models with different outputs or label sets are refused, different input noted."""
+    from se_core.analysis import inspect as ops
     from se_core.models.pairs import random_model
     from se_core.models.zoo import twin_of
 
@@ -312,12 +313,12 @@ def test_natural_twin_first_and_pairs_checked_before_they_are_accepted() -> None
     assert um.vanilla_choices("se_resnet20_cifar")[0].label == "resnet20_cifar: weights of pair 'cifar10-resnet20'"
 
     se = random_model("timm:seresnet18")
-    assert um.check_pair(se, random_model("timm:resnet18")).refusals == ()
-    refused = um.check_pair(se, random_model("resnet20_cifar")).refusals
+    assert ops.check_pair(se, random_model("timm:resnet18")).refusals == ()
+    refused = ops.check_pair(se, random_model("resnet20_cifar")).refusals
     assert len(refused) == 1 and "1000 outputs" in refused[0] and "counterpart (resnet20_cifar) 10" in refused[0]
     same_n = random_model("resnet20_cifar")
     renamed = type(same_n)(same_n.name, same_n.model, replace(same_n.meta, class_names=tuple(f"c{i}" for i in range(10))))
-    assert "class names differ" in um.check_pair(random_model("se_resnet20_cifar"), renamed).refusals[0]
-    warned = um.check_pair(se, random_model("timm:resnet18")).warnings  # timm's crop_pct 0.875 vs 0.95
+    assert "class names differ" in ops.check_pair(random_model("se_resnet20_cifar"), renamed).refusals[0]
+    warned = ops.check_pair(se, random_model("timm:resnet18")).warnings  # timm's crop_pct 0.875 vs 0.95
     assert len(warned) == 1 and "resize 256" in warned[0] and "resize 235" in warned[0], warned
-    assert um.check_pair(random_model("se_resnet20_cifar"), random_model("resnet20_cifar")) == um.PairCheck()
+    assert ops.check_pair(random_model("se_resnet20_cifar"), random_model("resnet20_cifar")) == ops.PairCheck()

@@ -33,15 +33,18 @@ def _image_axes(lay: dict, cols: int) -> dict:
     return lay
 
 
-def pair_maps(res: PairAttribution, seen: np.ndarray, title: str, opacity: float) -> go.Figure:
-    """SE and vanilla maps over the image, one colour axis (both maps lie in [-1, 1])."""
+def pair_maps(res: PairAttribution, seen: np.ndarray, title: str, opacity: float,
+              seen_vanilla: np.ndarray | None = None) -> go.Figure:
+    """SE and vanilla maps over the image each model saw (``seen_vanilla``: the vanilla model's own view,
+    when it had its own preprocessing), one colour axis (both maps lie in [-1, 1])."""
     signed = min(res.se_norm.min(), res.vanilla_norm.min()) < 0
     lay = grid(1, 2, ("SE model", "vanilla model"), horizontal_spacing=0.03)
     lay.update(coloraxis={"colorscale": colorscale("RdBu_r" if signed else "Inferno"), "cmin": -1.0 if signed else 0.0,
                           "cmax": 1.0, "colorbar": {"title": {"text": "map / max|map|"}}},
                title={"text": title, "x": 0.0}, margin=_MARGIN, height=380)
     traces = (_overlay(seen, res.se_norm, res.se.map, "SE", 0, opacity)
-              + _overlay(seen, res.vanilla_norm, res.vanilla.map, "vanilla", 1, opacity))
+              + _overlay(seen if seen_vanilla is None else seen_vanilla, res.vanilla_norm, res.vanilla.map, "vanilla", 1,
+                         opacity))
     return figure(traces, _image_axes(lay, 2))
 
 

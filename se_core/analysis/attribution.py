@@ -45,6 +45,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from se_core.probe.hooks import model_lock
@@ -286,12 +287,19 @@ def _normalized(a: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def compare(se_model: nn.Module, vanilla_model: nn.Module, x: torch.Tensor, target: int,
-            config: AttributionConfig) -> PairAttribution:
-    """Same method, input and target on both models; maps scaled to [-1, 1] each (see class)."""
+            config: AttributionConfig, x_vanilla: torch.Tensor | None = None) -> PairAttribution:
+    """Same method and target on both models; maps scaled to [-1, 1] each (see class).
+
+    Both models see ``x``, unless ``x_vanilla`` gives the vanilla model its own input (its own
+    preprocessing of the same image); the difference is then taken on the SE map's grid.
+    """
     se = attribute(se_model, x, target, config)
-    va = attribute(vanilla_model, x, target, config)
+    va = attribute(vanilla_model, x if x_vanilla is None else x_vanilla, target, config)
     se_n, se_s = _normalized(se.map)
     va_n, va_s = _normalized(va.map)
+    if va_n.shape != se_n.shape:
+        va_n = F.interpolate(torch.from_numpy(va_n)[None, None], size=se_n.shape, mode="bilinear",
+                             align_corners=False)[0, 0].numpy()
     return PairAttribution(se, va, se_n, va_n, (se_n - va_n).astype(np.float32), se_s, va_s)
 
 

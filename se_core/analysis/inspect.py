@@ -41,7 +41,7 @@ TOP_K = 5
 Role = Literal["se", "vanilla"]
 
 __all__ = ["TOP_K", "Prediction", "ModelProbe", "InspectResult", "GatePlan", "InterventionResult",
-           "preprocess_for", "batch_tensor", "probe_model", "inspect", "switch_off", "gate_vectors",
+           "preprocess_for", "PairCheck", "check_pair", "batch_tensor", "probe_model", "inspect", "switch_off", "gate_vectors",
            "intervene", "padded_matrix", "display_image", "CSV_COLUMNS"]
 
 CSV_COLUMNS = ("image", "model", "site", "stage", "block", "channel", "z", "s", "energy_before", "energy_after")
@@ -63,6 +63,38 @@ def preprocess_for(lm: LoadedModel) -> Preprocess:
     interpolation = str((meta.extra or {}).get("interpolation", "bilinear"))  # library models: e.g. timm's bicubic
     return Preprocess(size=size, mean=mean, std=std, resize=lm.resize,  # type: ignore[arg-type]
                       interpolation=interpolation)
+
+
+@dataclass(frozen=True)
+class PairCheck:
+    """What comparing two models as a pair would mean: reasons it cannot be done, and differences to know."""
+
+    refusals: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def _names(meta, k: int = 3) -> str:
+    return ", ".join(meta.class_names[:k]) + (", …" if len(meta.class_names) > k else "")
+
+
+def check_pair(se: LoadedModel, vanilla: LoadedModel) -> PairCheck:
+    """Compare two loaded models before they become a pair: refused when they do not classify the same
+    classes (count or names), warned when they expect different input (size, resize, normalisation),
+    since each model is then fed through its own preprocessing on every page."""
+    a, b = se.meta, vanilla.meta
+    refusals, warnings = [], []
+    if a.num_classes != b.num_classes:
+        refusals.append(f"the SE model ({a.arch}) has {a.num_classes} outputs and the counterpart ({b.arch}) "
+                        f"{b.num_classes}: they do not classify the same classes; choose a counterpart trained on "
+                        "the same data set")
+    elif a.class_names and b.class_names and set(a.class_names) != set(b.class_names):
+        refusals.append(f"their class names differ (SE: {_names(a)}; counterpart: {_names(b)}); choose a counterpart "
+                        "with the same label set, or give the same class names for both")
+    pre_a, pre_b = preprocess_for(se).describe(), preprocess_for(vanilla).describe()
+    if pre_a != pre_b:
+        warnings.append(f"they expect different input (SE: {pre_a}; counterpart: {pre_b}); every page feeds each "
+                        "model through its own preprocessing")
+    return PairCheck(tuple(refusals), tuple(warnings))
 
 
 def batch_tensor(images: Sequence[Image.Image], pre: Preprocess) -> torch.Tensor:

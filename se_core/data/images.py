@@ -317,6 +317,14 @@ class Preprocess:
     resize: int | None = None
     interpolation: str = "bilinear"
 
+    def describe(self) -> str:
+        """The pipeline in one line, e.g. ``resize 256, crop 224x224 (bicubic), mean (...), std (...)``."""
+        h, w = self.size
+        first = f"resize {self.resize}, crop {h}x{w}" if self.resize else f"resize to {h}x{w}"
+        mean = ", ".join(f"{v:.3f}" for v in self.mean)
+        std = ", ".join(f"{v:.3f}" for v in self.std)
+        return f"{first} ({self.interpolation}), mean ({mean}), std ({std})"
+
     def __post_init__(self) -> None:
         """Validate and normalize to tuples, so bad configs fail at construction."""
         try:

@@ -300,47 +300,6 @@ class UserPairRecipe:
                         "your checkpoint", f"SE model: {self.se.describe()}. Vanilla model: {self.vanilla.describe()}.")
 
 
-@dataclass(frozen=True)
-class PairCheck:
-    """What comparing two models as a pair would mean: reasons it cannot be done, and differences to know."""
-
-    refusals: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-
-
-def _names(meta: CheckpointMeta, k: int = 3) -> str:
-    return ", ".join(meta.class_names[:k]) + (", …" if len(meta.class_names) > k else "")
-
-
-def check_pair(se: LoadedModel, vanilla: LoadedModel) -> PairCheck:
-    """Compare two loaded models before they become a pair: refused when they do not classify the same
-    classes (count or names), warned when they expect different input (size, resize, normalisation),
-    since each model is then fed through its own preprocessing on every page."""
-    a, b = se.meta, vanilla.meta
-    refusals, warnings = [], []
-    if a.num_classes != b.num_classes:
-        refusals.append(f"the SE model ({a.arch}) has {a.num_classes} outputs and the counterpart ({b.arch}) "
-                        f"{b.num_classes}: they do not classify the same classes; choose a counterpart trained on "
-                        "the same data set")
-    elif a.class_names and b.class_names and set(a.class_names) != set(b.class_names):
-        refusals.append(f"their class names differ (SE: {_names(a)}; counterpart: {_names(b)}); choose a counterpart "
-                        "with the same label set, or give the same class names for both")
-    pre_a, pre_b = preprocessing_text(se), preprocessing_text(vanilla)
-    if pre_a != pre_b:
-        warnings.append(f"they expect different input (SE: {pre_a}; counterpart: {pre_b}); every page feeds each "
-                        "model through its own preprocessing")
-    return PairCheck(tuple(refusals), tuple(warnings))
-
-
-def preprocessing_text(lm: LoadedModel) -> str:
-    """A model's input pipeline in one line: resize, crop, normalisation."""
-    h, w = lm.meta.input_size
-    resize = f"resize {lm.resize}, " if lm.resize else ""
-    mean = ", ".join(f"{v:.3f}" for v in lm.meta.mean)
-    std = ", ".join(f"{v:.3f}" for v in lm.meta.std)
-    return f"{resize}crop {h}x{w}, mean ({mean}), std ({std})"
-
-
 def _recipe_path(name: str) -> Path:
     return user_dir() / "pairs" / f"{name.removeprefix(USER_PREFIX)}.json"
 
@@ -471,7 +430,7 @@ def vanilla_choices(se_arch: str | None = None) -> list[VanillaChoice]:
 
 register_pair_source(USER_PREFIX, PairSource(user_pair_spec, user_pair_exists, load_user_pair))
 
-__all__ = ["FileReport", "ModelRecipe", "PairCheck", "check_pair", "preprocessing_text", "StoredFile", "UserPairRecipe", "VanillaChoice", "inspect_file",
+__all__ = ["FileReport", "ModelRecipe", "StoredFile", "UserPairRecipe", "VanillaChoice", "inspect_file",
            "load_user_model", "load_user_pair", "register_user_pair", "store_bytes", "store_file", "stored_path",
            "suggest_se_config", "user_dir", "user_pair_exists", "user_pair_recipe", "user_pair_spec",
            "vanilla_choices", "USER_DIR_ENV"]
