@@ -54,7 +54,8 @@ class WeightsStatus:
                 else f"copy {repo.name} into {repo.parent}")
         return (f"weights for {self.arch} ({self.library} {self.weights}) are not on this machine: expected "
                 f"{where}. On a machine with internet access run `{self.command}`, then {copy} here "
-                f"(or put the file at {self.expected[-1]}). SE Lens never downloads.")
+                f"(or put the file at {self.expected[-1]}). SE Lens downloads only on request: the Models page's "
+                "Download button, or `python -m se_core.zoo download PAIR`.")
 
 
 def _hf_lookup(repo_id: str, filenames: Sequence[str]) -> tuple[Path | None, Path]:
@@ -80,7 +81,7 @@ def _hf_lookup(repo_id: str, filenames: Sequence[str]) -> tuple[Path | None, Pat
 
 
 def weights_status(ref: WeightsRef, arch: str) -> WeightsStatus:
-    """Look for ``ref``'s file in the library cache, then in ``data/weights``; never downloads."""
+    """Look for ``ref``'s file in the library cache, then in ``data/weights``; never touches the network."""
     zm = zoo_model(arch)
     local = local_weights_dir()
     if ref.kind == "torchvision":
