@@ -13,10 +13,13 @@ import io
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import streamlit as st
 import torch
+from streamlit.testing.v1 import AppTest
 from support import REPO_ROOT, subprocess_env
 from weights_server import REV, WeightsServer
 
@@ -240,3 +243,69 @@ def test_python_m_se_core_zoo_download_spelling() -> None:
     r = subprocess.run([sys.executable, "-m", "se_core.zoo", "download", TV_PAIR], cwd=REPO_ROOT, capture_output=True,
                        text=True, env=subprocess_env(SE_LENS_ALLOW_DOWNLOAD="0"), timeout=300)
     assert r.returncode == 2 and "SE_LENS_ALLOW_DOWNLOAD=0" in r.stderr, r.stderr
+
+
+# --------------------------------------------------------------------------- the Models page
+
+
+def _models_page() -> AppTest:
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(str(REPO_ROOT / "dashboard" / "app.py"), default_timeout=300)
+    at.query_params["pair"] = TV_PAIR
+    at.run()
+    at.switch_page("../pages/models.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _click(at: AppTest, key: str) -> AppTest:
+    next(b for b in at.button if b.key == key).click()
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_models_page_downloads_a_pair_on_click(caches: dict[str, Path], server: WeightsServer,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = PAIRS[TV_PAIR]
+    names = [serve_tv(server, monkeypatch, ref.location, tv_file(ref.location, i))
+             for i, ref in enumerate((spec.se_weights, spec.vanilla_weights))]
+    at = _models_page()
+    assert server.requests == []  # nothing reaches the network before a click
+    _click(at, f"models-zoo-size-{TV_PAIR}")
+    assert {m for m, _, _ in server.requests} == {"HEAD"}
+    button = next(b for b in at.button if b.key == f"models-zoo-download-{TV_PAIR}")
+    total = sum(len(server.files[f"/models/{n}"].data) for n in names)
+    assert button.label == f"Download ({total / 1e6:.1f} MB)"
+    _click(at, f"models-zoo-download-{TV_PAIR}")
+    assert not at.error, [e.value for e in at.error]
+    assert any("Downloaded, read and loaded" in str(s.value) for s in at.success)
+    assert any(e.label.endswith(": ready") and "RegNetY-400MF vs RegNetX-400MF (torchvision)" in e.label
+               for e in at.expander)
+    assert all((caches["torch"] / "hub" / "checkpoints" / n).is_file() for n in names)
+
+
+def test_models_page_failures_show_an_error_and_switch_off_hides_the_buttons(
+        caches: dict[str, Path], server: WeightsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = PAIRS[TV_PAIR]
+    se_name = serve_tv(server, monkeypatch, spec.se_weights.location, tv_file(spec.se_weights.location))
+    fname = serve_tv(server, monkeypatch, spec.vanilla_weights.location, tv_file(spec.vanilla_weights.location, 1))
+    server.files[f"/models/{fname}"] = replace(server.files[f"/models/{fname}"], mode="truncate")
+    at = _models_page()
+    before = tree(caches["torch"])
+    _click(at, f"models-zoo-size-{TV_PAIR}")
+    _click(at, f"models-zoo-download-{TV_PAIR}")
+    errors = [str(e.value) for e in at.error]
+    assert any(e.startswith("The download failed: ") and fname in e and "closed early" in e for e in errors), errors
+    hub = caches["torch"] / "hub"
+    assert before == {} and set(tree(caches["torch"])) == {str(hub), str(hub / "checkpoints"),
+                                                           str(hub / "checkpoints" / se_name)}  # no temp file left
+    _click(at, "models-zoo-size-imagenet-mobilenetv3-tv")  # not served: a 404 at the size check
+    assert any("cannot be fetched" in str(e.value) and "HTTP 404" in str(e.value) for e in at.error)
+
+    monkeypatch.setenv("SE_LENS_ALLOW_DOWNLOAD", "0")
+    at.run()
+    assert not [b for b in at.button if b.key.startswith("models-zoo-size-")]
+    assert "SE_LENS_ALLOW_DOWNLOAD=0" in " ".join(str(m.value) for m in at.markdown)

@@ -5,13 +5,8 @@ import argparse
 import sys
 
 from se_core.models.zoo.catalog import ZOO_PAIRS
-from se_core.models.zoo.download import DownloadError, fetch, plan_pair
+from se_core.models.zoo.download import DownloadError, fetch, plan_pair, size_text, total_size
 from se_core.models.zoo.load import availability
-
-
-def mb(size: int | None) -> str:
-    """``12.3 MB``, or ``size unknown`` when the server did not say."""
-    return "size unknown" if size is None else f"{size / 1e6:.1f} MB"
 
 
 class _Bar:
@@ -25,7 +20,7 @@ class _Bar:
         if total and pct == self.last:
             return
         self.last = pct
-        text = f"{pct:3d} % of {mb(total)}" if total else f"{mb(done)} so far"
+        text = f"{pct:3d} % of {size_text(total)}" if total else f"{size_text(done)} so far"
         print(f"\r  {text}", end="", file=sys.stderr, flush=True)
 
 
@@ -36,11 +31,9 @@ def download(name: str) -> int:
         if not plans:
             print(f"{name}: every file is already on this machine")
             return 0
-        total = [p.size for p in plans]
-        print(f"{name}: {len(plans)} file(s) to download, "
-              f"{mb(sum(total)) if None not in total else 'size unknown'}")
+        print(f"{name}: {len(plans)} file(s) to download, {size_text(total_size(plans))}")
         for p in plans:
-            print(f"{p.label}: {mb(p.size)} from {p.url}")
+            print(f"{p.label}: {size_text(p.size)} from {p.url}")
             path = fetch(p, _Bar())
             print(f"\n  ready (read and loaded): {path}")
     except DownloadError as e:

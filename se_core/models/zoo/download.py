@@ -47,7 +47,7 @@ from se_core.models.zoo.remote import Cancel, DownloadCancelled, DownloadError, 
 from se_core.util.files import atomic_file, atomic_write_bytes, make_dirs, remove_empty
 
 __all__ = ["DownloadCancelled", "DownloadError", "HubFile", "Planned", "fetch", "fetch_all", "plan_file",
-           "plan_pair"]
+           "plan_pair", "size_text", "total_size"]
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -92,6 +92,17 @@ class Planned:
     def target(self) -> Path:
         """The file the bytes are written to (a hub blob, else ``dest`` itself)."""
         return self.hub.blob if self.hub else self.dest
+
+
+def size_text(size: int | None) -> str:
+    """``12.3 MB``, or ``size unknown`` when the server did not say."""
+    return "size unknown" if size is None else f"{size / 1e6:.1f} MB"
+
+
+def total_size(plans: list[Planned]) -> int | None:
+    """The bytes of all ``plans``; None when a server did not say one's size."""
+    sizes = [p.size for p in plans]
+    return None if None in sizes else sum(s for s in sizes if s is not None)
 
 
 def _refuse_if_disabled() -> None:
@@ -275,8 +286,7 @@ def fetch_all(plans: list[Planned], progress: Progress | None = None, cancel: Ca
     """:func:`fetch` each plan in turn, ``progress`` counting over all of them; the paths found.
 
     A failure stops there: files fetched before it stay (each is complete and checked)."""
-    sizes = [p.size for p in plans]
-    total = sum(sizes) if None not in sizes else None
+    total = total_size(plans)
     out: list[Path] = []
     offset = 0
     for plan in plans:
