@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -233,8 +234,7 @@ def _link_snapshot(hub: HubFile, placed: _Placed) -> None:
     snap = hub.snapshot
     placed.dirs += make_dirs(snap.parent)
     if not snap.exists():
-        tmp = snap.with_name(f".{snap.name}.link.tmp")
-        tmp.unlink(missing_ok=True)
+        tmp = snap.with_name(f".{snap.name}.{uuid.uuid4().hex[:12]}.link.tmp")  # unique: two sessions may race
         tmp.symlink_to(os.path.relpath(hub.blob, snap.parent))
         os.replace(tmp, snap)
         placed.files.append(snap)
