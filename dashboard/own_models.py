@@ -11,8 +11,9 @@ import json
 import pandas as pd
 import streamlit as st
 
-from dashboard import caching, state
+from dashboard import caching, state, weights_download
 from se_core.analysis.inspect import check_pair
+from se_core.config import downloads_allowed
 from se_core.models import zoo
 from se_core.models.checkpoints import CheckpointError
 from se_core.models.pairs import PAIRS
@@ -111,9 +112,12 @@ def _model_settings(role: str, label: str, require_se: bool) -> tuple[ModelRecip
 
 def library_pairs(pair_name: str) -> None:
     """The ImageNet pairs tab: where each library's weights are, and a button to show a ready pair."""
+    how = ("A pair's **Download** button fetches its missing files into those caches; nothing downloads without "
+           "that click." if downloads_allowed() else "Downloads are switched off on this server "
+           "(`SE_LENS_ALLOW_DOWNLOAD=0`): copy the files in as described below.")
     st.markdown("SE networks from **timm** and **torchvision** next to the closest vanilla network, with the weights "
                 "those libraries publish. They are read from the libraries' own caches on this machine (Hugging Face "
-                "hub cache, torch hub checkpoints) or from `data/weights/`; SE Lens never downloads anything.")
+                f"hub cache, torch hub checkpoints) or from `data/weights/`. {how}")
     try:
         avail = pd.DataFrame(caching.library_weights())
     except Exception as e:  # noqa: BLE001 - a broken library install must not take the page down
@@ -128,7 +132,8 @@ def library_pairs(pair_name: str) -> None:
         for zp in zoo.ZOO_PAIRS:
             rows = avail[avail["pair"] == zp.name]
             ready = bool(len(rows)) and bool(rows["available"].all())
-            with st.expander(f"{PAIRS[zp.name].title}: {'ready' if ready else 'weights missing'}"):
+            note = weights_download.take_note(zp.name)
+            with st.expander(f"{PAIRS[zp.name].title}: {'ready' if ready else 'weights missing'}", expanded=bool(note)):
                 st.markdown(zp.note)
                 for r in rows.itertuples():
                     if r.available:
@@ -138,6 +143,7 @@ def library_pairs(pair_name: str) -> None:
                         st.code(r.command, language="bash")
                     if r.recipe:
                         st.caption(f"Training recipe / origin: {r.recipe}")
+                weights_download.pair_download(zp.name, ready, note)
                 if ready and st.button("Show this pair", key=f"models-zoo-show-{zp.name}",
                                        disabled=pair_name == zp.name):
                     state.select_pair(zp.name)

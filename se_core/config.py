@@ -10,6 +10,12 @@ change the environment after import).
 | ``SE_LENS_USER_DIR`` | uploaded checkpoints and user pair recipes | ``<repo>/.cache/user`` |
 | ``SE_LENS_DATA_ROOTS`` | folders a dashboard user may type paths under | the repo's ``data/`` and the shared data |
 | ``HF_HUB_CACHE``, ``HF_HOME``, ``XDG_CACHE_HOME`` | where downloaded timm weights are looked for | the hub's defaults |
+| ``HF_ENDPOINT`` | the Hugging Face hub that timm weights are downloaded from | ``https://huggingface.co`` |
+| ``HF_HUB_OFFLINE`` | ``1``: no hub download (the hub's own switch) | unset |
+| ``SE_LENS_ALLOW_DOWNLOAD`` | ``0``: no Download button, and ``python -m se_core.zoo download`` refuses | allowed |
+| ``SE_LENS_TORCHVISION_URL_BASE`` | where torchvision weight files are downloaded from (the URL's folder) | torchvision's own URL |
+| ``SE_LENS_TIMM_URL_BASE`` | the same for timm weights published only by URL (no hub copy) | timm's own URL |
+| ``SE_LENS_DOWNLOAD_TIMEOUT`` | seconds without a byte before a download is given up | ``30`` |
 | ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` | ``torchrun``'s distributed set-up | one process |
 """
 from __future__ import annotations
@@ -71,6 +77,32 @@ def hf_hub_cache() -> Path:
     if env("HF_HOME"):
         return Path(env("HF_HOME")).expanduser() / "hub"
     return Path(env("XDG_CACHE_HOME", str(Path.home() / ".cache"))).expanduser() / "huggingface" / "hub"
+
+
+def hf_endpoint() -> str:
+    """The Hugging Face hub to download from (``HF_ENDPOINT``, as the hub reads it), without a trailing slash."""
+    return env("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def hf_offline() -> bool:
+    """``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) set to a true value: the hub's own "no network" switch."""
+    return any(env(k).upper() in ("1", "ON", "YES", "TRUE") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def downloads_allowed() -> bool:
+    """Whether library weights may be downloaded on request (``SE_LENS_ALLOW_DOWNLOAD=0`` says no)."""
+    return env("SE_LENS_ALLOW_DOWNLOAD", "1").lower() not in ("0", "false", "no", "off")
+
+
+def weights_url_base(library: str) -> str:
+    """``SE_LENS_TORCHVISION_URL_BASE`` / ``SE_LENS_TIMM_URL_BASE``: the folder weight URLs of ``library``
+    are fetched from instead of the library's own (a mirror, or a local test server); empty: the library's URL."""
+    return env(f"SE_LENS_{library.upper()}_URL_BASE").rstrip("/")
+
+
+def download_timeout() -> float:
+    """Seconds a download waits for the server (connecting, or between two reads) before giving up."""
+    return float(env("SE_LENS_DOWNLOAD_TIMEOUT", "30"))
 
 
 @dataclass(frozen=True)

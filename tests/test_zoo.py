@@ -138,7 +138,7 @@ def test_missing_weights_messages_name_file_and_command(library_cache: dict[str,
         msg = str(e.value)
         ref = PAIRS[name].se_weights
         assert folder in msg and fname in msg, msg
-        assert ref.how_to_get in msg and "never downloads" in msg
+        assert ref.how_to_get in msg and "downloads only on request" in msg and "se_core.zoo download" in msg
         assert str(library_cache["data"] / "weights") in msg
         root = library_cache["hf"] if ref.kind == "timm" and "models--" in folder else library_cache["torch_hub"]
         assert str(root) in msg

@@ -4,28 +4,59 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that the final name never shows a partial file."""
+def make_dirs(path: Path) -> list[Path]:
+    """``mkdir -p path``; the folders it created, outermost first (so a failure can take them back)."""
+    made = []
+    for d in reversed([path, *path.parents]):
+        if not d.exists():
+            d.mkdir(exist_ok=True)
+            made.append(d)
+    return made
+
+
+def remove_empty(dirs: list[Path]) -> None:
+    """Remove the folders of :func:`make_dirs`, innermost first, where they are still empty."""
+    for d in reversed(dirs):
+        try:
+            d.rmdir()
+        except OSError:
+            break
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike, suffix: str = "") -> Iterator[tuple[BinaryIO, Path]]:
+    """A temp file beside ``path`` (``suffix`` ends its name), moved onto ``path`` only when the block ends
+    without an exception; on any exception (a cancel too) the temp file and the folders made for it go."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    made = make_dirs(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{suffix}")
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o666 & ~_UMASK)  # mkstemp makes 0600; give the mode open() would
-            f.write(data)
+            yield f, Path(tmp)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        remove_empty(made)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that the final name never shows a partial file."""
+    with atomic_file(path) as (f, _):
+        f.write(data)
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:

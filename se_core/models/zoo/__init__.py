@@ -1,6 +1,8 @@
 """ImageNet SE / vanilla pairs from timm and torchvision, with weights found where those libraries keep them.
 
-Nothing here downloads. Weights are looked up, in order, in
+Nothing here downloads unless asked: :mod:`se_core.models.zoo.download` fetches a pair's files into
+those caches on request (``python -m se_core.zoo download PAIR``, the Models page's button). Weights
+are looked up, in order, in
 
 1. the library's own cache: timm's Hugging Face hub files under ``$HF_HUB_CACHE`` (else
    ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``) as
@@ -45,6 +47,7 @@ from se_core.models.zoo.catalog import (
     ZooModel,
     ZooPair,
 )
+from se_core.models.zoo.download import DownloadCancelled, DownloadError, Planned, fetch, fetch_all, plan_file, plan_pair
 from se_core.models.zoo.files import (
     WeightsStatus,
     expected_path,
@@ -68,4 +71,4 @@ from se_core.models.zoo.specs import (
 )
 from se_core.models.zoo.twins import default_weights, twin_of
 
-__all__ = ["default_weights", "twin_of", "LIBRARY_KINDS", "Library", "LibraryPreprocess", "MOBILE_FAMILIES", "PROBE_SIZE", "WeightsStatus", "ZOO", "ZOO_PAIRS", "ZooModel", "ZooPair", "availability", "detect_family", "expected_path", "imagenet_pairs", "library_meta", "load_library_model", "local_weights_dir", "model_sites", "prepare_sites", "read_library_file", "state_dict_keys_hint", "timm_cfg", "timm_class_names", "timm_preprocess", "torch_hub_checkpoints", "tv_preprocess", "tv_weights", "vanilla_sites", "verify_hash", "weights_status", "zoo_model"]
+__all__ = ["default_weights", "twin_of", "DownloadCancelled", "DownloadError", "LIBRARY_KINDS", "Planned", "Library", "LibraryPreprocess", "MOBILE_FAMILIES", "PROBE_SIZE", "WeightsStatus", "ZOO", "ZOO_PAIRS", "ZooModel", "ZooPair", "availability", "detect_family", "expected_path", "fetch", "fetch_all", "imagenet_pairs", "library_meta", "load_library_model", "local_weights_dir", "model_sites", "plan_file", "plan_pair", "prepare_sites", "read_library_file", "state_dict_keys_hint", "timm_cfg", "timm_class_names", "timm_preprocess", "torch_hub_checkpoints", "tv_preprocess", "tv_weights", "vanilla_sites", "verify_hash", "weights_status", "zoo_model"]

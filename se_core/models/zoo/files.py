@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from se_core.config import data_dir, hf_hub_cache
+from se_core.config import data_dir, downloads_allowed, hf_hub_cache
 from se_core.models.checkpoints import CheckpointError, read_checkpoint, read_torch_file
 from se_core.models.weights import WeightsRef
 from se_core.models.zoo.catalog import ZOO_PAIRS, _timm_command, _tv_command
@@ -54,7 +54,10 @@ class WeightsStatus:
                 else f"copy {repo.name} into {repo.parent}")
         return (f"weights for {self.arch} ({self.library} {self.weights}) are not on this machine: expected "
                 f"{where}. On a machine with internet access run `{self.command}`, then {copy} here "
-                f"(or put the file at {self.expected[-1]}). SE Lens never downloads.")
+                f"(or put the file at {self.expected[-1]}). " + (
+                    "SE Lens downloads only on request: the Models page's Download button, or "
+                    "`python -m se_core.zoo download PAIR`." if downloads_allowed() else
+                    "Downloads are switched off here (SE_LENS_ALLOW_DOWNLOAD=0)."))
 
 
 def _hf_lookup(repo_id: str, filenames: Sequence[str]) -> tuple[Path | None, Path]:
@@ -80,7 +83,7 @@ def _hf_lookup(repo_id: str, filenames: Sequence[str]) -> tuple[Path | None, Pat
 
 
 def weights_status(ref: WeightsRef, arch: str) -> WeightsStatus:
-    """Look for ``ref``'s file in the library cache, then in ``data/weights``; never downloads."""
+    """Look for ``ref``'s file in the library cache, then in ``data/weights``; never touches the network."""
     zm = zoo_model(arch)
     local = local_weights_dir()
     if ref.kind == "torchvision":
