@@ -125,3 +125,12 @@ def test_the_graph_checks_can_fail(tmp_path: Path) -> None:
     assert _cycles(graph) == [["se_core.nn.a", "se_core.runs.b"]]
     assert [b for b in graph["se_core.runs.b"] if _layer(b) > _layer("se_core.runs.b")] == []
     assert [b for b in graph["se_core.nn.a"] if _layer(b) > _layer("se_core.nn.a")] == ["se_core.runs.b"]
+
+
+def test_dashboard_never_imports_a_page() -> None:
+    """Pages sit on top: the dashboard's modules (state, caches, sections, figures) never import one."""
+    files = sorted((REPO_ROOT / "dashboard").rglob("*.py"))
+    assert len(files) > 10
+    bad = [f"{p.relative_to(REPO_ROOT)}:{line} imports {mod}" for p in files for line, mod in _imports(p)
+           if mod.split(".")[0] == "pages"]
+    assert not bad, bad
