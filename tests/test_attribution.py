@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -183,3 +184,38 @@ def test_accepts_inference_mode_and_unbatched_inputs(models, x):
     a = attribute(models["se"], xi, 1, AttributionConfig("saliency")).map
     b = attribute(models["se"], x[0], 1, AttributionConfig("saliency")).map
     np.testing.assert_allclose(a, b)
+
+
+def test_attribution_runs_on_a_view_so_a_probe_of_the_shared_model_does_not_wait() -> None:
+    """#18: an attribution on a shared model holds no lock across its run (it works on a view that shares
+    the weights), so a probe of the same model on another thread finishes while Integrated Gradients is
+    still running, with the numbers of a probe alone; nothing is left on the model."""
+    from se_core.nn.resnet import cifar_resnet
+    from se_core.nn.se import SEConfig
+    from se_core.probe.hooks import model_lock, model_view
+    from se_core.probe.sites import probe
+
+    torch.manual_seed(0)
+    model = cifar_resnet(20, SEConfig()).eval()
+    view = model_view(model)
+    assert all(a is b for a, b in zip(model.parameters(), view.parameters()))
+    assert all(a is b for a, b in zip(model.buffers(), view.buffers()))
+    view.train()
+    assert not any(m.training for m in model.modules()) and hook_count(view) == 0
+    x = torch.randn(1, 3, 32, 32)
+    alone = probe(model, x)
+    cfg = AttributionConfig("integrated_gradients", n_steps=512, internal_batch_size=16)
+    t = threading.Thread(target=attribute, args=(model, x, 0, cfg))
+    t.start()
+    try:
+        time.sleep(0.3)
+        lock = model_lock(model)
+        assert lock.acquire(timeout=1.0)  # free while the attribution runs
+        lock.release()
+        during = probe(model, x)
+        assert t.is_alive(), "the attribution finished too soon to show anything; raise n_steps"
+    finally:
+        t.join()
+    assert torch.equal(during.logits, alone.logits)
+    assert all(torch.equal(during.s[k], alone.s[k]) for k in alone.s)
+    assert hook_count(model) == 0

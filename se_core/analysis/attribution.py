@@ -25,13 +25,12 @@ set's mean colour (not black); ``blur`` is the image Gaussian-blurred with sigma
 scale; :func:`quality` scores a method with ``captum.metrics.infidelity`` and
 ``captum.metrics.sensitivity_max`` (settings in :data:`INFIDELITY_NOISE_STD` etc.).
 
-Concurrency: Streamlit sessions share cached models. Every call holds
-:func:`se_core.probe.sites.model_lock` for its whole duration, runs the model in eval mode (restoring
-each module's ``training`` flag afterwards), never touches ``requires_grad`` of parameters
-(Captum differentiates with ``torch.autograd.grad``, so no ``.grad`` is accumulated either), and
-Captum removes its LayerGradCam hooks in ``finally``, so nothing is left after an error. Captum's
-layer hook records every forward of that layer while it exists, so other code that runs a shared
-model must hold the same lock (as ``se_core.probe.sites`` does).
+Concurrency: Streamlit sessions share cached models. Every call runs on a view of the model
+(:func:`se_core.probe.hooks.model_view`: the same weights, its own modules, hooks and flags), in eval
+mode, so Captum's layer hooks never see another session's forwards and no call holds the shared
+model's lock while it computes: a probe of the same model does not wait for an Integrated Gradients
+run. Parameters' ``requires_grad`` is never touched (Captum differentiates with
+``torch.autograd.grad``, so no ``.grad`` is accumulated on the shared weights either).
 """
 from __future__ import annotations
 
@@ -48,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from se_core.probe.hooks import model_lock
+from se_core.probe.hooks import borrowed_view
 
 Method = Literal["integrated_gradients", "saliency", "occlusion", "layer_gradcam"]
 Baseline = Literal["zero", "blur", "mean"]
@@ -175,17 +174,12 @@ def make_baseline(x: torch.Tensor, kind: Baseline) -> torch.Tensor:
 
 
 @contextmanager
-def _exclusive_eval(model: nn.Module) -> Iterator[None]:
-    """Hold the model's lock, switch to eval mode with gradients on; restore flags on exit."""
-    with model_lock(model):
-        flags = [(m, m.training) for m in model.modules()]
-        try:
-            model.eval()
-            with torch.enable_grad():
-                yield
-        finally:
-            for m, t in flags:
-                m.training = t
+def _private(model: nn.Module) -> Iterator[nn.Module]:
+    """A view of ``model`` (:func:`~se_core.probe.hooks.borrowed_view`: shared weights, its own hooks and
+    flags) in eval mode with gradients on: Captum hooks and differentiates it while other sessions use
+    the shared model, and nothing of this run is left on either."""
+    with borrowed_view(model) as view, torch.enable_grad():
+        yield view
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -254,17 +248,17 @@ def _to_map(method: str, raw: torch.Tensor, size: tuple[int, int]) -> torch.Tens
 def attribute(model: nn.Module, x: torch.Tensor, target: int, config: AttributionConfig) -> AttributionResult:
     """Attribution map of ``model``'s logit ``target`` for one normalized image ``x``."""
     x = _prepare(model, x)
-    with _exclusive_eval(model):
+    with _private(model) as view:
         with torch.no_grad():
-            logits = model(x)
+            logits = view(x)
         target = _check_target(logits, target)
         t0 = time.perf_counter()
-        raw, delta, layer = _captum(model, x, target, config)
+        raw, delta, layer = _captum(view, x, target, config)
         seconds = time.perf_counter() - t0
         gap = None
         if delta is not None:
             with torch.no_grad():
-                base = model(make_baseline(x, config.baseline))
+                base = view(make_baseline(x, config.baseline))
             gap = float(logits[0, target] - base[0, target])
     raw = raw.detach()
     amap = _to_map(config.method, raw, tuple(x.shape[-2:]))[0]
@@ -277,8 +271,8 @@ def attribute(model: nn.Module, x: torch.Tensor, target: int, config: Attributio
 def predict(model: nn.Module, x: torch.Tensor) -> np.ndarray:
     """Softmax class probabilities (K,) of one normalized image, e.g. to default the target."""
     x = _prepare(model, x)
-    with _exclusive_eval(model), torch.no_grad():
-        return torch.softmax(model(x).float(), dim=-1)[0].cpu().numpy()
+    with _private(model) as view, torch.no_grad():
+        return torch.softmax(view(x).float(), dim=-1)[0].cpu().numpy()
 
 
 def _normalized(a: np.ndarray) -> tuple[np.ndarray, float]:
@@ -340,12 +334,12 @@ def quality(model: nn.Module, x: torch.Tensor, target: int, config: AttributionC
         u = torch.rand(inputs.shape, generator=gen).to(inputs)
         return inputs + (2 * u - 1) * radius
 
-    with _exclusive_eval(model):
+    with _private(model) as view:
         with torch.no_grad():
-            target = _check_target(model(x), target)
-        explain = _input_space(model, config, target)
+            target = _check_target(view(x), target)
+        explain = _input_space(view, config, target)
         attr = explain(x)[0]
-        inf = infidelity(model, gaussian, x, attr, target=target, n_perturb_samples=INFIDELITY_SAMPLES,
+        inf = infidelity(view, gaussian, x, attr, target=target, n_perturb_samples=INFIDELITY_SAMPLES,
                          normalize=True)
         sens = sensitivity_max(explain, x, perturb_func=linf_ball, perturb_radius=SENSITIVITY_RADIUS,
                                n_perturb_samples=SENSITIVITY_SAMPLES)

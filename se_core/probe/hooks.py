@@ -7,6 +7,8 @@ lock while its hooks are on.
 """
 from __future__ import annotations
 
+import copy
+import itertools
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +29,54 @@ def model_lock(model: nn.Module) -> threading.RLock:
         if lock is None:
             lock = _LOCKS[model] = threading.RLock()
         return lock
+
+
+def model_view(model: nn.Module) -> nn.Module:
+    """A copy of ``model``'s module tree that shares every parameter and buffer (no tensor is copied) but
+    owns its hooks and its ``training`` flags.
+
+    A computation that puts its own hooks on a model or changes its mode (Captum's methods do both)
+    runs on a view, so it needs no lock across its run and other sessions keep probing the shared
+    model meanwhile. The copy takes the model's lock only while it is made (no half-registered hook
+    is copied) and starts with no hooks at all. About 50 ms for a ResNet-50.
+    """
+    with model_lock(model):
+        shared = {id(t): t for t in itertools.chain(model.parameters(), model.buffers())}
+        view = copy.deepcopy(model, shared)
+    _clear_hooks(view)
+    return view
+
+
+def _clear_hooks(model: nn.Module) -> None:
+    for m in model.modules():
+        for name in _HOOK_DICTS:
+            getattr(m, name, {}).clear()
+
+
+_VIEWS: weakref.WeakKeyDictionary[nn.Module, list[nn.Module]] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def borrowed_view(model: nn.Module) -> Iterator[nn.Module]:
+    """A :func:`model_view` of ``model`` in eval mode, for one computation: taken from a pool of idle
+    views of that model (made when none is idle), hook-free again when returned, so repeated
+    attributions do not pay for the copy and concurrent ones each get their own."""
+    with _LOCKS_GUARD:
+        idle = _VIEWS.setdefault(model, [])
+        view = idle.pop() if idle else None
+    if view is None:
+        view = model_view(model)
+    try:
+        yield view.eval()
+    finally:
+        _clear_hooks(view)
+        with _LOCKS_GUARD:
+            _VIEWS.setdefault(model, []).append(view)
+
+
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+               "_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs",
+               "_state_dict_hooks", "_load_state_dict_pre_hooks")
 
 
 @dataclass(frozen=True)
