@@ -175,13 +175,14 @@ def make_baseline(x: torch.Tensor, kind: Baseline) -> torch.Tensor:
 
 
 @contextmanager
-def _exclusive_eval(model: nn.Module) -> Iterator[None]:
-    """Hold the model's lock, switch to eval mode with gradients on; restore flags on exit."""
+def _exclusive_eval(model: nn.Module, grad: bool = True) -> Iterator[None]:
+    """Hold the model's lock, switch to eval mode with gradients on (off with ``grad=False``: forward
+    passes only, under ``torch.inference_mode``); restore flags on exit."""
     with model_lock(model):
         flags = [(m, m.training) for m in model.modules()]
         try:
             model.eval()
-            with torch.enable_grad():
+            with torch.enable_grad() if grad else torch.inference_mode():
                 yield
         finally:
             for m, t in flags:
