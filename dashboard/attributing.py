@@ -1,8 +1,8 @@
 """What the Attributions page computes, cached per (pair, image digest, target, method settings).
 
 The models and the input tensor are passed unhashed (leading underscore); the pair name and
-the image's digest identify them. Quality metrics rerun a method several times, so they are
-only computed when the page asks.
+the image's digest identify them. Quality metrics rerun a method several times and faithfulness
+curves cost two forward passes per step, so both are only computed when the page asks.
 """
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from se_core.analysis.attribution import AttributionConfig, PairAttribution, compare, predict, quality
+from se_core.analysis.attribution import METHOD_TITLES, AttributionConfig, PairAttribution, compare, predict, quality
+from se_core.analysis.faithfulness import Faithfulness, deletion_insertion
+
+RANDOM_TITLE = "Random order"
+"""The faithfulness tables' name for the seeded random reference order."""
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -35,6 +39,31 @@ def explanation_quality(_model: torch.nn.Module, _x: torch.Tensor, pair: str, ro
                         config: AttributionConfig, feed: str = "shared") -> dict[str, float]:
     """Infidelity and sensitivity-max of one method on one model."""
     return quality(_model, _x, target, config)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def faithfulness(_model: torch.nn.Module, _x: torch.Tensor, _amap: np.ndarray, pair: str, role: str, digest: str,
+                 target: int, feed: str, baseline: str, steps: int, batch_size: int,
+                 config: AttributionConfig | None) -> Faithfulness:
+    """Deletion and insertion curves of one model, pixels ranked by ``_amap`` (the map ``config`` made on
+    this model's input ``_x``), or in the seeded random order when ``config`` is None."""
+    order = "random" if config is None else "attribution"
+    return deletion_insertion(_model, _x, target, _amap, baseline=baseline, steps=steps, batch_size=batch_size,
+                              order=order)
+
+
+def faithfulness_tables(curves: dict[tuple[str | None, str], Faithfulness]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(every curve's points, one row per method and model with both areas) from curves keyed by
+    (method or None for the random order, model role); the first is the chart's data and CSV."""
+    points, areas = [], []
+    for (method, role), f in curves.items():
+        name = RANDOM_TITLE if method is None else METHOD_TITLES[method]
+        for kind, c in (("deletion", f.deletion), ("insertion", f.insertion)):
+            points.append(pd.DataFrame({"method": name, "model": role, "curve": kind, "fraction": c.fractions,
+                                        "probability": c.probabilities, "auc": c.auc}))
+        areas.append({"method": name, "model": role, "deletion_auc": f.deletion.auc, "insertion_auc": f.insertion.auc})
+    cols = ["method", "model", "curve", "fraction", "probability", "auc"]
+    return (pd.concat(points, ignore_index=True) if points else pd.DataFrame(columns=cols)), pd.DataFrame(areas)
 
 
 def map_table(res: PairAttribution) -> pd.DataFrame:

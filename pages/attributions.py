@@ -2,33 +2,24 @@
 
 Thin page: ``se_core.analysis.attribution`` computes (under each model's lock), :mod:`dashboard.attributing`
 caches per (image digest, pair, method, parameters), :mod:`dashboard.figures.attributions` draws.
-Quality metrics, which rerun each method several times, are computed only when asked for.
+Quality metrics and faithfulness curves (:mod:`dashboard.explanation_quality`), which cost many forward
+passes, are computed only when asked for.
 """
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from dashboard import attributing as calc
 from dashboard.attribution_settings import input_feed, method_settings
 from dashboard.caching import get_pair
-from dashboard.display import download_csv, show
+from dashboard.display import show
+from dashboard.explanation_quality import Explained, faithfulness_section, quality_section
 from dashboard.figures import attributions as figs
 from dashboard.state import current_pair
 from dashboard.uploads import image_inputs
-from se_core.analysis.attribution import (
-    INFIDELITY_NOISE_STD,
-    INFIDELITY_SAMPLES,
-    METHOD_TITLES,
-    METHODS,
-    SENSITIVITY_RADIUS,
-    SENSITIVITY_SAMPLES,
-    default_layer,
-)
+from se_core.analysis.attribution import METHOD_TITLES, METHODS, default_layer
 from se_core.data.images import ImageError, denormalize, to_tensor
-
-QUALITY_KEY = "attr_quality_for"
 
 
 def render() -> None:
@@ -120,39 +111,9 @@ def render() -> None:
                    f"{res.vanilla_scale:.3g}) so one colour scale shows where each model looks, not how large its "
                    "logits are; the difference is SE − vanilla of those scaled maps (red: SE relies more).")
 
-    st.subheader("Quality of the explanations")
-    st.caption(f"Captum's metrics, lower is better. Infidelity: mean squared error between attribution·perturbation "
-               f"and the logit change, for Gaussian noise of std {INFIDELITY_NOISE_STD} (normalized units), "
-               f"{INFIDELITY_SAMPLES} samples, scale-normalized. Sensitivity-max: largest relative change of the "
-               f"explanation under uniform noise of radius {SENSITIVITY_RADIUS}, {SENSITIVITY_SAMPLES} samples. "
-               "Fixed seed; each sample reruns the method, so this takes longer. Infidelity is in squared logit "
-               "units, so compare methods within one model; sensitivity is relative, so it compares across models too.")
-    signature = (pair_name, item.digest, feed, int(target), tuple(configs[m] for m in results))
-    if st.button("Compute quality metrics", key="attr_quality_button", icon=":material/rule:"):
-        st.session_state[QUALITY_KEY] = signature
-    if st.session_state.get(QUALITY_KEY) != signature or not results:
-        return
-    rows = []
-    bar = st.progress(0.0, text="Scoring explanations...")
-    jobs = [(m, role, lm) for m in results for role, lm in (("SE", pair.se), ("vanilla", pair.vanilla))]
-    for j, (method, role, lm) in enumerate(jobs):
-        with st.spinner(f"{METHOD_TITLES[method]}, {role} model..."):
-            try:
-                q = calc.explanation_quality(lm.model, x_va if role == "vanilla" else x, pair_name, role, item.digest,
-                                             int(target), configs[method], feed)
-            except (ValueError, RuntimeError) as e:
-                st.error(f"Quality metrics for {METHOD_TITLES[method]} ({role}) failed: {e}. Change the settings and "
-                         "try again.")
-                q = {"infidelity": float("nan"), "sensitivity": float("nan")}
-        rows.append({"method": METHOD_TITLES[method], "model": role, "infidelity": q["infidelity"],
-                     "sensitivity_max": q["sensitivity"]})
-        bar.progress((j + 1) / len(jobs), text=f"{METHOD_TITLES[method]} ({role}) scored")
-    bar.empty()
-    table = pd.DataFrame(rows)
-    st.dataframe(table, hide_index=True,
-                 column_config={"infidelity": st.column_config.NumberColumn(format="%.3e"),
-                                "sensitivity_max": st.column_config.NumberColumn(format="%.3f")})
-    download_csv(table, f"attribution-quality-{item.name}-{label}".replace(" ", "_"), key="attr-quality-csv")
+    explained = Explained(pair, pair_name, item.digest, item.name, feed, x, x_va, int(target), label, configs, results)
+    quality_section(explained)
+    faithfulness_section(explained)
 
 
 render()

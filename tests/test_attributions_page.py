@@ -134,3 +134,48 @@ def test_new_upload_becomes_the_chosen_image(app):
     assert at.selectbox(key="attr_image").value == "mine.png"
     at.selectbox(key="attr_image").set_value("ship_0000").run()  # the user's own pick then sticks
     assert at.selectbox(key="attr_image").value == "ship_0000"
+
+
+def test_faithfulness_section_shows_areas_and_curves(app):
+    at = app  # default samples, the first one chosen; each model scored with its own map on its own input
+    at.multiselect(key="attr_methods").set_value(["saliency", "layer_gradcam"])
+    at.number_input(key="attr_faith_steps").set_value(8)
+    at.run()
+    assert not at.exception and not at.error
+    assert not at.dataframe  # nothing costly before the click
+    at.button(key="attr_faith_button").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    (table,) = [d.value for d in at.dataframe]
+    assert list(table.columns) == ["method", "model", "deletion_auc", "insertion_auc"]
+    assert list(zip(table["method"], table["model"])) == [
+        (m, r) for m in ("Saliency", "Layer Grad-CAM", "Random order") for r in ("SE", "vanilla")]
+    aucs = table[["deletion_auc", "insertion_auc"]].to_numpy()
+    assert np.isfinite(aucs).all() and ((aucs >= 0) & (aucs <= 1)).all()
+
+    from se_core.analysis.faithfulness import deletion_insertion
+    from se_core.data.samples import read_sample
+
+    pair = load_pair(DEFAULT_PAIR)
+    x = to_tensor(decode_image(read_sample(at.selectbox(key="attr_image").value)), preprocess_for(pair.se))
+    target = next(s for s in at.selectbox if s.label == "Target class").value
+    for role, lm in (("SE", pair.se), ("vanilla", pair.vanilla)):
+        direct = deletion_insertion(lm.model, x, target, attribute(lm.model, x, target, AttributionConfig("saliency")).map,
+                                    steps=8, batch_size=16)
+        row = table[(table["method"] == "Saliency") & (table["model"] == role)].iloc[0]
+        assert row["deletion_auc"] == pytest.approx(direct.deletion.auc, abs=1e-6)
+        assert row["insertion_auc"] == pytest.approx(direct.insertion.auc, abs=1e-6)
+
+    (fig,) = [f for f in _figures(at) if any(t.get("name") == "Random order" for t in f["data"])]
+    assert len(fig["data"]) == 3 * 4  # three lines in each of the 2 x 2 plots
+    assert {t["xaxis"] for t in fig["data"]} == {"x", "x2", "x3", "x4"}
+    assert all(len(_array(t["x"])) == 9 for t in fig["data"])
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Download AUC table (CSV)" in labels
+
+    at.run()  # the click sticks until an input changes
+    assert len(at.dataframe) == 1
+    at.number_input(key="attr_faith_steps").set_value(4)
+    at.run()
+    assert not at.dataframe

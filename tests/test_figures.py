@@ -234,6 +234,29 @@ def test_attribution_figures() -> None:
     assert d["data"][1]["name"] == "SE − vanilla"
 
 
+def test_faithfulness_curves_figure() -> None:
+    f = np.linspace(0, 1, 5)
+    rows = [pd.DataFrame({"method": method, "model": model, "curve": curve, "fraction": f, "probability": p,
+                          "auc": np.trapezoid(p, f)})
+            for method in ("Saliency", "Random order") for model in ("SE", "vanilla") for curve in ("deletion", "insertion")
+            for p in [1 - f if curve == "deletion" else f]]
+    points = pd.concat(rows, ignore_index=True)
+    d = valid(attributions.faithfulness_curves(points, "Deletion and insertion · class 'cat'"))
+    assert len(d["data"]) == 8 and [t["showlegend"] for t in d["data"]] == [True, True] + [False] * 6
+    assert [(t["name"], t["xaxis"]) for t in d["data"][:4]] == [("Saliency", "x"), ("Random order", "x"),
+                                                              ("Saliency", "x2"), ("Random order", "x2")]
+    rnd = d["data"][1]
+    assert rnd["line"]["dash"] == "dash" and rnd["line"]["color"] == style.FROZEN_COLOR
+    assert d["data"][0]["line"]["color"] == style.PALETTE[0] and "dash" not in d["data"][0]["line"]
+    np.testing.assert_allclose(arr(d["data"][4]["y"]), f)  # the third plot: SE insertion
+    assert "AUC 0.500" in d["data"][0]["hovertemplate"]
+    assert [a["text"] for a in d["layout"]["annotations"]][::2] == ["SE · deletion (lower AUC is better)",
+                                                                   "SE · insertion (higher AUC is better)"]
+    assert d["layout"]["xaxis3"]["title"]["text"] == "fraction of pixels revealed" and d["layout"]["yaxis"]["range"][0] == 0
+    empty = valid(attributions.faithfulness_curves(points.iloc[:0], "none"))
+    assert empty["data"] == [] or empty["data"] == ()
+
+
 # --------------------------------------------------------------------------- Models
 
 
@@ -313,7 +336,7 @@ def test_ablation_figures() -> None:
 TESTED = {"common": {"band_curves", "bar_compare", "gate_movement", "seed_points", "histogram_compare"},
           "inspector": {"top5", "block_heatmap", "gate_box", "compare_images", "z_pair", "energy", "intervention"},
           "classwise": {"fig6_block", "fig6_all", "fig7_block", "selectivity", "z_block", "knockout"},
-          "attributions": {"pair_maps", "difference"},
+          "attributions": {"pair_maps", "difference", "faithfulness_curves"},
           "models": {"line_curves", "heatmap", "histogram_stack", "registry_params", "registry_overhead", "seed_curve",
                      "loss_curves", "accuracy_curves", "gate_mean", "gate_selectivity", "gate_still", "gate_hist_lines",
                      "gate_hist_heatmap", "top1_per_seed", "per_class_accuracy"},

@@ -174,11 +174,12 @@ def make_baseline(x: torch.Tensor, kind: Baseline) -> torch.Tensor:
 
 
 @contextmanager
-def _private(model: nn.Module) -> Iterator[nn.Module]:
+def _private(model: nn.Module, grad: bool = True) -> Iterator[nn.Module]:
     """A view of ``model`` (:func:`~se_core.probe.hooks.borrowed_view`: shared weights, its own hooks and
-    flags) in eval mode with gradients on: Captum hooks and differentiates it while other sessions use
-    the shared model, and nothing of this run is left on either."""
-    with borrowed_view(model) as view, torch.enable_grad():
+    flags) in eval mode, with gradients on (``grad=False``: forward passes only, under
+    ``torch.inference_mode``): Captum hooks and differentiates it while other sessions use the shared
+    model, and nothing of this run is left on either."""
+    with borrowed_view(model) as view, torch.enable_grad() if grad else torch.inference_mode():
         yield view
 
 
