@@ -37,6 +37,7 @@ from typing import Literal
 import torch
 
 from se_core.config import USER_DIR_ENV, user_dir
+from se_core.models.arch_guess import guess_arch
 from se_core.models.build import build_from_checkpoint
 from se_core.models.checkpoints import CheckpointError, CheckpointMeta, read_checkpoint
 from se_core.models.pairs import PAIRS, PairSource, load_weights, pick_device, random_model, register_pair_source, resize_for
@@ -132,6 +133,8 @@ class FileReport:
     n_values: int
     suggested_se: SEConfig | None
     keys: tuple[str, ...] = field(default=(), repr=False)
+    guessed_arch: str | None = None
+    """Without metadata: the architecture whose state dict the file matches exactly (:func:`guess_arch`)."""
 
     @property
     def has_meta(self) -> bool:
@@ -170,10 +173,16 @@ def suggest_se_config(state: dict[str, torch.Tensor]) -> SEConfig | None:
 
 
 def inspect_file(stored: StoredFile) -> FileReport:
-    """Read the file (safely) and summarise it; :class:`CheckpointError` says why it is unusable."""
-    state, meta = read_checkpoint(stored.path)
-    return FileReport(stored, meta, len(state), sum(int(v.numel()) for v in state.values()),
-                      suggest_se_config(state) if meta is None else None, tuple(state))
+    """Read the file (safely) and summarise it, guessing the architecture of a file without metadata;
+    :class:`CheckpointError` says why it is unusable, naming the user's file (not its stored hash name)."""
+    try:
+        state, meta = read_checkpoint(stored.path)
+    except CheckpointError as e:
+        raise CheckpointError(str(e).replace(stored.path.name, stored.name)) from None
+    suggested = suggest_se_config(state) if meta is None else None
+    guess = guess_arch(state, stored.name, suggested) if meta is None else None
+    return FileReport(stored, meta, len(state), sum(int(v.numel()) for v in state.values()), suggested, tuple(state),
+                      guess)
 
 
 def load_user_model(path: str | os.PathLike, arch: str | None = None, se: SEConfig | None = None,
@@ -364,6 +373,15 @@ class VanillaChoice:
     recipe: ModelRecipe
     available: bool = True
     detail: str = ""
+    pair: str = ""
+    """The registered pair these weights belong to (its Download button fetches them), if any."""
+    command: str = ""
+    """A shell command that gets the weights, when they are missing."""
+
+
+def _weights_pair(ref: WeightsRef) -> str:
+    return next((p.name for p in PAIRS.values() for r in (p.se_weights, p.vanilla_weights)
+                 if (r.kind, r.location) == (ref.kind, ref.location)), "")
 
 
 def _weights_choice(arch: str, ref: WeightsRef, label: str) -> VanillaChoice:
@@ -376,7 +394,7 @@ def _weights_choice(arch: str, ref: WeightsRef, label: str) -> VanillaChoice:
     else:
         ok, where = ref.path().is_file(), str(ref.path())
     return VanillaChoice(label + ("" if ok else " (not on disk)"), ModelRecipe("weights", arch, weights=(ref.kind, ref.location)),
-                         ok, where)
+                         ok, where, _weights_pair(ref), ref.how_to_get or _how_to_get(ref.kind, ref.location))
 
 
 def _random_choice(arch: str) -> VanillaChoice:
@@ -430,7 +448,7 @@ def vanilla_choices(se_arch: str | None = None) -> list[VanillaChoice]:
 
 register_pair_source(USER_PREFIX, PairSource(user_pair_spec, user_pair_exists, load_user_pair))
 
-__all__ = ["FileReport", "ModelRecipe", "StoredFile", "UserPairRecipe", "VanillaChoice", "inspect_file",
+__all__ = ["FileReport", "guess_arch", "ModelRecipe", "StoredFile", "UserPairRecipe", "VanillaChoice", "inspect_file",
            "load_user_model", "load_user_pair", "register_user_pair", "store_bytes", "store_file", "stored_path",
            "suggest_se_config", "user_dir", "user_pair_exists", "user_pair_recipe", "user_pair_spec",
            "vanilla_choices", "USER_DIR_ENV"]
