@@ -1,11 +1,15 @@
 """The image input every image page shares: uploads plus a pick of the shipped CIFAR-10 samples.
 
-Each upload is decoded by :func:`se_core.data.samples.decode_named` (i.e. ``decode_image``); a bad
+Uploads are kept for the session (:data:`SHARED_KEY`, the newest :data:`MAX_SHARED`), so an image
+uploaded on Inspect is there on Attributions and back: each page lists the session's uploads from
+other pages in its own multiselect (``<key>_shared``), new ones selected when the page first sees
+them, so each page still chooses among them. Each upload is decoded by :func:`se_core.data.samples.decode_named` (i.e. ``decode_image``); a bad
 file shows its own ``st.error`` (file name, what was wrong, what to do) and the other images
 still work. Nothing here raises.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
 import streamlit as st
@@ -15,6 +19,8 @@ from se_core.data.samples import NamedImage, decode_named, list_samples, read_sa
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
 DEFAULT_SAMPLES = ("cat_0000", "ship_0000")
 MAX_IMAGES = 12
+SHARED_KEY = "uploaded_images"
+MAX_SHARED = 24
 
 
 ImageInput = NamedImage
@@ -43,16 +49,61 @@ def _unique(name: str, taken: set[str]) -> str:
     return out
 
 
+def _shared() -> dict[str, tuple[str, bytes]]:
+    """The session's uploads from every page: SHA-256 of the bytes -> (file name, bytes), oldest first."""
+    return st.session_state.setdefault(SHARED_KEY, {})
+
+
+def _keep(name: str, data: bytes) -> str:
+    """Add one upload that decodes to the session's shared list (the newest MAX_SHARED are kept); its digest."""
+    pool, digest = _shared(), hashlib.sha256(data).hexdigest()
+    if not _decode(name, data, "upload")[0]:
+        return digest  # its error is shown on the page it was uploaded on, not on every page
+    pool.pop(digest, None)
+    pool[digest] = (name, data)
+    while len(pool) > MAX_SHARED:
+        pool.pop(next(iter(pool)))
+    return digest
+
+
+def _from_other_pages(key: str, here: set[str]) -> list[tuple[str, bytes]]:
+    """The session's uploads not in this page's uploader, in a multiselect of this page's own; uploads the
+    page has not seen yet start selected, ones the user removed from this page's uploader do not."""
+    pool, seen = _shared(), st.session_state.setdefault(f"{key}_shared_seen", set())
+    pick_key = f"{key}_shared"
+    options = [d for d in pool if d not in here]
+    chosen = [d for d in st.session_state.get(pick_key, []) if d in options]
+    chosen += [d for d in options if d not in seen and d not in chosen]
+    seen.update(pool)
+    st.session_state[pick_key] = chosen
+    if not options:
+        return []
+    picked = st.multiselect("Uploaded on other pages", options, key=pick_key, format_func=lambda d: pool[d][0],
+                            help="Images uploaded elsewhere in this session; remove them here to leave them out "
+                                 "of this page.")
+    return [pool[d] for d in picked]
+
+
 def image_inputs(key: str, default_samples: tuple[str, ...] = DEFAULT_SAMPLES,
                  max_images: int = MAX_IMAGES) -> list[ImageInput]:
-    """Uploader + sample picker; returns uploads first, then the chosen samples (deduplicated)."""
+    """Uploader + the session's uploads from other pages + sample picker; returns uploads first, then the chosen
+    samples (deduplicated)."""
     samples = list_samples()
     left, right = st.columns([3, 2])
     with left:
         files = st.file_uploader(
             "Upload images", type=UPLOAD_TYPES, accept_multiple_files=True, key=f"{key}_files",
             help="PNG, JPEG, WebP, BMP, TIFF or GIF (first frame). Any size: each model resizes it "
-                 "to its own input size. Several files compare the images with each other.")
+                 "to its own input size. Several files compare the images with each other. Uploads stay "
+                 "available on the other image pages for this session.")
+        given: list[tuple[str, bytes]] = []
+        for f in files or []:
+            try:
+                given.append((f.name, f.getvalue()))
+            except Exception:  # noqa: BLE001 - a vanished upload must not break the page
+                st.error(f"'{f.name}' could not be read from the upload; upload it again.")
+        here = {_keep(name, data) for name, data in given}
+        given += _from_other_pages(key, here)
     with right:
         chosen = st.multiselect(
             "Shipped samples (CIFAR-10 test)", samples, default=[s for s in default_samples if s in samples],
@@ -67,18 +118,13 @@ def image_inputs(key: str, default_samples: tuple[str, ...] = DEFAULT_SAMPLES,
     seen: set[str] = set()
     names: set[str] = set()
     duplicates: list[str] = []
-    for f in files or []:
-        try:
-            data = f.getvalue()
-        except Exception:  # noqa: BLE001 - a vanished upload must not break the page
-            st.error(f"'{f.name}' could not be read from the upload; upload it again.")
-            continue
-        images, problems = _decode(f.name, data, "upload")
+    for fname, data in given:
+        images, problems = _decode(fname, data, "upload")
         for _, text in problems:
             st.error(text)
         for im in images:
             if im.digest in seen:
-                duplicates.append(f.name)
+                duplicates.append(fname)
                 continue
             seen.add(im.digest)
             out.append(replace(im, name=_unique(im.name, names)))

@@ -51,6 +51,8 @@ from se_core.util.files import atomic_write_bytes, file_digest
 SUFFIXES = (".safetensors", ".pt", ".pth")
 MAX_FILE_BYTES = 2 * 1024**3
 """Largest checkpoint accepted (2 GiB; ResNet-50 in fp32 is ~100 MB)."""
+MAX_LISTED = 50
+"""At most this many saved user pairs are listed in the sidebar (the newest)."""
 _NAME = re.compile(r"^user:[0-9a-f]{12}$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _LOCK = threading.Lock()
@@ -351,6 +353,17 @@ def user_pair_exists(name: str) -> bool:
         return False
 
 
+def list_user_pairs(limit: int = MAX_LISTED) -> list[str]:
+    """The user pairs saved in this server's store (``pairs/*.json``), oldest first, the newest ``limit``;
+    recipes that no longer read are left out."""
+    try:
+        files = [(p.stat().st_mtime_ns, p) for p in (user_dir() / "pairs").glob("*.json")]
+    except OSError:
+        return []
+    names = [USER_PREFIX + p.stem for _, p in sorted(files)]
+    return [n for n in names if _NAME.match(n) and user_pair_exists(n)][-limit:]
+
+
 def user_pair_spec(name: str) -> PairSpec:
     return user_pair_recipe(name).spec()
 
@@ -448,7 +461,7 @@ def vanilla_choices(se_arch: str | None = None) -> list[VanillaChoice]:
 
 register_pair_source(USER_PREFIX, PairSource(user_pair_spec, user_pair_exists, load_user_pair))
 
-__all__ = ["FileReport", "guess_arch", "ModelRecipe", "StoredFile", "UserPairRecipe", "VanillaChoice", "inspect_file",
+__all__ = ["FileReport", "guess_arch", "ModelRecipe", "StoredFile", "UserPairRecipe", "VanillaChoice", "inspect_file", "list_user_pairs",
            "load_user_model", "load_user_pair", "register_user_pair", "store_bytes", "store_file", "stored_path",
            "suggest_se_config", "user_dir", "user_pair_exists", "user_pair_recipe", "user_pair_spec",
            "vanilla_choices", "USER_DIR_ENV"]
