@@ -1,9 +1,10 @@
 """The image input every image page shares: uploads plus a pick of the shipped CIFAR-10 samples.
 
 Uploads are kept for the session (:data:`SHARED_KEY`, the newest :data:`MAX_SHARED`), so an image
-uploaded on Inspect is there on Attributions and back: each page lists the session's uploads from
-other pages in its own multiselect (``<key>_shared``), new ones selected when the page first sees
-them, so each page still chooses among them. Each upload is decoded by :func:`se_core.data.samples.decode_named` (i.e. ``decode_image``); a bad
+uploaded on Inspect is there on Attributions and back (Streamlit empties a page's uploader when the
+user leaves it): each page lists the session's uploads beyond its uploader's in its own multiselect
+(``<key>_shared``), all selected but those the user took out on that page, so each page still
+chooses among them. Each upload is decoded by :func:`se_core.data.samples.decode_named` (i.e. ``decode_image``); a bad
 file shows its own ``st.error`` (file name, what was wrong, what to do) and the other images
 still work. Nothing here raises.
 """
@@ -66,21 +67,22 @@ def _keep(name: str, data: bytes) -> str:
     return digest
 
 
-def _from_other_pages(key: str, here: set[str]) -> list[tuple[str, bytes]]:
-    """The session's uploads not in this page's uploader, in a multiselect of this page's own; uploads the
-    page has not seen yet start selected, ones the user removed from this page's uploader do not."""
-    pool, seen = _shared(), st.session_state.setdefault(f"{key}_shared_seen", set())
-    pick_key = f"{key}_shared"
+def _from_other_pages(key: str, here: set[str], removed: set[str]) -> list[tuple[str, bytes]]:
+    """The session's uploads not in this page's uploader, in a multiselect of this page's own: all selected
+    except those the user took out here (from the multiselect, or from this page's uploader)."""
+    pool, pick_key, shown_key, off_key = _shared(), f"{key}_shared", f"{key}_shared_shown", f"{key}_shared_off"
+    off: set[str] = st.session_state.get(off_key, set()) | removed
+    if pick_key in st.session_state:  # the widget's value from the last run, with the user's change in it
+        current = set(st.session_state[pick_key])
+        off = (off | (set(st.session_state.get(shown_key, ())) - current)) - current
     options = [d for d in pool if d not in here]
-    chosen = [d for d in st.session_state.get(pick_key, []) if d in options]
-    chosen += [d for d in options if d not in seen and d not in chosen]
-    seen.update(pool)
-    st.session_state[pick_key] = chosen
+    st.session_state[off_key], st.session_state[shown_key] = off, options
     if not options:
         return []
-    picked = st.multiselect("Uploaded on other pages", options, key=pick_key, format_func=lambda d: pool[d][0],
-                            help="Images uploaded elsewhere in this session; remove them here to leave them out "
-                                 "of this page.")
+    st.session_state[pick_key] = [d for d in options if d not in off]
+    picked = st.multiselect("Uploaded earlier in this session", options, key=pick_key, format_func=lambda d: pool[d][0],
+                            help="Images uploaded on this or another page in this session; remove them here to "
+                                 "leave them out of this page.")
     return [pool[d] for d in picked]
 
 
@@ -89,6 +91,7 @@ def image_inputs(key: str, default_samples: tuple[str, ...] = DEFAULT_SAMPLES,
     """Uploader + the session's uploads from other pages + sample picker; returns uploads first, then the chosen
     samples (deduplicated)."""
     samples = list_samples()
+    continuing = f"{key}_files" in st.session_state  # False after coming from another page: the uploader is empty then
     left, right = st.columns([3, 2])
     with left:
         files = st.file_uploader(
@@ -103,7 +106,9 @@ def image_inputs(key: str, default_samples: tuple[str, ...] = DEFAULT_SAMPLES,
             except Exception:  # noqa: BLE001 - a vanished upload must not break the page
                 st.error(f"'{f.name}' could not be read from the upload; upload it again.")
         here = {_keep(name, data) for name, data in given}
-        given += _from_other_pages(key, here)
+        removed = st.session_state.get(f"{key}_here", set()) - here if continuing else set()
+        st.session_state[f"{key}_here"] = here
+        given += _from_other_pages(key, here, removed)
     with right:
         chosen = st.multiselect(
             "Shipped samples (CIFAR-10 test)", samples, default=[s for s in default_samples if s in samples],
