@@ -66,29 +66,60 @@ def _typed_path(label: str, key: str, placeholder: str) -> Path | None:
     return path
 
 
-def choose_data(pair: LoadedPair) -> tuple[str, ImageSet | None]:
+def cifar_shaped(pair: LoadedPair) -> bool:
+    """Whether the pair takes CIFAR-10's 32x32 images and 10 classes (the shipped JPEG test set fits it)."""
+    return tuple(pair.se.meta.input_size) == (32, 32) and pair.se.meta.num_classes == 10
+
+
+def _sources(pair: LoadedPair, pair_name: str) -> list[str]:
+    """The data choices for this pair, the one to open on first: the shipped statistics when this pair has
+    them, else computing here on the data set that fits it (CIFAR-10 test set, or a typed ImageFolder)."""
+    fit = ["cifar", "folder", "torchvision"] if cifar_shaped(pair) else ["folder", "cifar", "torchvision"]
+    return (["shipped"] if S.has_shipped(pair_name) else []) + fit
+
+
+def _command_hint(pair_name: str, spec: str, subset: int | None, split: str = "test") -> None:
+    st.caption("The same statistics from a shell (written to the same disk cache, so this page then shows them): "
+               f"`{S.pair_command(pair_name, spec, subset, split)}`")
+
+
+def choose_data(pair: LoadedPair, pair_name: str) -> tuple[str, ImageSet | None]:
     """(source key, data set to compute on, or None for the shipped statistics / nothing chosen)."""
-    source = st.radio("Data", list(SOURCES), format_func=SOURCES.get, key="cw_source", horizontal=True,
+    options = _sources(pair, pair_name)
+    if st.session_state.get("cw_source") not in options:
+        st.session_state["cw_source"] = options[0]
+    source = st.radio("Data", options, format_func=SOURCES.get, key="cw_source", horizontal=True,
                       help="Statistics are computed once per (checkpoint, data set) and kept on disk.")
     size = tuple(pair.se.meta.input_size)
     spec, split, subset, stamp = None, "test", None, 0
     if source == "shipped":
         return source, None
+    if "shipped" not in options and source == options[0]:
+        st.info("No shipped statistics for this pair (SE Lens ships them for the CIFAR-10 ResNet-20 pair only): "
+                "compute them here, once; they are kept on disk.")
     if source == "cifar":
         subset = int(st.number_input("Images (evenly spaced subset of the 10,000 test images)", 50, 10_000, 2_000,
                                      step=500, key="cw_cifar_n"))
         spec = S.DEFAULT_DATA
+        _command_hint(pair_name, spec, subset if subset < 10_000 else None)
     elif source == "folder":
+        if not cifar_shaped(pair):
+            st.info(f"This pair takes {size[0]}x{size[1]} images of {pair.se.meta.num_classes} classes; no such data "
+                    "set ships with SE Lens (only CIFAR-10). Type the path of an ImageFolder on this machine: one "
+                    "sub-folder per class, e.g. the ImageNet validation set sorted into class folders.")
         path = _typed_path("ImageFolder path (one sub-folder per class)", "cw_folder", "e.g. my_images")
         if path is None:
+            _command_hint(pair_name, "PATH/TO/IMAGEFOLDER", None)
             return source, None
         spec, stamp = str(path), _folder_stamp(path)
+        _command_hint(pair_name, spec, None)
     else:
         path = _typed_path("Folder holding torchvision's cifar-10-batches-py", "cw_tv_root", "e.g. torchvision")
         if path is None:
             return source, None
         split = st.radio("Split", ["test", "train"], key="cw_tv_split", horizontal=True)
         spec = f"torchvision-cifar10:{path}"
+        _command_hint(pair_name, spec, None, split)
     try:
         return source, dataset(spec, split, size, subset, stamp)
     except DataError as e:

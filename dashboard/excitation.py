@@ -73,7 +73,14 @@ def shipped(pair: LoadedPair, pair_name: str) -> dict[str, S.ExcitationStats] | 
 
 def computed(pair: LoadedPair, data: ImageSet) -> dict[str, S.ExcitationStats] | None:
     """Both models' statistics on ``data`` from the disk cache, else a Compute button (with Stop and progress)."""
-    roles = (("se", pair.se), ("vanilla", pair.vanilla))
+    roles = tuple((role, lm) for role, lm in (("se", pair.se), ("vanilla", pair.vanilla)) if Path(lm.source).is_file())
+    if not roles or roles[0][0] != "se":
+        st.info(f"The SE model is {pair.se.source}: with no checkpoint file there are no statistics to keep; choose a "
+                "pair whose SE model has weights.")
+        return None
+    if len(roles) == 1:
+        st.caption(f"The vanilla model is {pair.vanilla.source} (an untrained stand-in): only the SE model's "
+                   "statistics are computed.")
     paths = {role: S.cache_path(lm.source, data) for role, lm in roles}
     if all(p.is_file() for p in paths.values()):
         try:

@@ -18,21 +18,43 @@ from se_core.models import zoo
 from se_core.models.checkpoints import CheckpointError
 from se_core.models.pairs import PAIRS
 from se_core.models.registry import get_spec, list_models
-from se_core.models.user_models import ModelRecipe, UserPairRecipe, inspect_file, register_user_pair, store_bytes, vanilla_choices
+from se_core.models.user_models import (
+    ModelRecipe,
+    UserPairRecipe,
+    VanillaChoice,
+    inspect_file,
+    register_user_pair,
+    store_bytes,
+    vanilla_choices,
+)
 from se_core.nn.se import GATES, INTEGRATIONS, SITES, SQUEEZES, SEConfig
 
 OTHER_ARCH = "another timm / torchvision model…"
 REGISTERED_KEY = "models-user-registered"
 VANILLA_KEY = "models-user-vanilla-choice"
 VANILLA_FOR = "models-user-vanilla-for"
+GUESS_FOR = "models-user-guess-for"
 
 
 @st.cache_data(max_entries=16, show_spinner="Reading the checkpoint...")
-def _file_report(sha: str, name: str, _stored) -> tuple[bool, dict | None, int, int, str | None]:
+def _file_report(sha: str, name: str, _stored) -> tuple[bool, dict | None, int, int, str | None, str | None]:
     rep = inspect_file(_stored)
     meta = None if rep.meta is None else {"arch": rep.meta.arch, "se_config": rep.meta.se_config,
                                           "num_classes": rep.meta.num_classes, "classes": len(rep.meta.class_names)}
-    return rep.has_meta, meta, rep.n_tensors, rep.n_values, rep.suggested_se.to_json() if rep.suggested_se else None
+    return (rep.has_meta, meta, rep.n_tensors, rep.n_values, rep.suggested_se.to_json() if rep.suggested_se else None,
+            rep.guessed_arch)
+
+
+def _preselect_guess(role: str, sha: str, guess: str | None, archs: list[str]) -> None:
+    """Put the guessed architecture into the widgets once per uploaded file (the user may still change it)."""
+    if st.session_state.get(f"{GUESS_FOR}-{role}") == sha:
+        return
+    st.session_state[f"{GUESS_FOR}-{role}"] = sha
+    if guess in archs:
+        st.session_state[f"models-user-{role}-arch"] = guess
+    elif guess:
+        st.session_state[f"models-user-{role}-arch"] = OTHER_ARCH
+        st.session_state[f"models-user-{role}-libarch"] = guess
 
 
 def _se_fields(role: str, suggested: str | None) -> str | None:
@@ -67,7 +89,7 @@ def _model_settings(role: str, label: str, require_se: bool) -> tuple[ModelRecip
         return None
     try:
         stored = store_bytes(up.name, up.getvalue())
-        has_meta, meta, n_tensors, n_values, suggested = _file_report(stored.sha256, stored.name, stored)
+        has_meta, meta, n_tensors, n_values, suggested, guess = _file_report(stored.sha256, stored.name, stored)
     except CheckpointError as e:
         st.error(f"{e}. Upload a checkpoint saved with se_core.models.checkpoints.save_checkpoint, safetensors.torch.save_file "
                  "or torch.save(model.state_dict()).")
@@ -78,9 +100,15 @@ def _model_settings(role: str, label: str, require_se: bool) -> tuple[ModelRecip
                     f"`{json.dumps(meta['se_config']) if meta['se_config'] else 'none'}`, "
                     f"{meta['num_classes']} classes ({meta['classes']} names).")
         return ModelRecipe("upload", meta["arch"], file=stored.path.name, label=stored.name), stored.name
-    st.info("This file has no SE Lens metadata: say what it is.", icon=":material/info:")
     archs = list_models()
     archs = sorted(archs, key=lambda a: (get_spec(a).has_se != require_se, a)) + [OTHER_ARCH]
+    _preselect_guess(role, stored.sha256, guess, archs)
+    if guess:
+        st.info(f"This file has no SE Lens metadata. Architecture **{guess}**: guessed from the file's keys (every "
+                "key and shape matches it); change it below if that is wrong.", icon=":material/info:")
+    else:
+        st.info("This file has no SE Lens metadata and its keys match no known architecture: say what it is.",
+                icon=":material/info:")
     c1, c2 = st.columns([2, 3])
     arch = c1.selectbox("Architecture", archs, key=f"models-user-{role}-arch",
                         help="The registered architecture the weights belong to; shapes are checked key by key.")
@@ -150,6 +178,31 @@ def library_pairs(pair_name: str) -> None:
                     st.rerun()
 
 
+def _use_choice(index: int) -> None:
+    st.session_state[VANILLA_KEY] = index
+
+
+def _missing_weights(choices: list[VanillaChoice], ch: VanillaChoice) -> str:
+    """Say why the check cannot run with ``ch`` (weights not on disk), how to get them, and offer the
+    untrained twin; the reason shown on the disabled button."""
+    reason = f"The weights of {ch.recipe.arch} are not on this machine (expected at {ch.detail})."
+    if ch.pair and downloads_allowed():
+        how = (f"The **ImageNet pairs** tab has a **Download** button for pair **{PAIRS[ch.pair].title}**, which "
+               "fetches them; then come back here.")
+    elif ch.pair:
+        how = f"They are the weights of pair **{PAIRS[ch.pair].title}**; see the ImageNet pairs tab for how to copy them in."
+    else:
+        how = "Get them on a machine with internet access and copy them into the library's cache" + (
+            f":\n\n```bash\n{ch.command}\n```" if ch.command else ".")
+    st.warning(f"{reason} The check needs them. {how}", icon=":material/download:")
+    twin = next((i for i, c in enumerate(choices) if c.recipe.source == "random" and c.recipe.arch == ch.recipe.arch),
+                None)
+    if twin is not None:
+        st.button(f"Use {ch.recipe.arch} untrained instead (random initialisation, a stand-in)",
+                  key="models-user-use-twin", on_click=_use_choice, args=(twin,))
+    return reason + " Get them first (see above), or pick another counterpart."
+
+
 def own_checkpoint() -> None:
     """The Your checkpoint tab: upload, describe, check and register a user pair (then select it)."""
     done = st.session_state.pop(REGISTERED_KEY, None)
@@ -178,18 +231,18 @@ def own_checkpoint() -> None:
                                  "same SE architecture, the same family, models for the same classes and input size; "
                                  "networks for another data set last. Random initialisations are untrained stand-ins.")
         van_recipe: ModelRecipe | None = None
+        missing: str | None = None
         if pick == len(choices):
             van = _model_settings("vanilla", "Vanilla model checkpoint", require_se=False)
             van_recipe = van[0] if van else None
         else:
             ch = choices[pick]
             st.caption(ch.detail)
-            van_recipe = ch.recipe if ch.available else None
-            if not ch.available:
-                st.warning(f"The weights of this counterpart are not on this machine ({ch.detail}); see the ImageNet "
-                           "pairs tab for how to get them, or pick another counterpart.")
+            van_recipe = ch.recipe
+            missing = None if ch.available else _missing_weights(choices, ch)
         if van_recipe is not None and st.button("Check and compare", key="models-user-register", type="primary",
-                                                icon=":material/compare_arrows:"):
+                                                icon=":material/compare_arrows:", disabled=bool(missing),
+                                                help=missing):
             se_lm, err = caching.user_model(se_recipe.file, se_recipe.arch, json.dumps(se_recipe.se, sort_keys=True)
                                             if se_recipe.se else None, se_recipe.class_names, se_label, True)
             if err:

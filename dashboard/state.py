@@ -1,8 +1,8 @@
 """Session state shared by the pages: the chosen model pair, mirrored in the URL query string.
 
-The sidebar lists the registered pairs plus the user pairs (``user:<id>``, see
-:mod:`se_core.models.user_models`) this session registered or opened by link; other sessions' user
-pairs are never listed. A page switches the sidebar to a new user pair with
+The sidebar lists the registered pairs, then the user pairs (``user:<id>``, see
+:mod:`se_core.models.user_models`) saved in this server's store (so a fresh session finds them
+without a ``?pair=`` link) and any this session registered or opened by link. A page switches the sidebar to a new user pair with
 :func:`add_user_pair` (applied on the next rerun, before the sidebar widget exists). Also the
 Stop flags of long passes (:func:`request_stop`, :func:`stopper`).
 """
@@ -14,6 +14,7 @@ import streamlit as st
 
 from dashboard import display
 from se_core.models.pairs import DEFAULT_PAIR, PAIRS, is_known
+from se_core.models.user_models import list_user_pairs
 from se_core.models.weights import USER_PREFIX
 
 PAIR_KEY = "pair"
@@ -49,9 +50,15 @@ def add_user_pair(name: str, switch: bool = True) -> None:
         select_pair(name)
 
 
+def user_pair_options() -> list[str]:
+    """The user pairs saved on this server (oldest first), then this session's others that still exist."""
+    saved = list_user_pairs()
+    return saved + [n for n in _user_pairs() if n not in saved and is_known(n)]
+
+
 def pair_options() -> list[str]:
-    """Registered pairs, then this session's user pairs that still exist."""
-    return list(PAIRS) + [n for n in _user_pairs() if is_known(n)]
+    """Registered pairs, then the user pairs (:func:`user_pair_options`)."""
+    return list(PAIRS) + user_pair_options()
 
 
 def _title(name: str) -> str:
@@ -76,7 +83,12 @@ def sidebar() -> None:
         st.session_state[PAIR_KEY] = DEFAULT_PAIR
     with st.sidebar:
         st.selectbox("Model pair", options, key=PAIR_KEY, format_func=_title,
-                     on_change=_sync_url, help="SE model and its vanilla counterpart; the choice is kept in the URL.")
+                     on_change=_sync_url, help="SE model and its vanilla counterpart; the choice is kept in the URL. "
+                                               "The built-in pairs come first, then the pairs registered on this "
+                                               "server from uploaded checkpoints (Models page).")
+        n_user = len(options) - len(PAIRS)
+        if n_user:
+            st.caption(f"{len(PAIRS)} built-in pairs, then {n_user} registered on this server (“Yours: …”).")
         display.export_format_picker()
     if st.query_params.get(PAIR_KEY) != st.session_state[PAIR_KEY]:
         _sync_url()

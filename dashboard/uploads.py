@@ -1,11 +1,16 @@
 """The image input every image page shares: uploads plus a pick of the shipped CIFAR-10 samples.
 
-Each upload is decoded by :func:`se_core.data.samples.decode_named` (i.e. ``decode_image``); a bad
+Uploads are kept for the session (:data:`SHARED_KEY`, the newest :data:`MAX_SHARED`), so an image
+uploaded on Inspect is there on Attributions and back (Streamlit empties a page's uploader when the
+user leaves it): each page lists the session's uploads beyond its uploader's in its own multiselect
+(``<key>_shared``), all selected but those the user took out on that page, so each page still
+chooses among them. Each upload is decoded by :func:`se_core.data.samples.decode_named` (i.e. ``decode_image``); a bad
 file shows its own ``st.error`` (file name, what was wrong, what to do) and the other images
 still work. Nothing here raises.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 
 import streamlit as st
@@ -15,6 +20,8 @@ from se_core.data.samples import NamedImage, decode_named, list_samples, read_sa
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif"]
 DEFAULT_SAMPLES = ("cat_0000", "ship_0000")
 MAX_IMAGES = 12
+SHARED_KEY = "uploaded_images"
+MAX_SHARED = 24
 
 
 ImageInput = NamedImage
@@ -43,16 +50,65 @@ def _unique(name: str, taken: set[str]) -> str:
     return out
 
 
+def _shared() -> dict[str, tuple[str, bytes]]:
+    """The session's uploads from every page: SHA-256 of the bytes -> (file name, bytes), oldest first."""
+    return st.session_state.setdefault(SHARED_KEY, {})
+
+
+def _keep(name: str, data: bytes) -> str:
+    """Add one upload that decodes to the session's shared list (the newest MAX_SHARED are kept); its digest."""
+    pool, digest = _shared(), hashlib.sha256(data).hexdigest()
+    if not _decode(name, data, "upload")[0]:
+        return digest  # its error is shown on the page it was uploaded on, not on every page
+    pool.pop(digest, None)
+    pool[digest] = (name, data)
+    while len(pool) > MAX_SHARED:
+        pool.pop(next(iter(pool)))
+    return digest
+
+
+def _from_other_pages(key: str, here: set[str], removed: set[str]) -> list[tuple[str, bytes]]:
+    """The session's uploads not in this page's uploader, in a multiselect of this page's own: all selected
+    except those the user took out here (from the multiselect, or from this page's uploader)."""
+    pool, pick_key, shown_key, off_key = _shared(), f"{key}_shared", f"{key}_shared_shown", f"{key}_shared_off"
+    off: set[str] = st.session_state.get(off_key, set()) | removed
+    if pick_key in st.session_state:  # the widget's value from the last run, with the user's change in it
+        current = set(st.session_state[pick_key])
+        off = (off | (set(st.session_state.get(shown_key, ())) - current)) - current
+    options = [d for d in pool if d not in here]
+    st.session_state[off_key], st.session_state[shown_key] = off, options
+    if not options:
+        return []
+    st.session_state[pick_key] = [d for d in options if d not in off]
+    picked = st.multiselect("Uploaded earlier in this session", options, key=pick_key, format_func=lambda d: pool[d][0],
+                            help="Images uploaded on this or another page in this session; remove them here to "
+                                 "leave them out of this page.")
+    return [pool[d] for d in picked]
+
+
 def image_inputs(key: str, default_samples: tuple[str, ...] = DEFAULT_SAMPLES,
                  max_images: int = MAX_IMAGES) -> list[ImageInput]:
-    """Uploader + sample picker; returns uploads first, then the chosen samples (deduplicated)."""
+    """Uploader + the session's uploads from other pages + sample picker; returns uploads first, then the chosen
+    samples (deduplicated)."""
     samples = list_samples()
+    continuing = f"{key}_files" in st.session_state  # False after coming from another page: the uploader is empty then
     left, right = st.columns([3, 2])
     with left:
         files = st.file_uploader(
             "Upload images", type=UPLOAD_TYPES, accept_multiple_files=True, key=f"{key}_files",
             help="PNG, JPEG, WebP, BMP, TIFF or GIF (first frame). Any size: each model resizes it "
-                 "to its own input size. Several files compare the images with each other.")
+                 "to its own input size. Several files compare the images with each other. Uploads stay "
+                 "available on the other image pages for this session.")
+        given: list[tuple[str, bytes]] = []
+        for f in files or []:
+            try:
+                given.append((f.name, f.getvalue()))
+            except Exception:  # noqa: BLE001 - a vanished upload must not break the page
+                st.error(f"'{f.name}' could not be read from the upload; upload it again.")
+        here = {_keep(name, data) for name, data in given}
+        removed = st.session_state.get(f"{key}_here", set()) - here if continuing else set()
+        st.session_state[f"{key}_here"] = here
+        given += _from_other_pages(key, here, removed)
     with right:
         chosen = st.multiselect(
             "Shipped samples (CIFAR-10 test)", samples, default=[s for s in default_samples if s in samples],
@@ -67,18 +123,13 @@ def image_inputs(key: str, default_samples: tuple[str, ...] = DEFAULT_SAMPLES,
     seen: set[str] = set()
     names: set[str] = set()
     duplicates: list[str] = []
-    for f in files or []:
-        try:
-            data = f.getvalue()
-        except Exception:  # noqa: BLE001 - a vanished upload must not break the page
-            st.error(f"'{f.name}' could not be read from the upload; upload it again.")
-            continue
-        images, problems = _decode(f.name, data, "upload")
+    for fname, data in given:
+        images, problems = _decode(fname, data, "upload")
         for _, text in problems:
             st.error(text)
         for im in images:
             if im.digest in seen:
-                duplicates.append(f.name)
+                duplicates.append(fname)
                 continue
             seen.add(im.digest)
             out.append(replace(im, name=_unique(im.name, names)))

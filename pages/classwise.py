@@ -30,7 +30,7 @@ def render() -> None:
     if pair is None:
         st.stop()
 
-    source, data = choose_data(pair)
+    source, data = choose_data(pair, pair_name)
     if source == "shipped":
         all_stats = excitation.shipped(pair, pair_name)
     elif data is not None:

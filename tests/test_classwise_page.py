@@ -12,6 +12,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 from support import needs_cifar
 
+from dashboard.datasets import SOURCES
 from se_core.analysis import stats as S
 from se_core.data.datasets import load_dataset
 from se_core.models.pairs import DEFAULT_PAIR
@@ -173,3 +174,42 @@ def test_typed_image_folder_computed_once(env):
     _ok(at2)
     assert "fig6" in _charts(at2)
     assert [f.stat().st_mtime_ns for f in sorted(env["cache"].glob("*.npz"))] == stamps
+
+
+@needs_cifar
+def test_pair_without_shipped_stats_computes_and_its_command_fills_the_same_cache(env, monkeypatch):
+    """#17 (4): a CIFAR-shaped pair other than the default one opens on computing on the CIFAR-10 test set (no
+    shipped option, no dead end); the command the page prints computes this pair's statistics into the cache
+    the page reads, so the page then draws them without computing."""
+    import shlex
+
+    from se_core.models import user_models as um
+    from se_core.models.pairs import PAIRS
+
+    monkeypatch.setenv(um.USER_DIR_ENV, str(env["tmp"] / "user"))
+    monkeypatch.setattr(um, "_RECIPES", {})
+    stored = um.store_file(env["data"] / "checkpoints" / "se_resnet20-s0.safetensors")
+    van = PAIRS[DEFAULT_PAIR].vanilla_weights
+    name = um.register_user_pair(um.UserPairRecipe(
+        um.ModelRecipe("upload", "se_resnet20_cifar", file=stored.path.name, label="mine.safetensors"),
+        um.ModelRecipe("weights", "resnet20_cifar", weights=(van.kind, van.location))))
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["pair"] = name
+    at.run()
+    at.switch_page("../pages/classwise.py")
+    at.run()
+    _ok(at)
+    radio = at.radio(key="cw_source")
+    assert radio.value == "cifar" and SOURCES["shipped"] not in radio.options
+    assert any("No shipped statistics for this pair" in i.value for i in at.info)
+    at.number_input(key="cw_cifar_n").set_value(50)
+    at.run()
+    _ok(at)
+    cmd = next(c.value for c in at.caption if "python -m se_core.stats" in c.value).split("`")[1]
+    assert cmd == f"python -m se_core.stats --pair {name} --data cifar10-jpeg --subset 50"
+    assert at.button(key="cw_compute") is not None and not at.get("plotly_chart")
+    assert S.main(shlex.split(cmd)[3:]) == 0
+    assert len(list(env["cache"].glob("*.npz"))) == 2
+    at.run()
+    _ok(at)
+    assert "fig6" in _charts(at) and not any(b.key == "cw_compute" for b in at.button)

@@ -225,3 +225,40 @@ def test_no_images_and_missing_weights(page: AppTest, tiny_data_dir) -> None:
     assert not at.exception
     assert len(at.error) == 1 and "resnet20-s0.safetensors" in at.error[0].value
 
+
+
+def test_uploads_carry_over_between_image_pages(page: AppTest) -> None:
+    """#17 (5c): an image uploaded on Inspect is on Attributions (and the one uploaded there back on Inspect,
+    whose uploader Streamlit empties on leaving); each page keeps its own choice among them."""
+    at = page
+    at.file_uploader[0].set_value(("mine.png", _png(5), "image/png"))
+    at.run()
+    assert len(_charts(at)["top5"]) == 3
+    at.session_state["attr_methods"] = ["saliency"]
+    at.switch_page("../pages/attributions.py")
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    shared = at.multiselect(key="attributions_shared")
+    assert [shared.format_func(d) for d in shared.value] == ["mine.png"]  # selected, and shown first
+    assert at.selectbox(key="attr_image").value == "mine.png"
+    at.file_uploader[0].set_value(("other.png", _png(6), "image/png"))
+    at.run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="attr_image").options[:2] == ["other.png", "mine.png"]
+
+    at.switch_page("../pages/inspector.py")
+    at.run()
+    assert not at.exception and not at.error
+    shared = at.multiselect(key="inspect_shared")
+    assert sorted(shared.format_func(d) for d in shared.value) == ["mine.png", "other.png"]
+    assert len(_charts(at)["top5"]) == 4
+    shared.unselect(next(d for d in shared.value if shared.format_func(d) == "other.png"))
+    at.run()  # taken out here: gone from Inspect, still on Attributions
+    assert len(_charts(at)["top5"]) == 3
+    at.run()
+    assert [at.multiselect(key="inspect_shared").format_func(d) for d in at.multiselect(key="inspect_shared").value] \
+        == ["mine.png"]
+    at.switch_page("../pages/attributions.py")
+    at.run()
+    assert not at.exception
+    assert set(at.selectbox(key="attr_image").options) >= {"mine.png", "other.png"}

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from test_user_models import _Payload, _with_meta, user_dir  # noqa: F401 - fixture
 from test_zoo import library_cache, write_pair  # noqa: F401 - fixture
 
+from dashboard.datasets import SOURCES
 from se_core.models.registry import get_spec
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -210,3 +211,121 @@ def test_attributions_for_a_pair_whose_models_expect_different_input(user_dir: P
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert "attr-pair-saliency" in [c.key for c in at.get("plotly_chart")]
+
+
+# --------------------------------------------------------------------------- #17 (4, 5): friction
+
+
+def test_bare_file_architecture_guessed_and_refusals_name_the_file(user_dir: Path, library_cache: dict[str, Path],
+                                                                   tmp_path: Path) -> None:
+    """#17 (5a, 5e): a state dict without metadata preselects the architecture its keys match (a registered one
+    in the selectbox, a library one as 'another model' with its name typed in); a pickled whole model is refused
+    under the uploaded name, in plain text."""
+    import timm
+
+    at = _app()
+    _goto(at, "models")
+    whole = tmp_path / "whole.pt"
+    torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2)), whole)
+    at.file_uploader(key="models-user-se-upload").set_value(("my_net.pt", whole.read_bytes(), "application/octet-stream"))
+    at.run()
+    (err,) = [str(e.value) for e in at.error]
+    assert err.startswith("my_net.pt: refused by torch.load(weights_only=True): Unsupported global"), err
+    assert "\x1b" not in err and "[1m" not in err and ".pt:" not in err.replace("my_net.pt:", "")
+
+    torch.manual_seed(0)
+    bare = tmp_path / "bare.pt"
+    torch.save(get_spec("se_resnet56_cifar").build().state_dict(), bare)
+    at.file_uploader(key="models-user-se-upload").set_value(("bare.pt", bare.read_bytes(), "application/octet-stream"))
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="models-user-se-arch").value == "se_resnet56_cifar"
+    assert any("**se_resnet56_cifar**: guessed from the file's keys" in str(i.value) for i in at.info)
+
+    f = tmp_path / "checkpoint.pth"
+    torch.save(timm.create_model("seresnet18", pretrained=False).state_dict(), f)
+    at.file_uploader(key="models-user-se-upload").set_value(("checkpoint.pth", f.read_bytes(), "application/octet-stream"))
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="models-user-se-arch").value == "another timm / torchvision model…"
+    assert at.text_input(key="models-user-se-libarch").value == "timm:seresnet18"
+    van = at.selectbox(key="models-user-vanilla-choice")
+    assert van.options[0].startswith("timm:resnet18: the library's")
+    van.set_value(0)  # weights of no pair: the warning gives the command that fetches them (#17 5f)
+    at.run()
+    assert at.button(key="models-user-register").disabled
+    assert "timm.create_model('resnet18.a1_in1k', pretrained=True)" in " ".join(str(w.value) for w in at.warning)
+
+    junk = tmp_path / "junk.pt"
+    torch.save({"a.weight": torch.zeros(3, 2)}, junk)
+    at.file_uploader(key="models-user-se-upload").set_value(("junk.pt", junk.read_bytes(), "application/octet-stream"))
+    at.run()
+    assert any("match no known architecture" in str(i.value) for i in at.info)
+
+
+def test_counterpart_without_weights_shows_a_disabled_check_and_ways_out(user_dir: Path, library_cache: dict[str, Path],
+                                                                        tmp_path: Path) -> None:
+    """#17 (5f): a counterpart whose weights are missing keeps the check button, disabled with the reason; the
+    warning says how to get the weights (the ImageNet pairs tab's Download button for a pair's weights, else the
+    command) and offers the untrained twin, which enables the check."""
+    torch.manual_seed(0)
+    f = tmp_path / "mnv3.pth"
+    torch.save(get_spec("torchvision:mobilenet_v3_small").build().state_dict(), f)
+    at = _app()
+    _goto(at, "models")
+    at.file_uploader(key="models-user-se-upload").set_value(("mobilenet_v3_small.pth", f.read_bytes(),
+                                                             "application/octet-stream"))
+    at.run()
+    assert at.text_input(key="models-user-se-libarch").value == "torchvision:mobilenet_v3_small"  # from its name
+    van = at.selectbox(key="models-user-vanilla-choice")
+    assert "(not on disk)" in van.options[0]
+    van.set_value(0)
+    at.run()
+    button = at.button(key="models-user-register")
+    assert button.disabled and "not on this machine" in button.help
+    warn = " ".join(str(w.value) for w in at.warning)
+    assert "not on this machine" in warn and "**Download** button for pair" in warn and "MobileNetV3" in warn, warn
+    at.button(key="models-user-use-twin").click()
+    at.run()
+    van = at.selectbox(key="models-user-vanilla-choice")
+    assert van.options[van.value] == "torchvision:mobilenet_v2: random initialisation (untrained)"
+    assert not at.button(key="models-user-register").disabled and not at.warning
+
+
+def test_fresh_session_lists_the_servers_user_pairs(user_dir: Path, tiny_data_dir: Path) -> None:
+    """#17 (5d): pairs registered earlier on this server are listed after the built-in ones in a new session,
+    without a ?pair= link."""
+    from se_core.models.pairs import PAIRS
+    from se_core.models.user_models import ModelRecipe, UserPairRecipe, register_user_pair
+
+    names = [register_user_pair(UserPairRecipe(ModelRecipe("random", "se_resnet20_cifar", seed=s),
+                                               ModelRecipe("random", "resnet20_cifar"))) for s in (0, 1)]
+    at = _app()
+    assert not at.exception
+    box = at.sidebar.selectbox(key="pair")
+    assert box.options[:len(PAIRS)] == [p.title for p in PAIRS.values()]
+    assert box.options[len(PAIRS):] == [PAIRS[n].title for n in names]
+    assert any("registered on this server" in str(c.value) for c in at.sidebar.caption)
+    box.set_value(names[1])
+    at.run()
+    assert not at.exception and at.query_params["pair"] in (names[1], [names[1]])
+
+
+def test_classwise_for_an_imagenet_pair_opens_on_an_image_folder(library_cache: dict[str, Path], tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    """#17 (4): no dead end for a pair without shipped statistics: an ImageNet pair opens on the ImageFolder
+    input, says that no ImageNet data ships, and gives the command computing this pair's statistics."""
+    roots = tmp_path / "roots"
+    (roots / "mine" / "a").mkdir(parents=True)
+    monkeypatch.setenv("SE_LENS_DATA_ROOTS", str(roots))
+    write_pair(PAIR, library_cache)
+    at = _app(PAIR)
+    _goto(at, "classwise")
+    radio = at.radio(key="cw_source")
+    assert radio.value == "folder" and SOURCES["shipped"] not in radio.options
+    text = _text(at)
+    assert "no such data set ships with SE Lens" in text and "ImageNet validation set" in text
+    assert f"python -m se_core.stats --pair {PAIR} --data PATH/TO/IMAGEFOLDER" in text
+    at.text_input(key="cw_folder").input("mine")
+    at.run()
+    assert f"python -m se_core.stats --pair {PAIR} --data {roots / 'mine'}" in _text(at)

@@ -322,3 +322,59 @@ def test_natural_twin_first_and_pairs_checked_before_they_are_accepted() -> None
     warned = ops.check_pair(se, random_model("timm:resnet18")).warnings  # timm's crop_pct 0.875 vs 0.95
     assert len(warned) == 1 and "resize 256" in warned[0] and "resize 235" in warned[0], warned
     assert ops.check_pair(random_model("se_resnet20_cifar"), random_model("resnet20_cifar")) == ops.PairCheck()
+
+
+# --------------------------------------------------------------------------- #17 (5): guesses and plain messages
+
+
+def test_architecture_guessed_from_the_keys_of_a_file_without_metadata(user_dir: Path, tmp_path: Path) -> None:
+    """#17 (5a): a bare state dict names its architecture by its keys and shapes; garbage names none."""
+    import timm
+
+    torch.manual_seed(0)
+    f = tmp_path / "weights.pth"  # a name that says nothing: the keys decide
+    torch.save(timm.create_model("seresnet18", pretrained=False).state_dict(), f)
+    assert um.inspect_file(um.store_file(f)).guessed_arch == "timm:seresnet18"
+    f20 = tmp_path / "bare.pt"
+    torch.save(get_spec("se_resnet20_cifar").build().state_dict(), f20)
+    assert um.inspect_file(um.store_file(f20)).guessed_arch == "se_resnet20_cifar"
+    state = get_spec("se_resnet20_cifar").build(SEConfig(reduction=4)).state_dict()  # the suggested SE config is used
+    assert um.guess_arch(state, "", um.suggest_se_config(state)) == "se_resnet20_cifar"
+    assert um.guess_arch(get_spec("resnet20_cifar").build(num_classes=100).state_dict()) == "resnet20_cifar"
+    tv = get_spec("torchvision:mobilenet_v3_small").build().state_dict()
+    assert um.guess_arch(tv, "mobilenet_v3_small-047dcff4.pth") == "torchvision:mobilenet_v3_small"  # its file name
+    junk = tmp_path / "junk.pt"
+    torch.save({"a.weight": torch.zeros(3, 2), "b": torch.ones(4)}, junk)
+    rep = um.inspect_file(um.store_file(junk))
+    assert rep.guessed_arch is None and not rep.has_meta
+    state.pop("fc.bias")
+    assert um.guess_arch(state, "", um.suggest_se_config(state)) is None  # one key short: no exact match
+
+
+def test_refused_whole_model_file_is_named_as_uploaded_in_plain_text(user_dir: Path, tmp_path: Path) -> None:
+    """#17 (5e): a pickled whole model is refused under the user's file name, without ANSI codes, with torch's
+    one meaningful line (which class is pickled), not its advice."""
+    whole = tmp_path / "whole.pt"
+    torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2)), whole)
+    stored = um.store_bytes("my model.pt", whole.read_bytes())
+    with pytest.raises(CheckpointError) as e:
+        um.inspect_file(stored)
+    msg = str(e.value)
+    assert msg.startswith("my model.pt: refused by torch.load(weights_only=True)"), msg
+    assert stored.sha256 not in msg and "\x1b" not in msg and "[1m" not in msg and "\n" not in msg
+    assert "torch.nn.modules.container.Sequential" in msg and "model.state_dict()" in msg
+    assert "In PyTorch 2.6" not in msg
+
+
+def test_plain_text_of_library_messages() -> None:
+    from se_core.util.text import first_meaningful_line, strip_ansi
+
+    assert strip_ansi("a \x1b[1mbold\x1b[0m word") == "a bold word"
+    torch_text = ("Weights only load failed. Two options, \x1b[1mdo those steps only if you trust it\x1b[0m. \n\t(1) "
+                  "Re-run.\n\tWeightsUnpickler error: Unsupported global: GLOBAL x.Y was not an allowed global by "
+                  "default. Please use `add_safe_globals([x.Y])`.\n\nCheck the documentation.")
+    assert first_meaningful_line(torch_text) == ("Unsupported global: GLOBAL x.Y was not an allowed global by default. "
+                                                 "Please use `add_safe_globals([x.Y])`.")
+    assert first_meaningful_line("\n\n  \x1b[31mboom\x1b[0m\nmore") == "boom"
+    long = "word " * 100
+    assert len(first_meaningful_line(long, limit=50)) <= 50

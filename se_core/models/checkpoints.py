@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from se_core.util.files import atomic_write_bytes
+from se_core.util.text import first_meaningful_line
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
 """A safetensors header larger than this is refused before it is read (a real one is KBs)."""
@@ -145,8 +146,10 @@ def read_torch_file(path: str | os.PathLike, *, allow_legacy: bool = False) -> t
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any failure of the restricted unpickler is a refusal
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise CheckpointError(f"{path.name}: refused by torch.load(weights_only=True): {first}; only plain tensors/state dicts are accepted") from None
+        first = first_meaningful_line(str(e)) or type(e).__name__
+        raise CheckpointError(f"{path.name}: refused by torch.load(weights_only=True): {first.rstrip('.')}; only plain "
+                              "tensors/state dicts are accepted (a file saved with torch.save(model) holds pickled "
+                              "code: save model.state_dict() instead)") from None
     meta: dict[str, str] = {}
     if isinstance(obj, dict) and isinstance(obj.get(META_KEY), str):
         meta[META_KEY] = obj[META_KEY]

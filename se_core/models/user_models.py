@@ -37,6 +37,7 @@ from typing import Literal
 import torch
 
 from se_core.config import USER_DIR_ENV, user_dir
+from se_core.models.arch_guess import guess_arch
 from se_core.models.build import build_from_checkpoint
 from se_core.models.checkpoints import CheckpointError, CheckpointMeta, read_checkpoint
 from se_core.models.pairs import PAIRS, PairSource, load_weights, pick_device, random_model, register_pair_source, resize_for
@@ -50,6 +51,8 @@ from se_core.util.files import atomic_write_bytes, file_digest
 SUFFIXES = (".safetensors", ".pt", ".pth")
 MAX_FILE_BYTES = 2 * 1024**3
 """Largest checkpoint accepted (2 GiB; ResNet-50 in fp32 is ~100 MB)."""
+MAX_LISTED = 50
+"""At most this many saved user pairs are listed in the sidebar (the newest)."""
 _NAME = re.compile(r"^user:[0-9a-f]{12}$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _LOCK = threading.Lock()
@@ -132,6 +135,8 @@ class FileReport:
     n_values: int
     suggested_se: SEConfig | None
     keys: tuple[str, ...] = field(default=(), repr=False)
+    guessed_arch: str | None = None
+    """Without metadata: the architecture whose state dict the file matches exactly (:func:`guess_arch`)."""
 
     @property
     def has_meta(self) -> bool:
@@ -170,10 +175,16 @@ def suggest_se_config(state: dict[str, torch.Tensor]) -> SEConfig | None:
 
 
 def inspect_file(stored: StoredFile) -> FileReport:
-    """Read the file (safely) and summarise it; :class:`CheckpointError` says why it is unusable."""
-    state, meta = read_checkpoint(stored.path)
-    return FileReport(stored, meta, len(state), sum(int(v.numel()) for v in state.values()),
-                      suggest_se_config(state) if meta is None else None, tuple(state))
+    """Read the file (safely) and summarise it, guessing the architecture of a file without metadata;
+    :class:`CheckpointError` says why it is unusable, naming the user's file (not its stored hash name)."""
+    try:
+        state, meta = read_checkpoint(stored.path)
+    except CheckpointError as e:
+        raise CheckpointError(str(e).replace(stored.path.name, stored.name)) from None
+    suggested = suggest_se_config(state) if meta is None else None
+    guess = guess_arch(state, stored.name, suggested) if meta is None else None
+    return FileReport(stored, meta, len(state), sum(int(v.numel()) for v in state.values()), suggested, tuple(state),
+                      guess)
 
 
 def load_user_model(path: str | os.PathLike, arch: str | None = None, se: SEConfig | None = None,
@@ -342,6 +353,17 @@ def user_pair_exists(name: str) -> bool:
         return False
 
 
+def list_user_pairs(limit: int = MAX_LISTED) -> list[str]:
+    """The user pairs saved in this server's store (``pairs/*.json``), oldest first, the newest ``limit``;
+    recipes that no longer read are left out."""
+    try:
+        files = [(p.stat().st_mtime_ns, p) for p in (user_dir() / "pairs").glob("*.json")]
+    except OSError:
+        return []
+    names = [USER_PREFIX + p.stem for _, p in sorted(files)]
+    return [n for n in names if _NAME.match(n) and user_pair_exists(n)][-limit:]
+
+
 def user_pair_spec(name: str) -> PairSpec:
     return user_pair_recipe(name).spec()
 
@@ -364,6 +386,15 @@ class VanillaChoice:
     recipe: ModelRecipe
     available: bool = True
     detail: str = ""
+    pair: str = ""
+    """The registered pair these weights belong to (its Download button fetches them), if any."""
+    command: str = ""
+    """A shell command that gets the weights, when they are missing."""
+
+
+def _weights_pair(ref: WeightsRef) -> str:
+    return next((p.name for p in PAIRS.values() for r in (p.se_weights, p.vanilla_weights)
+                 if (r.kind, r.location) == (ref.kind, ref.location)), "")
 
 
 def _weights_choice(arch: str, ref: WeightsRef, label: str) -> VanillaChoice:
@@ -376,7 +407,7 @@ def _weights_choice(arch: str, ref: WeightsRef, label: str) -> VanillaChoice:
     else:
         ok, where = ref.path().is_file(), str(ref.path())
     return VanillaChoice(label + ("" if ok else " (not on disk)"), ModelRecipe("weights", arch, weights=(ref.kind, ref.location)),
-                         ok, where)
+                         ok, where, _weights_pair(ref), ref.how_to_get or _how_to_get(ref.kind, ref.location))
 
 
 def _random_choice(arch: str) -> VanillaChoice:
@@ -430,7 +461,7 @@ def vanilla_choices(se_arch: str | None = None) -> list[VanillaChoice]:
 
 register_pair_source(USER_PREFIX, PairSource(user_pair_spec, user_pair_exists, load_user_pair))
 
-__all__ = ["FileReport", "ModelRecipe", "StoredFile", "UserPairRecipe", "VanillaChoice", "inspect_file",
+__all__ = ["FileReport", "guess_arch", "ModelRecipe", "StoredFile", "UserPairRecipe", "VanillaChoice", "inspect_file", "list_user_pairs",
            "load_user_model", "load_user_pair", "register_user_pair", "store_bytes", "store_file", "stored_path",
            "suggest_se_config", "user_dir", "user_pair_exists", "user_pair_recipe", "user_pair_spec",
            "vanilla_choices", "USER_DIR_ENV"]

@@ -58,7 +58,8 @@ def _dist_setup() -> tuple[int, int, torch.device]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m se_core.stats", description=__doc__.splitlines()[0])
     src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--pair", help=f"a registered pair ({', '.join(PAIRS)}): both models")
+    src.add_argument("--pair", help=f"a registered pair ({', '.join(PAIRS)}) or a user pair user:<id> registered on "
+                                    "the Models page: both models, into the stats cache the dashboard reads")
     src.add_argument("--checkpoint", help="one checkpoint file (.safetensors, or .pt/.pth state dict)")
     ap.add_argument("--arch", default=None, help="registered architecture of a --checkpoint without SE Lens metadata")
     src.add_argument("--ship", action="store_true", help="default pair, full CIFAR-10 JPEG test set, into data/stats/")
@@ -87,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
             size = tuple(meta.input_size)
         else:
             pair = load_pair(args.pair, device)
-            models = [(role, lm.model, lm.meta, lm.source) for role, lm in (("se", pair.se), ("vanilla", pair.vanilla))]
+            models = [(role, lm.model, lm.meta, lm.source) for role, lm in (("se", pair.se), ("vanilla", pair.vanilla))
+                      if Path(lm.source).is_file()]
+            for role, lm in (("se", pair.se), ("vanilla", pair.vanilla)):
+                if not Path(lm.source).is_file():
+                    print(f"[{role}] {lm.name}: {lm.source}, no checkpoint file: skipped (an untrained stand-in)")
             size = tuple(pair.se.meta.input_size)
         data = load_dataset(args.data, args.split, size)
         if args.subset:

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import shlex
 import sys
 import zipfile
 import zlib
@@ -311,6 +312,25 @@ def shipped_paths(pair: str | None = None, root: Path | None = None) -> dict[str
 
 
 SHIP_COMMAND = "python -m se_core.stats --ship"
+
+
+def has_shipped(pair: str) -> bool:
+    """Whether ``pair`` is the one ``--ship`` computes, or its shipped files are there."""
+    try:
+        return pair == pairs.DEFAULT_PAIR or all(p.is_file() for p in shipped_paths(pair).values())
+    except KeyError:
+        return False
+
+
+def pair_command(pair: str, data: str = DEFAULT_DATA, subset: int | None = None, split: str = "test") -> str:
+    """The shell command computing both models' statistics of ``pair`` on ``data`` into the stats cache,
+    the same files (same key) the dashboard's Class-wise page computes and reads."""
+    parts = ["python -m se_core.stats", "--pair", shlex.quote(pair), "--data", shlex.quote(data)]
+    if split != "test":
+        parts += ["--split", shlex.quote(split)]
+    if subset:
+        parts += ["--subset", str(int(subset))]
+    return " ".join(parts)
 
 
 def compute_pair_stats(pair_name: str, data: ImageSet, *, out_dir: Path, tag: str, batch_size: int = 500,
