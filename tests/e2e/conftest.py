@@ -139,7 +139,8 @@ def app_server(browser_ok, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = subprocess_env(SE_LENS_DATA_DIR=str(data_dir), SE_LENS_DATA_ROOTS=str(data_root),
-                         SE_LENS_STATS_CACHE=str(tmp / "stats-cache"), PYTHONUNBUFFERED="1")
+                         SE_LENS_STATS_CACHE=str(tmp / "stats-cache"), SE_LENS_USER_DIR=str(tmp / "user"),
+                         SE_LENS_ALLOW_DOWNLOAD="0", PYTHONUNBUFFERED="1")
     log = tmp / "streamlit.log"
     cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
            "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
