@@ -5,7 +5,9 @@ Upload on the Models page: the architecture is guessed from the file's keys, the
 (torchvision's mobilenet_v2, untrained here: its weights are not on this machine) is preselected, the
 pair registers with a note that the two preprocessings differ, the model card names the SE units;
 Attributions attributes it (no refusal) and says how the inputs differ; an image uploaded on Inspect
-is offered on Attributions; a fresh session's sidebar lists the pair.
+is offered on Attributions; Class-wise offers to compute this pair's statistics (and the command that
+does); a pickled whole model is refused under its own name in plain text; a fresh session's sidebar
+lists the pair.
 """
 from __future__ import annotations
 
@@ -38,8 +40,16 @@ def test_own_library_checkpoint_with_its_twin_on_every_page(page: Page, app_serv
     open_page(page, app_server, "/models")
     page.get_by_role("tab", name="Your checkpoint").click()
     wait_idle(page)
-    page.locator("[data-testid=stFileUploader]").filter(has_text="SE model checkpoint").locator(
-        "input[type=file]").set_input_files(str(mobilenet_file))
+    se_upload = page.locator("[data-testid=stFileUploader]").filter(has_text="SE model checkpoint").locator(
+        "input[type=file]")
+    # (5e) a pickled whole model: refused under the user's file name, in plain text, and nothing runs
+    whole = mobilenet_file.with_name("my whole model.pt")
+    torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2)), whole)
+    se_upload.set_input_files(str(whole))
+    wait_idle(page, settle_ms=1500)
+    refusal = page.get_by_test_id("stAlertContentError").filter(has_text="my whole model.pt").inner_text()
+    assert "weights_only" in refusal and "[1m" not in refusal and "\x1b" not in refusal, refusal
+    se_upload.set_input_files(str(mobilenet_file))
     wait_idle(page, settle_ms=1500)
     expect(page.get_by_text("guessed from the file's keys")).to_be_visible()
     counterpart = page.get_by_role("combobox", name="Vanilla counterpart", exact=True)
@@ -68,6 +78,13 @@ def test_own_library_checkpoint_with_its_twin_on_every_page(page: Page, app_serv
     expect(page.get_by_text("Feed the image through")).to_be_visible()
     expect(page.get_by_text(upload_file.name).first).to_be_visible()  # the Inspect upload is offered here
     assert_charts(page, 2)
+    assert_clean(page)
+
+    # (4) Class-wise for a pair without shipped statistics: no dead end, a way to compute them for this pair
+    page.get_by_test_id("stSidebar").get_by_role("link", name="Class-wise").click()
+    wait_idle(page, settle_ms=1000)
+    expect(page.get_by_text("only CIFAR-10").first).to_be_visible()
+    expect(page.get_by_text("python -m se_core.stats --pair user:").first).to_be_visible()
     assert_clean(page)
 
     fresh = page.context.browser.new_page()
