@@ -13,6 +13,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from dashboard import display
+from se_core import config
 from se_core.models.pairs import DEFAULT_PAIR, PAIRS, is_known
 from se_core.models.user_models import list_user_pairs
 from se_core.models.weights import USER_PREFIX
@@ -51,8 +52,9 @@ def add_user_pair(name: str, switch: bool = True) -> None:
 
 
 def user_pair_options() -> list[str]:
-    """The user pairs saved on this server (oldest first), then this session's others that still exist."""
-    saved = list_user_pairs()
+    """The user pairs saved on this server (oldest first; unless ``SE_LENS_LIST_USER_PAIRS=0``), then this
+    session's others that still exist."""
+    saved = list_user_pairs() if config.list_user_pairs() else []
     return saved + [n for n in _user_pairs() if n not in saved and is_known(n)]
 
 

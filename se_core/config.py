@@ -12,6 +12,7 @@ change the environment after import).
 | ``HF_HUB_CACHE``, ``HF_HOME``, ``XDG_CACHE_HOME`` | where downloaded timm weights are looked for | the hub's defaults |
 | ``HF_ENDPOINT`` | the Hugging Face hub that timm weights are downloaded from | ``https://huggingface.co`` |
 | ``HF_HUB_OFFLINE`` | ``1``: no hub download (the hub's own switch) | unset |
+| ``SE_LENS_LIST_USER_PAIRS`` | ``0``: each session's sidebar lists only the pairs it registered itself | every pair saved on this server |
 | ``SE_LENS_ALLOW_DOWNLOAD`` | ``0``: no Download button, and ``python -m se_core.zoo download`` refuses | allowed |
 | ``SE_LENS_TORCHVISION_URL_BASE`` | where torchvision weight files are downloaded from (the URL's folder) | torchvision's own URL |
 | ``SE_LENS_TIMM_URL_BASE`` | the same for timm weights published only by URL (no hub copy) | timm's own URL |
@@ -87,6 +88,12 @@ def hf_endpoint() -> str:
 def hf_offline() -> bool:
     """``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) set to a true value: the hub's own "no network" switch."""
     return any(env(k).upper() in ("1", "ON", "YES", "TRUE") for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def list_user_pairs() -> bool:
+    """Whether every session's sidebar lists all user pairs saved on this server (``SE_LENS_LIST_USER_PAIRS=0``:
+    only a session's own, for servers whose users should not see each other's uploads)."""
+    return env("SE_LENS_LIST_USER_PAIRS", "1").lower() not in ("0", "false", "no", "off")
 
 
 def downloads_allowed() -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
@@ -309,6 +310,18 @@ def test_fresh_session_lists_the_servers_user_pairs(user_dir: Path, tiny_data_di
     box.set_value(names[1])
     at.run()
     assert not at.exception and at.query_params["pair"] in (names[1], [names[1]])
+
+
+def test_a_server_can_keep_each_sessions_pairs_to_itself(user_dir: Path, tiny_data_dir: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """SE_LENS_LIST_USER_PAIRS=0: a new session lists only the built-in pairs, though others are saved here."""
+    from se_core.models.pairs import PAIRS
+    from se_core.models.user_models import ModelRecipe, UserPairRecipe, register_user_pair
+
+    register_user_pair(UserPairRecipe(ModelRecipe("random", "se_resnet20_cifar"), ModelRecipe("random", "resnet20_cifar")))
+    monkeypatch.setenv("SE_LENS_LIST_USER_PAIRS", "0")
+    at = _app()
+    assert not at.exception and at.sidebar.selectbox(key="pair").options == [p.title for p in PAIRS.values()]
 
 
 def test_classwise_for_an_imagenet_pair_opens_on_an_image_folder(library_cache: dict[str, Path], tmp_path: Path,
