@@ -11,8 +11,19 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from se_core.analysis.attribution import METHOD_TITLES, AttributionConfig, PairAttribution, compare, predict, quality
+from dashboard.state import request_stop
+from se_core.analysis.attribution import (
+    METHOD_TITLES,
+    AttributionConfig,
+    AttributionResult,
+    PairAttribution,
+    attribute,
+    pair_of,
+    predict,
+    quality,
+)
 from se_core.analysis.faithfulness import Faithfulness, deletion_insertion
+from se_core.models.weights import LoadedPair
 
 RANDOM_TITLE = "Random order"
 """The faithfulness tables' name for the seeded random reference order."""
@@ -25,13 +36,41 @@ def predictions(_se: torch.nn.Module, _vanilla: torch.nn.Module, _x: torch.Tenso
     return predict(_se, _x), predict(_vanilla, _x_vanilla)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def pair_attribution(_se: torch.nn.Module, _vanilla: torch.nn.Module, _x: torch.Tensor, pair: str, digest: str,
-                     target: int, config: AttributionConfig, feed: str = "shared",
-                     _x_vanilla: torch.Tensor | None = None) -> PairAttribution:
-    """One method's maps for both models (:func:`se_core.analysis.attribution.compare`); ``feed`` names
-    which preprocessing made the inputs (part of the cache key)."""
-    return compare(_se, _vanilla, _x, target, config, _x_vanilla)
+@st.cache_data(max_entries=128, show_spinner=False)
+def attribution(_model: torch.nn.Module, _x: torch.Tensor, pair: str, role: str, digest: str, target: int,
+                config: AttributionConfig, feed: str = "shared") -> AttributionResult:
+    """One method's map for one model of the pair; ``feed`` names which preprocessing made ``_x``."""
+    return attribute(_model, _x, target, config)
+
+
+STOP_KEY = "attr_stop"
+
+
+def pair_attributions(pair: LoadedPair, x: torch.Tensor, x_vanilla: torch.Tensor, pair_name: str, digest: str,
+                      target: int, configs: dict[str, AttributionConfig], feed: str) -> dict[str, PairAttribution]:
+    """Every chosen method on both models, one at a time, saying which method on which model runs, with
+    a Stop button; a stopped run shows a button that continues it (what was done stays cached)."""
+    if st.session_state.get(STOP_KEY):
+        st.info("Stopped. What was already computed is kept.", icon=":material/stop_circle:")
+        if not st.button("Continue computing", key="attr_continue", icon=":material/play_arrow:"):
+            return {}
+        st.session_state[STOP_KEY] = False
+    st.button("Stop", key="attr_stop_button", on_click=request_stop, args=(STOP_KEY,),
+              help="Stops after the model being computed now; finished maps stay cached.")
+    jobs = [(m, role) for m in configs for role in ("se", "vanilla")]
+    bar = st.progress(0.0, text="Computing attributions...")
+    maps: dict[tuple[str, str], AttributionResult] = {}
+    for i, (method, role) in enumerate(jobs):
+        lm, xin = (pair.se, x) if role == "se" else (pair.vanilla, x_vanilla)
+        bar.progress(i / len(jobs), text=f"{METHOD_TITLES[method]} on the {'SE' if role == 'se' else 'vanilla'} model "
+                                         f"({i + 1} of {len(jobs)})")
+        try:
+            maps[method, role] = attribution(lm.model, xin, pair_name, role, digest, target, configs[method], feed)
+        except (ValueError, RuntimeError) as e:
+            st.error(f"{METHOD_TITLES[method]} failed on the {role} model: {e}. Change its settings (e.g. a smaller "
+                     "internal batch size or occlusion window) and try again.")
+    bar.empty()
+    return {m: pair_of(maps[m, "se"], maps[m, "vanilla"]) for m in configs if (m, "se") in maps and (m, "vanilla") in maps}
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -70,18 +70,8 @@ def render() -> None:
         st.info("Choose at least one method.")
         st.stop()
 
-    results = {}
-    progress = st.progress(0.0, text="Computing attributions...")
-    for i, method in enumerate(methods):
-        with st.spinner(f"{METHOD_TITLES[method]} on both models..."):
-            try:
-                results[method] = calc.pair_attribution(pair.se.model, pair.vanilla.model, x, pair_name, item.digest,
-                                                        int(target), configs[method], feed, x_va)
-            except (ValueError, RuntimeError) as e:
-                st.error(f"{METHOD_TITLES[method]} failed: {e}. Change its settings (e.g. a smaller internal batch "
-                         "size or occlusion window) and try again.")
-        progress.progress((i + 1) / len(methods), text=f"{METHOD_TITLES[method]} done")
-    progress.empty()
+    results = calc.pair_attributions(pair, x, x_va, pair_name, item.digest, int(target),
+                                     {m: configs[m] for m in methods}, feed)
 
     label = classes[int(target)]
     for method, res in results.items():

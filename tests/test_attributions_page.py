@@ -179,3 +179,22 @@ def test_faithfulness_section_shows_areas_and_curves(app):
     at.number_input(key="attr_faith_steps").set_value(4)
     at.run()
     assert not at.dataframe
+
+
+def test_a_stopped_run_says_so_and_continues_from_what_is_cached(app):
+    """#18: attributions run method by method and model by model with a Stop button; after a stop the page
+    says so and computes nothing until Continue, then shows every method's maps."""
+    at = app
+    at.file_uploader[0].set_value(("probe.png", _png(), "image/png"))
+    at.multiselect(key="attributions_samples").set_value([])
+    at.multiselect(key="attr_methods").set_value(["saliency", "layer_gradcam"])
+    at.run()
+    assert not at.exception and [b.key for b in at.button if b.key == "attr_stop_button"]
+    assert len([f for f in _figures(at) if {"SE", "vanilla"} <= set(_heatmaps(f))]) == 2
+    at.button(key="attr_stop_button").click()  # the click's rerun would interrupt a run in progress
+    at.run()
+    assert any("Stopped" in str(i.value) for i in at.info) and not [f for f in _figures(at) if _heatmaps(f)]
+    at.button(key="attr_continue").click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len([f for f in _figures(at) if {"SE", "vanilla"} <= set(_heatmaps(f))]) == 2

@@ -290,6 +290,11 @@ def compare(se_model: nn.Module, vanilla_model: nn.Module, x: torch.Tensor, targ
     """
     se = attribute(se_model, x, target, config)
     va = attribute(vanilla_model, x if x_vanilla is None else x_vanilla, target, config)
+    return pair_of(se, va)
+
+
+def pair_of(se: AttributionResult, va: AttributionResult) -> PairAttribution:
+    """Two models' maps of one method on one scale each, and their difference (on the SE map's grid)."""
     se_n, se_s = _normalized(se.map)
     va_n, va_s = _normalized(va.map)
     if va_n.shape != se_n.shape:
