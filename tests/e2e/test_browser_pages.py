@@ -255,7 +255,8 @@ def test_page_loads_clean(page: Page, app_server: AppServer, path: str) -> None:
     expect(h1).to_be_visible()
     if heading:
         expect(h1).to_have_text(heading)
-    assert page.get_by_test_id("stSidebar").get_by_role("combobox", name="Model pair").count() == 1
+    # expect() waits: under load the sidebar can be drawn a moment after the page body settles (CI saw 0 once)
+    expect(page.get_by_test_id("stSidebar").get_by_role("combobox", name="Model pair")).to_have_count(1)
     assert_clean(page)
     open_expanders(page)  # what they hold must render cleanly too
     assert_clean(page)
