@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import streamlit as st
 import torch
+from fake_hub import write_pair
 from streamlit.testing.v1 import AppTest
 from test_user_models import _Payload, _with_meta, user_dir  # noqa: F401 - fixture
-from test_zoo import library_cache, write_pair  # noqa: F401 - fixture
+from test_zoo import library_cache  # noqa: F401 - fixture
 
 from dashboard.datasets import SOURCES
 from se_core.models.registry import get_spec

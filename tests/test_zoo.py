@@ -1,6 +1,6 @@
 """ImageNet pairs from timm / torchvision: registration, weight discovery, metadata, loading and probing.
 
-Weights are random (``pretrained=False`` / ``weights=None``) and written into temporary caches laid
+Weights are random (``pretrained=False`` / ``weights=None``), written by :mod:`fake_hub` into temporary caches laid
 out exactly as the libraries lay theirs out, computed here from the libraries' own metadata (not
 from se_core.models.zoo): timm's Hugging Face hub cache (``models--timm--<tag>/{blobs,refs/main,snapshots}``,
 snapshot files symlinked to blobs) and torch hub's ``checkpoints/<file name of the URL>``. Nothing is
@@ -16,10 +16,10 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlparse
 
 import pytest
 import torch
+from fake_hub import cache_env, write_library_weights, write_pair
 from support import REPO_ROOT, subprocess_env
 
 from se_core.models import zoo
@@ -29,77 +29,18 @@ from se_core.models.registry import get_spec
 from se_core.models.weights import WeightsMissing
 from se_core.probe.sites import Site, capture, find_sites, hook_count, pair_sites, probe
 
-REV = "0123456789abcdef0123456789abcdef01234567"
-
-
 # --------------------------------------------------------------------------- fake library caches
 
 
 @pytest.fixture
 def library_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """Empty HF hub and torch hub caches (and data dir) made current; torchvision hash check off (random weights)."""
-    hf, th, data = tmp_path / "hf" / "hub", tmp_path / "torch", tmp_path / "data"
-    for d in (hf, th, data):
-        d.mkdir(parents=True)
-    monkeypatch.setenv("HF_HUB_CACHE", str(hf))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("TORCH_HOME", str(th))
+    env, cache = cache_env(tmp_path)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
     monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    monkeypatch.setenv("SE_LENS_DATA_DIR", str(data))
     monkeypatch.setattr(zoo.load, "VERIFY_TORCHVISION_HASH", False)
-    return {"hf": hf, "torch_hub": th / "hub", "data": data}
-
-
-def _state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-
-
-def write_library_weights(kind: str, location: str, cache: dict[str, Path], seed: int = 0,
-                          legacy: bool = False) -> tuple[Path, dict[str, torch.Tensor]]:
-    """Random weights for ``location`` written where the library itself would cache them; (file, state)."""
-    torch.manual_seed(seed)
-    if kind == "timm":
-        import timm
-        from timm.models import get_pretrained_cfg
-
-        cfg = get_pretrained_cfg(location)
-        state = _state(timm.create_model(location, pretrained=False))
-        if cfg.hf_hub_id:
-            from safetensors.torch import save
-
-            data = save(state)
-            repo = cache["hf"] / ("models--" + cfg.hf_hub_id.replace("/", "--"))
-            blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
-            blob.parent.mkdir(parents=True, exist_ok=True)
-            blob.write_bytes(data)
-            cfg_blob = repo / "blobs" / "cfg0"
-            cfg_blob.write_text(json.dumps({"architecture": location.split(".")[0], "num_classes": 1000}))
-            snap = repo / "snapshots" / REV
-            snap.mkdir(parents=True)
-            (snap / "model.safetensors").symlink_to(os.path.relpath(blob, snap))
-            (snap / "config.json").symlink_to(os.path.relpath(cfg_blob, snap))
-            (repo / "refs").mkdir()
-            (repo / "refs" / "main").write_text(REV)
-            return snap / "model.safetensors", state
-        url = cfg.url
-    else:
-        from torchvision.models import get_model, get_model_weights, get_weight, list_models
-
-        w = get_weight(location)
-        name = next(n for n in list_models() if get_model_weights(n) is type(w))  # the builder of these weights
-        state = _state(get_model(name, weights=None))
-        url = w.url
-    path = cache["torch_hub"] / "checkpoints" / Path(urlparse(url).path).name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path, _use_new_zipfile_serialization=not legacy)
-    return path, state
-
-
-def write_pair(name: str, cache: dict[str, Path]) -> dict[str, tuple[Path, dict[str, torch.Tensor]]]:
-    spec = PAIRS[name]
-    return {role: write_library_weights(ref.kind, ref.location, cache, seed=i)
-            for i, (role, ref) in enumerate((("se", spec.se_weights), ("vanilla", spec.vanilla_weights)))}
+    return cache
 
 
 # --------------------------------------------------------------------------- catalog

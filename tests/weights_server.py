@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-REV = "0123456789abcdef0123456789abcdef01234567"
+from fake_hub import REV  # the commit id both fake caches use
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from torch import nn
 from se_core.data.images import Preprocess, denormalize, to_tensor
 from se_core.models.registry import get_spec
 from se_core.models.weights import LoadedModel, LoadedPair
-from se_core.probe.hooks import Hook, hooked
+from se_core.probe.hooks import Hook, borrowed_view, hooked
 from se_core.probe.sites import Intervention, Site, capture, find_sites, pair_sites
 
 TOP_K = 5
@@ -230,7 +230,7 @@ def _energy(x: torch.Tensor) -> torch.Tensor:
 def _energy_hooks(model: nn.Module, sites: Sequence[Site], before: dict, after: dict) -> Iterator[None]:
     """Record per-channel energy of each site's input and output, like :func:`~se_core.probe.sites.capture`.
 
-    Same discipline as capture: holds the model's lock, records only this thread's forwards,
+    Same discipline as capture: records only this thread's forwards,
     removes its hooks in ``finally``. Registered after capture's hooks, so the output seen here
     already carries any gate intervention.
     """
@@ -256,12 +256,13 @@ def probe_model(lm: LoadedModel, images: Sequence[Image.Image], role: Role = "se
     """One forward of ``lm`` on all ``images``: predictions, z, s and energy at every site."""
     pre = preprocess_for(lm)
     x = batch_tensor(images, pre)
-    model = lm.model
-    sites = find_sites(model)
-    device = next(model.parameters()).device
+    sites = find_sites(lm.model)
+    device = next(lm.model.parameters()).device
     before: dict[str, torch.Tensor] = {}
     after: dict[str, torch.Tensor] = {}
-    with capture(model, sites, interventions) as res, _energy_hooks(model, sites, before, after):
+    # a borrowed view (shared weights, own hooks): concurrent sessions probing this cached model do not wait
+    with borrowed_view(lm.model) as model, capture(model, sites, interventions) as res, \
+            _energy_hooks(model, sites, before, after):
         res.logits = model(x.to(device)).float()
     probs = torch.softmax(res.logits, dim=1).cpu().numpy()
     names = lm.class_names

@@ -48,6 +48,7 @@ from se_core.models import pairs
 from se_core.models.checkpoints import CheckpointError
 from se_core.models.pairs import DEFAULT_PAIR, PAIRS, load_pair
 from se_core.models.weights import WeightsMissing
+from se_core.probe.hooks import borrowed_view
 from se_core.probe.sites import Intervention, Site, capture, find_sites
 from se_core.util.files import atomic_write_bytes, read_text
 
@@ -100,7 +101,8 @@ def _interventions(names: Sequence[str], mode: str, mean_gates: Mapping[str, np.
 def accuracy(model: nn.Module, data: ImageSet, mean: Sequence[float], std: Sequence[float], *,
              interventions: Sequence[Intervention] = (), batch_size: int = 500, device: torch.device | str = "cpu",
              should_stop: StopCheck | None = None) -> dict:
-    """Top-1 (%), mean loss and n of ``model`` on ``data`` with ``interventions`` applied (model lock held)."""
+    """Top-1 (%), mean loss and n of ``model`` on ``data`` with ``interventions`` applied, on a
+    borrowed view of it (the shared model is neither hooked nor locked for the pass)."""
     device = torch.device(device)
     names = {i.site for i in interventions}
     sites = [s for s in find_sites(model) if s.name in names]
@@ -109,8 +111,8 @@ def accuracy(model: nn.Module, data: ImageSet, mean: Sequence[float], std: Seque
         if should_stop is not None and should_stop():
             raise KnockoutCancelled("knock-out stopped")
 
-    with capture(model, sites, interventions, keep_z=False, keep_s=False):
-        r = evaluate(model, data, mean, std, batch_size=batch_size, device=device, before_batch=stop)
+    with borrowed_view(model) as view, capture(view, sites, interventions, keep_z=False, keep_s=False):
+        r = evaluate(view, data, mean, std, batch_size=batch_size, device=device, before_batch=stop)
     return {"top1": r["top1"], "loss": r["loss"], "n": r["n"]}
 
 

@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from se_core.probe.hooks import Hook, hooked, model_lock
+from se_core.probe.hooks import Hook, borrowed_view, hooked, model_lock
 
 _GATE_NAMES = ("scale_activation", "gate", "sigmoid")
 _REDUCE_NAMES = ("fc1", "conv_reduce", "reduce", "se_reduce")
@@ -237,17 +237,20 @@ def capture(model: nn.Module, sites: Sequence[Site] | None = None,
 @torch.no_grad()
 def probe(model: nn.Module, x: torch.Tensor, sites: Sequence[Site] | None = None,
           interventions: Sequence[Intervention] = ()) -> ProbeResult:
-    """One forward pass of ``model`` (in eval mode) returning logits and z/s of every site."""
-    with capture(model, sites, interventions) as res:
-        res.logits = model(x).float()
+    """One forward pass of ``model`` in eval mode returning logits and z/s of every site.
+
+    Runs on a :func:`~se_core.probe.hooks.borrowed_view` (shared weights, its own hooks), so concurrent
+    probes of one cached model neither wait for each other nor touch its hooks or mode."""
+    with borrowed_view(model) as view, capture(view, sites, interventions) as res:
+        res.logits = view(x).float()
     return res
 
 
 @torch.no_grad()
 def intervene(model: nn.Module, x: torch.Tensor, interventions: Sequence[Intervention]) -> torch.Tensor:
-    """Logits with the gates of chosen sites replaced (see :class:`Intervention`)."""
-    with capture(model, None, interventions, keep_z=False, keep_s=False):
-        return model(x).float()
+    """Logits (eval mode) with the gates of chosen sites replaced (see :class:`Intervention`), on a borrowed view."""
+    with borrowed_view(model) as view, capture(view, None, interventions, keep_z=False, keep_s=False):
+        return view(x).float()
 
 
 def hook_count(model: nn.Module) -> int:

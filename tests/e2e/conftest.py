@@ -14,25 +14,16 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import streamlit_server as server
+from browsing import CHROMIUM, CHROMIUM_ARGS
 from support import REPO_ROOT, subprocess_env
 
-CHROMIUM = Path(os.environ.get("SE_LENS_CHROMIUM", "/usr/bin/chromium"))  # Debian's package; override elsewhere
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-dev-shm-usage"]
 SHIPPED = ("se_resnet20-s0.safetensors", "resnet20-s0.safetensors")
-HEALTH_TIMEOUT_S = 90.0
 SHOTS_ENV = "SE_LENS_SCREENSHOTS"
 CAPTION_START, CAPTION_END = "<!-- screenshots:source -->", "<!-- /screenshots:source -->"
 IMAGE_FOLDER = "cifar_samples"  # the Class-wise page's data set, relative to its data root
@@ -67,41 +58,12 @@ def _root_conftest():
     return mod
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as r:
-            return r.status == 200 and r.read().decode().strip() == "ok"
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def _image_folder(root: Path) -> None:
     """root/<class>/<sample>.png from the shipped samples: a 30-image ImageFolder with CIFAR-10's classes."""
     for png in sorted((REPO_ROOT / "data" / "samples").glob("*.png")):
         cls = png.stem.rsplit("_", 1)[0]
         (root / cls).mkdir(parents=True, exist_ok=True)
         shutil.copy(png, root / cls / png.name)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 @pytest.fixture(scope="session")
@@ -136,31 +98,18 @@ def app_server(browser_ok, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     data_root = tmp / "roots"
     _image_folder(data_root / IMAGE_FOLDER)
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     env = subprocess_env(SE_LENS_DATA_DIR=str(data_dir), SE_LENS_DATA_ROOTS=str(data_root),
                          SE_LENS_STATS_CACHE=str(tmp / "stats-cache"), SE_LENS_USER_DIR=str(tmp / "user"),
                          SE_LENS_ALLOW_DOWNLOAD="0", PYTHONUNBUFFERED="1")
     log = tmp / "streamlit.log"
-    cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
-           "--server.headless", "true", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-           # files edited while the tests run must not put a "source changed" prompt over the pages
-           "--server.fileWatcherType", "none"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
     try:
-        deadline = time.monotonic() + HEALTH_TIMEOUT_S
-        while not _healthy(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace")[-3000:]
-                state = f"exited with {proc.returncode}" if proc.poll() is not None else \
-                    f"not healthy after {HEALTH_TIMEOUT_S:.0f} s"
-                pytest.fail(f"streamlit server {state}; log tail:\n{tail}", pytrace=False)
-            time.sleep(0.5)
+        proc, url = server.launch(env, log)
+    except server.ServerError as e:
+        pytest.fail(str(e), pytrace=False)
+    try:
         yield AppServer(url, data_dir, data_root, trained, log)
     finally:
-        _stop(proc)
+        server.stop(proc)
 
 
 @pytest.fixture(scope="session")

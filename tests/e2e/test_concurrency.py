@@ -12,11 +12,7 @@ other user's image; no page names another user's upload; no exception, error box
 from __future__ import annotations
 
 import asyncio
-import base64
-import importlib.util
 import os
-import re
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 import torch
+from browsing import CHARTS_JS, CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, chart_array, wait_idle
 from PIL import Image
 from support import REPO_ROOT
 
@@ -41,35 +38,9 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.browser
 USERS = 8
-TIMEOUT_MS = int(float(os.environ.get("SE_LENS_E2E_TIMEOUT_S", "150")) * 1000)
 SAMPLES = ("airplane_0001", "automobile_0001", "bird_0001", "deer_0001", "dog_0001", "frog_0001", "horse_0001",
            "truck_0001")  # none of them is a default sample of the page (cat_0000, ship_0000)
 ATOL = 2e-4  # the page runs a batch of three images, the direct probe one: float32 batch-order rounding
-
-CHARTS_JS = """() => {
-  const conv = v => {
-    if (v == null) return null;
-    if (v.bdata !== undefined) return {bdata: v.bdata, dtype: v.dtype, shape: v.shape === undefined ? null : String(v.shape)};
-    if (typeof v === 'object' && v.length !== undefined)
-      return Array.from(v, r => (r != null && typeof r === 'object' && r.length !== undefined) ? Array.from(r) : r);
-    return v;
-  };
-  return [...document.querySelectorAll('.js-plotly-plot')].map(g => ({
-    meta: (g.layout && g.layout.meta) || {},
-    data: (g.data || []).map(t => ({name: t.name || '', x: conv(t.x), y: conv(t.y), z: conv(t.z)})),
-  }));
-}"""
-
-
-def _array(v) -> np.ndarray:
-    """A trace array from the page: a plain (nested) list, or plotly's base64 typed-array spec."""
-    if isinstance(v, dict) and "bdata" in v:
-        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).astype(np.float64)
-        shape = [int(s) for s in re.findall(r"\d+", v.get("shape") or "")]
-        return a.reshape(shape) if shape else a
-    return np.asarray([[np.nan if c is None else c for c in r] if isinstance(r, list) else
-                       (np.nan if r is None else r) for r in v], dtype=np.float64)
-
 
 @pytest.fixture(scope="module")
 def user_images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
@@ -116,33 +87,13 @@ def _direct(server: AppServer, paths: list[Path]) -> list[dict]:
     return out
 
 
-async def _wait_idle(page, settle_ms: int = 400) -> None:
-    """Like test_browser_pages.wait_idle: the script stopped, no spinner, the page stable twice in a row."""
-    await page.wait_for_timeout(settle_ms)
-    deadline = time.monotonic() + TIMEOUT_MS / 1000
-    last = None
-    while True:
-        await page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']"
-                                     "[data-test-script-state='notRunning']", state="attached", timeout=TIMEOUT_MS)
-        await page.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=TIMEOUT_MS)
-        await page.wait_for_selector("[data-testid='stSpinner']", state="detached", timeout=TIMEOUT_MS)
-        now = await page.evaluate("""() => [document.querySelectorAll('[data-testid=stMain] *').length,
-                                            document.querySelectorAll('.js-plotly-plot .main-svg').length,
-                                            document.querySelectorAll('[data-stale=true]').length]""")
-        if now == last and now[2] == 0:
-            return
-        assert time.monotonic() < deadline, f"the page did not settle within {TIMEOUT_MS / 1000:.0f} s"
-        last = now
-        await page.wait_for_timeout(300)
-
-
 async def _user(browser, url: str, path: Path, ready: asyncio.Barrier) -> dict:
     ctx = await browser.new_context(viewport={"width": 1400, "height": 900}, device_scale_factor=1)
     ctx.set_default_timeout(TIMEOUT_MS)
     try:
         page = await ctx.new_page()
         await page.goto(url + "/inspect", wait_until="domcontentloaded")
-        await _wait_idle(page, 800)
+        await wait_idle(page, 800)
         await asyncio.wait_for(ready.wait(), TIMEOUT_MS / 1000)  # every user uploads at the same moment
         t0 = time.monotonic()
         await page.locator("input[type=file]").first.set_input_files(str(path))
@@ -150,7 +101,7 @@ async def _user(browser, url: str, path: Path, ready: asyncio.Barrier) -> dict:
             "name => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.layout && g.layout.meta"
             " && g.layout.meta.chart === 'gate_heatmap' && g.layout.meta.image === name)", arg=path.name,
             timeout=TIMEOUT_MS)
-        await _wait_idle(page)
+        await wait_idle(page)
         seconds = time.monotonic() - t0
         return {"charts": await page.evaluate(CHARTS_JS), "seconds": seconds,
                 "exceptions": await page.get_by_test_id("stException").count(),
@@ -182,22 +133,11 @@ def _run_users(chromium: str, args: list[str], url: str, paths: list[Path]) -> l
     return out
 
 
-def _e2e_conftest(server: AppServer):
-    """tests/e2e/conftest.py (its Chromium path and flags), as loaded by pytest, else from its file."""
-    mod = sys.modules.get(type(server).__module__)
-    if mod is None or not hasattr(mod, "CHROMIUM_ARGS"):
-        spec = importlib.util.spec_from_file_location("se_lens_e2e_conftest", Path(__file__).with_name("conftest.py"))
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.mark.timeout(600)
 def test_eight_users_upload_at_once_and_each_sees_only_their_own(app_server: AppServer,
                                                                  user_images: list[Path]) -> None:
-    e2e = _e2e_conftest(app_server)
     t0 = time.monotonic()
-    results = _run_users(str(e2e.CHROMIUM), list(e2e.CHROMIUM_ARGS), app_server.url, user_images)
+    results = _run_users(str(CHROMIUM), list(CHROMIUM_ARGS), app_server.url, user_images)
     wall = time.monotonic() - t0
     failed = [(p.name, r) for p, r in zip(user_images, results) if isinstance(r, BaseException)]
     assert not failed, failed
@@ -217,7 +157,7 @@ def test_eight_users_upload_at_once_and_each_sees_only_their_own(app_server: App
         # the gate heatmap: this user's image, every gate equal to the direct probe's
         (heat,) = [c for c in res["charts"] if c["meta"].get("chart") == "gate_heatmap"]
         assert heat["meta"]["image"] == me
-        z = _array(heat["data"][0]["z"])
+        z = chart_array(heat["data"][0]["z"])
         assert z.shape == exp["gates"].shape, (z.shape, exp["gates"].shape)
         np.testing.assert_array_equal(np.isnan(z), np.isnan(exp["gates"]))
         np.testing.assert_allclose(z, exp["gates"], atol=ATOL, equal_nan=True, err_msg=me)
@@ -228,7 +168,7 @@ def test_eight_users_upload_at_once_and_each_sees_only_their_own(app_server: App
         # the top-5 bars of both models for this image
         (top5,) = [c for c in res["charts"] if c["meta"].get("chart") == "top5" and c["meta"].get("image") == me]
         for trace, role in zip(top5["data"], ("se", "vanilla")):
-            classes, probs = list(trace["y"])[::-1], _array(trace["x"])[::-1]
+            classes, probs = list(trace["y"])[::-1], chart_array(trace["x"])[::-1]
             assert len(set(classes)) == 5 and list(probs) == sorted(probs, reverse=True), (me, role)
             np.testing.assert_allclose(probs, [exp[role]["all"][c] for c in classes], atol=ATOL, err_msg=f"{me} {role}")
             assert probs[-1] >= exp[role]["sixth"] - ATOL, (me, role)  # no class left out of the top 5

@@ -22,6 +22,7 @@ from se_core.analysis.stats.model import (
     gate_range,
 )
 from se_core.data.datasets import BatchStream, ImageSet
+from se_core.probe.hooks import borrowed_view
 from se_core.probe.sites import capture, describe_structure, find_sites
 
 
@@ -91,13 +92,8 @@ def describe_sites(model: nn.Module, input_size: tuple[int, int], relu_max: floa
     if not sites:
         raise StatsError(f"no SE unit or .se placeholder found in {type(model).__name__} "
                          f"({describe_structure(model)}); statistics need SE-style sites")
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), capture(model, sites) as res:
-            model(torch.zeros(1, 3, *input_size, device=device))
-    finally:
-        model.train(was)
+    with torch.no_grad(), borrowed_view(model) as view, capture(view, sites) as res:
+        view(torch.zeros(1, 3, *input_size, device=device))
     modules = dict(model.named_modules())
     gates, zs = [], []
     for depth, st in enumerate(sites):
@@ -120,7 +116,8 @@ def compute_stats(model: nn.Module, data: ImageSet, mean: Sequence[float], std: 
     """One pass of ``model`` over ``data`` (this rank's shard when ``world > 1``, all-reduced after).
 
     ``progress(done, total)`` is called after every batch; ``should_stop()`` is checked between
-    batches and raises :class:`StatsCancelled` when true. The model's lock is held for the pass.
+    batches and raises :class:`StatsCancelled` when true. The pass runs on a borrowed view in eval mode
+    (shared weights, its own hooks), so the shared model is neither locked nor switched to eval.
     """
     if bins < 1:
         raise StatsError(f"bins must be >= 1, got {bins}")
@@ -134,19 +131,14 @@ def compute_stats(model: nn.Module, data: ImageSet, mean: Sequence[float], std: 
     total = len(stream)
     names = {s.name for s in z_sites}
     sites = [s for s in find_sites(model) if s.name in names]
-    was = model.training
-    model.eval()
-    try:
-        with capture(model, sites) as res:
-            for i, (x, y) in enumerate(stream):
-                if should_stop is not None and should_stop():
-                    raise StatsCancelled(f"stopped after {i} of {total} batches")
-                model(x.to(device, non_blocking=True))
-                acc.update(res.s, res.z, y.to(device))
-                if progress is not None:
-                    progress(i + 1, total)
-    finally:
-        model.train(was)
+    with borrowed_view(model) as view, capture(view, sites) as res:
+        for i, (x, y) in enumerate(stream):
+            if should_stop is not None and should_stop():
+                raise StatsCancelled(f"stopped after {i} of {total} batches")
+            view(x.to(device, non_blocking=True))
+            acc.update(res.s, res.z, y.to(device))
+            if progress is not None:
+                progress(i + 1, total)
     if world > 1:
         import torch.distributed as dist
         for t in acc.tensors():

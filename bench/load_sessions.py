@@ -1,0 +1,237 @@
+"""Eight browser sessions on one server and one cached SE-ResNet-50 pair: two attribute, six inspect.
+
+A real ``streamlit run`` server on loopback (random weights for ``imagenet-resnet50-rsb-a1`` in temp
+timm/torch hub caches, ``tests/fake_hub.py``; timing does not depend on the weights) and headless
+Debian Chromium driven by Playwright's async API, one browser context (one Streamlit session) per user:
+
+1. **Alone**: ``--alone`` Inspect sessions one after another, each uploading one 224x224 image next to the
+   page's two default samples; upload -> the gate heatmap of that image drawn and the page settled.
+2. **Under load**: two sessions on Attributions compute the four Captum methods for both models again
+   and again (a new upload each time one finishes), and meanwhile six Inspect sessions each upload one
+   image, staggered by ``--gap`` seconds (users do not all click at the same instant), timed as in 1.
+3. **Burst**: the same six uploads at the same instant, still beside the two attributing sessions
+   (a CPU-bound worst case: six probes' work on the cores there are).
+
+Each Inspect session's gate heatmap is compared with a direct probe of its own image
+(:func:`se_core.probe.sites.probe` on the same weights); any difference beyond float32 batch rounding
+fails the run. The server runs its torch ops on ``--threads`` threads per session (``OMP_NUM_THREADS``).
+Last line: ``inspect_under_load_ratio <slowest staggered Inspect rerun / median alone>`` (the issue's
+goal: every rerun within 2x its time with one user).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import ROOT, machine
+from PIL import Image
+
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
+from browsing import CHARTS_JS, CHROMIUM, CHROMIUM_ARGS, chart_array, wait_idle  # noqa: E402
+from fake_hub import cache_env, write_pair  # noqa: E402
+from streamlit_server import launch, stop  # noqa: E402
+from support import subprocess_env  # noqa: E402
+
+PAIR = "imagenet-resnet50-rsb-a1"
+ATOL = 1e-3  # the page probes a batch of three images, the direct probe one: float32 batch-order rounding
+DEFAULTS = ("cat_0000", "ship_0000")  # the Inspect page's default samples, beside each upload
+
+
+def _sources() -> list[Path]:
+    """Every shipped sample but the page's defaults, each a different photo."""
+    return [p for p in sorted((ROOT / "data" / "samples").glob("*.png")) if p.stem not in DEFAULTS]
+
+
+def _images(folder: Path, n: int, tag: str, start: int = 0) -> list[Path]:
+    """``n`` different 224x224 photos (shipped CIFAR-10 samples ``start``, ``start + 1``, ... enlarged, mirrored
+    once all are used; random pixels if there are none)."""
+    sources, out = _sources(), []
+    for i in range(start, start + n):
+        if sources:
+            src = sources[i % len(sources)]
+            img, name = Image.open(src).convert("RGB"), src.stem
+            if (i // len(sources)) % 2:
+                img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        else:
+            img, name = Image.fromarray(np.random.default_rng(i).integers(0, 256, (32, 32, 3), dtype=np.uint8)), "noise"
+        p = folder / f"{tag}{i}_{name}.png"
+        img.resize((224, 224), Image.BILINEAR).save(p, format="PNG")
+        out.append(p)
+    return out
+
+
+async def _open(browser, url: str):
+    ctx = await browser.new_context(viewport={"width": 1400, "height": 900}, device_scale_factor=1)
+    ctx.set_default_timeout(600_000)
+    page = await ctx.new_page()
+    await page.goto(url, wait_until="domcontentloaded")
+    await wait_idle(page, 800, timeout_ms=600_000)
+    return ctx, page
+
+
+async def _inspect(browser, url: str, image: Path, go: asyncio.Event, delay: float) -> dict:
+    """One Inspect session: open the page, wait for ``go`` (+ ``delay`` s), upload, time until drawn."""
+    ctx, page = await _open(browser, f"{url}/inspect?pair={PAIR}")
+    try:
+        await go.wait()
+        await asyncio.sleep(delay)
+        t0 = time.monotonic()
+        await page.locator("input[type=file]").first.set_input_files(str(image))
+        await page.wait_for_function(
+            "name => [...document.querySelectorAll('.js-plotly-plot')].some(g => g.layout && g.layout.meta"
+            " && g.layout.meta.chart === 'gate_heatmap' && g.layout.meta.image === name)", arg=image.name,
+            timeout=600_000)
+        await wait_idle(page, timeout_ms=600_000)
+        seconds = time.monotonic() - t0
+        heat = [c for c in await page.evaluate(CHARTS_JS) if c["meta"].get("chart") == "gate_heatmap"]
+        return {"image": image, "seconds": seconds, "start": t0, "heat": heat,
+                "errors": await page.get_by_test_id("stAlertContentError").all_inner_texts(),
+                "exceptions": await page.get_by_test_id("stException").count()}
+    finally:
+        await ctx.close()
+
+
+async def _attribute(browser, url: str, images: list[Path], rounds: list[float]) -> None:
+    """One Attributions session computing again and again (a new upload each round) until cancelled;
+    each finished round's seconds appended to ``rounds``."""
+    ctx, page = await _open(browser, f"{url}/attributions?pair={PAIR}")  # the default sample's attributions
+    try:
+        for image in images:
+            t0 = time.monotonic()
+            await page.locator("input[type=file]").first.set_input_files(str(image))
+            await wait_idle(page, 800, timeout_ms=600_000)
+            rounds.append(time.monotonic() - t0)
+            assert await page.get_by_test_id("stException").count() == 0, "exception on Attributions"
+    finally:
+        await ctx.close()
+
+
+def _direct(images: list[Path]) -> dict[str, np.ndarray]:
+    """Each image's SE gates by a direct probe, padded as the page's heatmap pads them."""
+    from se_core.analysis import inspect as ops
+    from se_core.data.images import decode_image
+    from se_core.models.pairs import load_pair
+    from se_core.probe.sites import probe
+
+    se = load_pair(PAIR).se
+    out = {}
+    for p in images:
+        res = probe(se.model, ops.batch_tensor([decode_image(p.read_bytes())], ops.preprocess_for(se)))
+        out[p.name] = ops.padded_matrix([g.double().numpy() for g in res.gate_matrix(0)[1]])
+    return out
+
+
+def _check(results: list[dict], want: dict[str, np.ndarray]) -> float:
+    """Every session shows its own image's gates; the largest difference from the direct probe."""
+    worst = 0.0
+    for r in results:
+        me = r["image"].name
+        assert r["exceptions"] == 0 and not r["errors"], (me, r["errors"])
+        (heat,) = r["heat"]
+        assert heat["meta"]["image"] == me, (me, heat["meta"])
+        z = chart_array(heat["data"][0]["z"])
+        assert z.shape == want[me].shape, (me, z.shape, want[me].shape)
+        diff = float(np.nanmax(np.abs(z - want[me])))
+        assert diff <= ATOL, f"{me}: gates differ from a direct probe by {diff:.2e}"
+        others = [float(np.nanmax(np.abs(z - w))) for k, w in want.items() if k != me and w.shape == z.shape]
+        assert all(o > 20 * ATOL for o in others), f"{me}: the heatmap matches another user's image"
+        worst = max(worst, diff)
+    return worst
+
+
+async def _main(url: str, folder: Path, a: argparse.Namespace) -> dict:
+    from playwright.async_api import async_playwright
+
+    alone_imgs = _images(folder, a.alone, "alone", 1)  # every Inspect upload a different photo
+    stag_imgs, burst_imgs = _images(folder, 6, "stag", 1 + a.alone), _images(folder, 6, "burst", 7 + a.alone)
+    attr_imgs = [_images(folder, 12, f"attr{k}_", 12 * k) for k in range(2)]
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            now = asyncio.Event()
+            now.set()
+            warm = await _inspect(browser, url, _images(folder, 1, "warm", 0)[0], now, 0)  # models loaded and warm
+            alone = [await _inspect(browser, url, p, now, 0) for p in alone_imgs]
+
+            rounds: list[float] = []
+            attrs = [asyncio.create_task(_attribute(browser, url, imgs, rounds)) for imgs in attr_imgs]
+            await asyncio.sleep(a.attr_head_start)  # both attributions under way
+            go = asyncio.Event()
+            tasks = [asyncio.create_task(_inspect(browser, url, p, go, i * a.gap)) for i, p in enumerate(stag_imgs)]
+            go.set()
+            staggered = await asyncio.gather(*tasks)
+            go2 = asyncio.Event()
+            tasks = [asyncio.create_task(_inspect(browser, url, p, go2, 0)) for p in burst_imgs]
+            go2.set()
+            burst = await asyncio.gather(*tasks)
+            for t in attrs:  # the sessions on Attributions leave (their unfinished round is not counted)
+                t.cancel()
+            errors = [e for e in await asyncio.gather(*attrs, return_exceptions=True)
+                      if not isinstance(e, asyncio.CancelledError)]
+            assert not errors, errors
+        finally:
+            await browser.close()
+    return {"warm": warm, "alone": alone, "staggered": staggered, "burst": burst, "attr_rounds": rounds,
+            "images": [warm["image"], *alone_imgs, *stag_imgs, *burst_imgs]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per server session (OMP_NUM_THREADS)")
+    ap.add_argument("--alone", type=int, default=3, help="single-user Inspect reruns (their median is the baseline)")
+    ap.add_argument("--gap", type=float, default=4.0, help="seconds between the staggered Inspect uploads")
+    ap.add_argument("--attr-head-start", type=float, default=5.0)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="se_lens_load_") as tmp:
+        root = Path(tmp)
+        env, cache = cache_env(root / "hub")
+        os.environ.update(env)  # the direct probe in this process reads the same caches
+        write_pair(PAIR, cache)
+        server_env = subprocess_env(**env, SE_LENS_STATS_CACHE=str(root / "stats"), SE_LENS_USER_DIR=str(root / "user"),
+                                    SE_LENS_ALLOW_DOWNLOAD="0", PYTHONUNBUFFERED="1")
+        server_env.update(OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
+        (root / "img").mkdir()
+        proc, url = launch(server_env, root / "streamlit.log")
+        try:
+            t0 = time.monotonic()
+            res = asyncio.run(_main(url, root / "img", a))
+            wall = time.monotonic() - t0
+        finally:
+            stop(proc)
+        log = (root / "streamlit.log").read_text(errors="replace")
+        want = _direct(res["images"])
+
+    base = statistics.median(r["seconds"] for r in res["alone"])
+    stag = [r["seconds"] for r in res["staggered"]]
+    burst = [r["seconds"] for r in res["burst"]]
+    rounds = res["attr_rounds"]
+    print(f"# machine: {machine()}; server torch threads per session {a.threads}; pair {PAIR} (random weights); "
+          f"whole run {wall:.0f} s")
+    print(f"{'what':<58}{'median s':>9}{'max s':>8}{'x alone':>9}")
+    alone_label = f"Inspect rerun after an upload, one user (n={len(res['alone'])})"
+    print(f"{alone_label:<58}{base:>9.2f}"
+          f"{max(r['seconds'] for r in res['alone']):>8.2f}{1:>9.2f}")
+    for label, xs in ((f"... 6 users staggered by {a.gap:g} s, 2 attributing", stag),
+                      ("... 6 users at the same instant, 2 attributing", burst)):
+        print(f"{label:<58}{statistics.median(xs):>9.2f}{max(xs):>8.2f}{max(xs) / base:>9.2f}")
+    if rounds:
+        attr_label = f"Attributions page, 4 methods x 2 models (n={len(rounds)} rounds)"
+        print(f"{attr_label:<58}"
+              f"{statistics.median(rounds):>9.2f}{max(rounds):>8.2f}{'':>9}")
+    assert "Traceback" not in log, log[-4000:]
+    worst = _check([res["warm"], *res["alone"], *res["staggered"], *res["burst"]], want)
+    print(f"# every page's gates equal a direct probe of its own image (largest difference {worst:.1e}, "
+          f"tolerance {ATOL:g}); no exception, error box or traceback")
+    print(f"inspect_burst_ratio {max(burst) / base:.2f}")
+    print(f"inspect_under_load_ratio {max(stag) / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()
