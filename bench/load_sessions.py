@@ -128,9 +128,10 @@ def _direct(images: list[Path]) -> dict[str, np.ndarray]:
     return out
 
 
-def _check(results: list[dict], want: dict[str, np.ndarray]) -> float:
-    """Every session shows its own image's gates; the largest difference from the direct probe."""
-    worst = 0.0
+def _check(results: list[dict], want: dict[str, np.ndarray]) -> tuple[float, float]:
+    """Every session shows its own image's gates: (largest difference from its direct probe, smallest
+    difference from another image's)."""
+    worst, closest = 0.0, float("inf")
     for r in results:
         me = r["image"].name
         assert r["exceptions"] == 0 and not r["errors"], (me, r["errors"])
@@ -140,10 +141,12 @@ def _check(results: list[dict], want: dict[str, np.ndarray]) -> float:
         assert z.shape == want[me].shape, (me, z.shape, want[me].shape)
         diff = float(np.nanmax(np.abs(z - want[me])))
         assert diff <= ATOL, f"{me}: gates differ from a direct probe by {diff:.2e}"
-        others = [float(np.nanmax(np.abs(z - w))) for k, w in want.items() if k != me and w.shape == z.shape]
-        assert all(o > 20 * ATOL for o in others), f"{me}: the heatmap matches another user's image"
-        worst = max(worst, diff)
-    return worst
+        # random weights make gates nearly constant across images, so "its own" means: closer to its own
+        # image's probe than to any other image's
+        nearest = min(float(np.nanmax(np.abs(z - w))) for k, w in want.items() if k != me and w.shape == z.shape)
+        assert diff < nearest, f"{me}: the heatmap is as close to another image's gates ({nearest:.2e})"
+        worst, closest = max(worst, diff), min(closest, nearest)
+    return worst, closest
 
 
 async def _main(url: str, folder: Path, a: argparse.Namespace) -> dict:
@@ -226,9 +229,9 @@ def main() -> None:
         print(f"{attr_label:<58}"
               f"{statistics.median(rounds):>9.2f}{max(rounds):>8.2f}{'':>9}")
     assert "Traceback" not in log, log[-4000:]
-    worst = _check([res["warm"], *res["alone"], *res["staggered"], *res["burst"]], want)
+    worst, closest = _check([res["warm"], *res["alone"], *res["staggered"], *res["burst"]], want)
     print(f"# every page's gates equal a direct probe of its own image (largest difference {worst:.1e}, "
-          f"tolerance {ATOL:g}); no exception, error box or traceback")
+          f"tolerance {ATOL:g}; nearest other image {closest:.1e}); no exception, error box or traceback")
     print(f"inspect_burst_ratio {max(burst) / base:.2f}")
     print(f"inspect_under_load_ratio {max(stag) / base:.2f}")
 
