@@ -52,7 +52,7 @@ def render() -> None:
     tabs = st.tabs(["Gate-space map", "Top channels per class", "Input dependence vs depth"])
 
     with tabs[0]:
-        site = st.select_slider("Block", names, value=names[-1], key="gs_map_block", format_func=sites.get)
+        site = st.select_slider("Block", names, value=names[-1], key=f"gs_map_block_{series}", format_func=sites.get)
         proj = G.pca(sample.values(what, site), sample.labels, sample.num_classes)
         info, points = sample.site(site), gatespace.map_table(sample, proj)
         fig = figs.gate_map(proj.coords, sample.labels, sample.classes, proj.centroids, proj.explained,
@@ -69,9 +69,9 @@ def render() -> None:
 
     with tabs[1]:
         c1, c2 = st.columns([3, 1])
-        site = c1.select_slider("Block", names, value=names[-1], key="gs_top_block", format_func=sites.get)
+        site = c1.select_slider("Block", names, value=names[-1], key=f"gs_top_block_{series}", format_func=sites.get)
         channels = sample.site(site).channels
-        k = int(c2.number_input("k channels per class", 1, channels, min(8, channels), key="gs_top_k"))
+        k = int(c2.number_input("k channels per class", 1, channels, min(8, channels), key=f"gs_top_k_{channels}"))
         top = G.top_channels(sample.values(what, site), sample.labels, sample.classes, k, standardize=what == "z")
         score = "class mean − all-class mean" + (" (in all-image std)" if what == "z" else "")
         st.caption(f"A class's top {k} channels have the highest {score} at {sample.site(site).label}. Their overlap "

@@ -119,3 +119,31 @@ def test_no_data_chosen_says_what_to_do(env):
     at.run()
     _ok(at)
     assert any("Type a folder" in i.value for i in at.info) and not at.get("plotly_chart")
+
+
+@needs_cifar
+def test_squeeze_of_the_vanilla_model_and_other_k(env):
+    at = _open()
+    at.number_input(key="gs_cifar_n").set_value(50)
+    at.run()
+    at.button(key="gs_compute").click()
+    at.run()
+    _ok(at)
+    at.radio(key="gs_series").set_value("vanilla:z")
+    at.run()
+    _ok(at)
+    van = next(G.load_sample(f) for f in env.glob("gates-*.npz") if not G.load_sample(f).gate_sites)
+    charts = _charts(at)
+    (gmap,) = charts["gate_map"]
+    assert gmap["layout"]["meta"]["what"] == "z" and gmap["layout"]["meta"]["site"] == van.z_sites[-1].name
+    site = van.z_sites[-1].name
+    at.number_input(key=f"gs_top_k_{van.site(site).channels}").set_value(3)
+    at.run()
+    _ok(at)
+    top = G.top_channels(van.values("z", site), van.labels, van.classes, 3, standardize=True)
+    (jac,) = _charts(at)["jaccard"]
+    assert jac["layout"]["meta"]["k"] == 3
+    shown = next(m.value for m in at.markdown if m.value.startswith("In every class's top 3"))
+    assert shown.startswith(f"In every class's top 3: {', '.join(map(str, top.shared())) or 'none'}.")
+    for cls, own in top.unique().items():
+        assert (f"**{cls}**: {', '.join(map(str, own))}" in shown) == bool(own)

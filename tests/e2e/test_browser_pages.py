@@ -468,7 +468,7 @@ def test_gatespace_select_points_and_open_on_inspect(page: Page, app_server: App
     expect(page.get_by_text(re.compile(r"\d+ image\(s\) selected"))).to_be_visible()
     selected = int(re.search(r"(\d+) image", page.get_by_text(re.compile(r"image\(s\) selected")).inner_text())[1])
     assert 1 <= selected <= n_images
-    expect(page.get_by_test_id("stImage")).to_have_count(min(selected, 24))
+    expect(page.get_by_test_id("stImageContainer")).to_have_count(min(selected, 24))
     name = page.get_by_role("combobox", name="Image to open on Inspect", exact=True).input_value().split(" (")[0]
     assert name.endswith(".png")
     assert_clean(page)
