@@ -1,9 +1,11 @@
 """Per-image gate vectors s and squeeze descriptors z of one model on a data set, in one streaming pass.
 
 The class-wise statistics (:mod:`se_core.analysis.stats`) keep moments, never images; a map of gate space,
-the per-image spread and top channels on a selection need each image's vector. They are kept as float16
-(3 significant digits, plenty for gates in [0, 1] and for channel means), N x C per site, for at most
-``max_images`` evenly spaced images of the data set, so a sample's size is bounded whatever the data set.
+the per-image spread and top channels on a selection need each image's vector. They are kept compactly,
+N x C float16 per site, for at most ``max_images`` evenly spaced images of the data set, so a sample's size
+is bounded whatever the data set. float16 holds 3 significant digits, and a gate near 1 that moves by
+1e-5 (a nearly frozen block) would round to a constant: so what is stored is each value's deviation from
+a per-channel float32 offset (the first batch's mean), which keeps 3 digits of the deviation itself.
 """
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ FLOAT16_MAX = float(np.finfo(np.float16).max)
 @dataclass(frozen=True)
 class GateSample:
     """Per-image s (gate sites) and z (every site) of one model: ``index`` are the images' positions in the
-    data set, ``labels`` their classes; ``s``/``z`` map a site name to an N x C float16 array."""
+    data set, ``labels`` their classes; ``s``/``z`` map a site name to an N x C float16 array of deviations
+    from ``s_offset``/``z_offset`` (C float32 per site; absent: zero), see :meth:`values`."""
 
     classes: tuple[str, ...]
     index: np.ndarray
@@ -40,6 +43,8 @@ class GateSample:
     z_sites: tuple[SiteInfo, ...]
     s: Mapping[str, np.ndarray]
     z: Mapping[str, np.ndarray]
+    s_offset: Mapping[str, np.ndarray] = field(default_factory=dict)
+    z_offset: Mapping[str, np.ndarray] = field(default_factory=dict)
     meta: Mapping = field(default_factory=dict)
 
     @property
@@ -61,12 +66,15 @@ class GateSample:
         raise KeyError(f"no site {name!r}; sites: {[s.name for s in self.z_sites]}")
 
     def values(self, what: What, site: str) -> np.ndarray:
-        """N x C float64 values of ``what`` at ``site``."""
-        return np.asarray((self.s if what == "s" else self.z)[site], dtype=np.float64)
+        """N x C float64 values of ``what`` at ``site`` (offset + stored deviation)."""
+        out = np.asarray((self.s if what == "s" else self.z)[site], dtype=np.float64)
+        offset = (self.s_offset if what == "s" else self.z_offset).get(site)
+        return out if offset is None else out + np.asarray(offset, dtype=np.float64)
 
     @property
     def nbytes(self) -> int:
-        return int(sum(a.nbytes for a in (*self.s.values(), *self.z.values())))
+        arrays = (*self.s.values(), *self.z.values(), *self.s_offset.values(), *self.z_offset.values())
+        return int(sum(a.nbytes for a in arrays))
 
 
 def bytes_per_image(gate_sites: Sequence[SiteInfo], z_sites: Sequence[SiteInfo]) -> int:
@@ -82,11 +90,15 @@ def sample_indices(n_total: int, per_image: int, max_images: int | None = None,
     return eval_subset_indices(n_total, k).numpy()
 
 
-def _to_f16(v: torch.Tensor, what: str, site: str) -> np.ndarray:
-    a = v.detach().float().cpu().numpy()
+def _deviation_f16(v: torch.Tensor, offsets: dict[str, np.ndarray], what: str, site: str) -> np.ndarray:
+    """float16 deviation of ``v`` (N x C) from the site's offset, set from this batch's mean when it has none."""
+    a = v.detach().double().cpu().numpy()
+    if site not in offsets and len(a):
+        offsets[site] = a.mean(0).astype(np.float32)
+    a = a - offsets[site].astype(np.float64)
     if not np.isfinite(a).all() or np.abs(a).max(initial=0.0) > FLOAT16_MAX:
-        raise StatsError(f"the model produced {what} at {site} that are NaN, infinite or beyond float16's range "
-                         f"(|v| > {FLOAT16_MAX:g}); a diverged or damaged checkpoint cannot be mapped")
+        raise StatsError(f"the model produced {what} at {site} that are NaN, infinite or spread beyond float16's "
+                         f"range (|v - mean| > {FLOAT16_MAX:g}); a diverged or damaged checkpoint cannot be mapped")
     return a.astype(np.float16)
 
 
@@ -113,6 +125,8 @@ def collect_sample(model: nn.Module, data: ImageSet, mean: Sequence[float], std:
     sites = [s for s in find_sites(model) if s.name in names]
     s_out: dict[str, list[np.ndarray]] = {s.name: [] for s in gate_sites}
     z_out: dict[str, list[np.ndarray]] = {s.name: [] for s in z_sites}
+    s_off: dict[str, np.ndarray] = {}
+    z_off: dict[str, np.ndarray] = {}
     stream = BatchStream(part, batch_size, mean, std, train=False)
     total = len(stream)
     was = model.training
@@ -124,9 +138,9 @@ def collect_sample(model: nn.Module, data: ImageSet, mean: Sequence[float], std:
                     raise StatsCancelled(f"stopped after {i} of {total} batches")
                 model(x.to(device, non_blocking=True))
                 for st in gate_sites:
-                    s_out[st.name].append(_to_f16(res.s[st.name], "gates s", st.name))
+                    s_out[st.name].append(_deviation_f16(res.s[st.name], s_off, "gates s", st.name))
                 for st in z_sites:
-                    z_out[st.name].append(_to_f16(res.z[st.name], "squeeze z", st.name))
+                    z_out[st.name].append(_deviation_f16(res.z[st.name], z_off, "squeeze z", st.name))
                 if progress is not None:
                     progress(i + 1, total)
     finally:
@@ -136,4 +150,4 @@ def collect_sample(model: nn.Module, data: ImageSet, mean: Sequence[float], std:
             "wall_time_s": round(time.perf_counter() - t0, 3)}
     return GateSample(tuple(data.classes), idx.astype(np.int64), part.labels.numpy().astype(np.int64),
                       tuple(gate_sites), tuple(z_sites), {k: np.concatenate(v) for k, v in s_out.items()},
-                      {k: np.concatenate(v) for k, v in z_out.items()}, meta)
+                      {k: np.concatenate(v) for k, v in z_out.items()}, s_off, z_off, meta)

@@ -27,7 +27,7 @@ from se_core.data.datasets import ImageSet
 from se_core.util.files import atomic_write_bytes, file_sha256
 
 FORMAT = "se_lens.gate_sample"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 REDO = "delete it; the Gate space page (or collect_sample) computes it again"
 
 
@@ -41,10 +41,16 @@ def save_sample(path: str | os.PathLike, sample: GateSample) -> Path:
               "index": sample.index, "labels": sample.labels}
     arrays.update({f"s_{i}": sample.s[s.name] for i, s in enumerate(sample.gate_sites)})
     arrays.update({f"z_{i}": sample.z[s.name] for i, s in enumerate(sample.z_sites)})
+    arrays.update({f"s_off_{i}": _offset(sample.s_offset, s) for i, s in enumerate(sample.gate_sites)})
+    arrays.update({f"z_off_{i}": _offset(sample.z_offset, s) for i, s in enumerate(sample.z_sites)})
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
     return path
+
+
+def _offset(offsets, site) -> np.ndarray:
+    return np.asarray(offsets.get(site.name, np.zeros(site.channels)), dtype=np.float32)
 
 
 def load_sample(path: str | os.PathLike, *, max_mb: float = 4 * MAX_SAMPLE_MB) -> GateSample:
@@ -83,14 +89,17 @@ def _read(z, path: Path, max_mb: float) -> GateSample:
     zs = site_infos(header.get("z_sites"), "z_sites", path, REDO)
 
     def get(key: str, dtype, cols: int | None = None, n: int | None = None) -> np.ndarray:
+        """Array ``key``, checked before it is read: dtype, shape ([n] or [n, cols], or [cols] when n < 0)."""
         if key not in z.files:
             raise StatsError(f"{path.name}: array {key!r} is missing; the file is truncated; {REDO}")
         shape, got = npy_header(z, key)
-        ok = got == np.dtype(dtype) and len(shape) == (1 if cols is None else 2) and \
-            (n is None or shape[0] == n) and (cols is None or shape[1] == cols)
+        want = (cols,) if n is not None and n < 0 else None
+        ok = got == np.dtype(dtype) and (shape == want if want else len(shape) == (1 if cols is None else 2) and
+                                         (n is None or shape[0] == n) and (cols is None or shape[1] == cols))
         if not ok:
+            expected = f"[{cols}]" if want else f"[{n if n is not None else 'N'}{'' if cols is None else f', {cols}'}]"
             raise StatsError(f"{path.name}: array {key!r} is {got}{list(shape)}, expected {np.dtype(dtype)} "
-                             f"[{n if n is not None else 'N'}{'' if cols is None else f', {cols}'}]; {REDO}")
+                             f"{expected}; {REDO}")
         a = z[key]
         if a.dtype.kind == "f" and not np.isfinite(a).all():
             raise StatsError(f"{path.name}: array {key!r} holds NaN or infinite values; {REDO}")
@@ -103,8 +112,10 @@ def _read(z, path: Path, max_mb: float) -> GateSample:
         raise StatsError(f"{path.name}: labels or image positions out of range; the file is corrupt; {REDO}")
     s = {st.name: get(f"s_{i}", np.float16, st.channels, n) for i, st in enumerate(gates)}
     zz = {st.name: get(f"z_{i}", np.float16, st.channels, n) for i, st in enumerate(zs)}
+    s_off = {st.name: get(f"s_off_{i}", np.float32, st.channels, -1) for i, st in enumerate(gates)}
+    z_off = {st.name: get(f"z_off_{i}", np.float32, st.channels, -1) for i, st in enumerate(zs)}
     meta = header.get("meta") if isinstance(header.get("meta"), dict) else {}
-    return GateSample(tuple(classes), index, labels, gates, zs, s, zz, meta)
+    return GateSample(tuple(classes), index, labels, gates, zs, s, zz, s_off, z_off, meta)
 
 
 def cache_key(checkpoint_sha256: str, data_digest: str, max_images: int | None = None,
