@@ -234,3 +234,24 @@ def test_constant_gate_reads_input_independent_and_class_structure_reads_class_s
     assert np.mean(s**2) == pytest.approx(row["between_class"] + row["within_class"], rel=1e-3)  # float16 storage
     zrow = G.dependence_frame(_synthetic(np.tile(profile, (30, 1)), np.arange(30) % 3, 3, "z"), "z").iloc[0]
     assert not zrow["frozen"]  # the absolute still threshold is for gates only
+
+
+def test_cli_fills_the_page_cache_and_reports_errors(tiny_data_dir, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    from se_core.analysis.gates import cli
+
+    monkeypatch.setenv("SE_LENS_STATS_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    for c in ("cats", "dogs"):
+        (tmp_path / "folder" / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "folder" / c / f"{i}.png")
+    assert cli.main(["--data", str(tmp_path / "folder")]) == 0
+    out = capsys.readouterr().out
+    assert "[se] se_resnet20_cifar on 6 images" in out and "gates s:" in out and "[vanilla]" in out
+    assert "s3.b2" in out and "static_share" in out
+    assert len(list((tmp_path / "cache").glob("gates-*.npz"))) == 2
+    assert cli.main(["--data", str(tmp_path / "nowhere")]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert cli.command("p", "d", 50) == "python -m se_core.gates --pair p --data d --subset 50"
