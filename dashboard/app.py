@@ -23,6 +23,7 @@ page = st.navigation([
     st.Page(str(PAGES / "inspector.py"), title="Inspect", icon=":material/visibility:", url_path="inspect"),
     st.Page(str(PAGES / "attributions.py"), title="Attributions", icon=":material/gradient:", url_path="attributions"),
     st.Page(str(PAGES / "classwise.py"), title="Class-wise", icon=":material/stacked_bar_chart:", url_path="classwise"),
+    st.Page(str(PAGES / "gatespace.py"), title="Gate space", icon=":material/scatter_plot:", url_path="gatespace"),
     st.Page(str(PAGES / "ablations.py"), title="Ablations", icon=":material/science:", url_path="ablations"),
 ])
 state.sidebar()

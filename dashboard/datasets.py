@@ -6,6 +6,7 @@ cache. Problems become ``st.error``/``st.info``; nothing here raises.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import streamlit as st
@@ -71,55 +72,63 @@ def cifar_shaped(pair: LoadedPair) -> bool:
     return tuple(pair.se.meta.input_size) == (32, 32) and pair.se.meta.num_classes == 10
 
 
-def _sources(pair: LoadedPair, pair_name: str) -> list[str]:
+def _sources(pair: LoadedPair, pair_name: str, shipped: bool = True) -> list[str]:
     """The data choices for this pair, the one to open on first: the shipped statistics when this pair has
-    them, else computing here on the data set that fits it (CIFAR-10 test set, or a typed ImageFolder)."""
+    them (and the page can use them), else computing here on the data set that fits it (CIFAR-10 test set, or
+    a typed ImageFolder)."""
     fit = ["cifar", "folder", "torchvision"] if cifar_shaped(pair) else ["folder", "cifar", "torchvision"]
-    return (["shipped"] if S.has_shipped(pair_name) else []) + fit
+    return (["shipped"] if shipped and S.has_shipped(pair_name) else []) + fit
 
 
-def _command_hint(pair_name: str, spec: str, subset: int | None, split: str = "test") -> None:
-    st.caption("The same statistics from a shell (written to the same disk cache, so this page then shows them): "
-               f"`{S.pair_command(pair_name, spec, subset, split)}`")
+Command = Callable[[str, str, "int | None", str], str]
 
 
-def choose_data(pair: LoadedPair, pair_name: str) -> tuple[str, ImageSet | None]:
-    """(source key, data set to compute on, or None for the shipped statistics / nothing chosen)."""
-    options = _sources(pair, pair_name)
-    if st.session_state.get("cw_source") not in options:
-        st.session_state["cw_source"] = options[0]
-    source = st.radio("Data", options, format_func=SOURCES.get, key="cw_source", horizontal=True,
-                      help="Statistics are computed once per (checkpoint, data set) and kept on disk.")
+def _command_hint(command: Command, pair_name: str, spec: str, subset: int | None, split: str = "test") -> None:
+    st.caption("The same from a shell (written to the same disk cache, so this page then shows it): "
+               f"`{command(pair_name, spec, subset, split)}`")
+
+
+def choose_data(pair: LoadedPair, pair_name: str, *, prefix: str = "cw", shipped: bool = True,
+                command: Command = S.pair_command) -> tuple[str, ImageSet | None]:
+    """(source key, data set to compute on, or None for the shipped statistics / nothing chosen). ``prefix``
+    keys the widgets (one choice per page), ``shipped=False`` leaves out the shipped class-wise statistics
+    (pages that need per-image values), ``command`` is the shell command printed for each choice."""
+    options = _sources(pair, pair_name, shipped)
+    key = f"{prefix}_source"
+    if st.session_state.get(key) not in options:
+        st.session_state[key] = options[0]
+    source = st.radio("Data", options, format_func=SOURCES.get, key=key, horizontal=True,
+                      help="Computed once per (checkpoint, data set) and kept on disk.")
     size = tuple(pair.se.meta.input_size)
     spec, split, subset, stamp = None, "test", None, 0
     if source == "shipped":
         return source, None
-    if "shipped" not in options and source == options[0]:
+    if shipped and "shipped" not in options and source == options[0]:
         st.info("No shipped statistics for this pair (SE Lens ships them for the CIFAR-10 ResNet-20 pair only): "
                 "compute them here, once; they are kept on disk.")
     if source == "cifar":
         subset = int(st.number_input("Images (evenly spaced subset of the 10,000 test images)", 50, 10_000, 2_000,
-                                     step=500, key="cw_cifar_n"))
+                                     step=500, key=f"{prefix}_cifar_n"))
         spec = S.DEFAULT_DATA
-        _command_hint(pair_name, spec, subset if subset < 10_000 else None)
+        _command_hint(command, pair_name, spec, subset if subset < 10_000 else None)
     elif source == "folder":
         if not cifar_shaped(pair):
             st.info(f"This pair takes {size[0]}x{size[1]} images of {pair.se.meta.num_classes} classes; no such data "
                     "set ships with SE Lens (only CIFAR-10). Type the path of an ImageFolder on this machine: one "
                     "sub-folder per class, e.g. the ImageNet validation set sorted into class folders.")
-        path = _typed_path("ImageFolder path (one sub-folder per class)", "cw_folder", "e.g. my_images")
+        path = _typed_path("ImageFolder path (one sub-folder per class)", f"{prefix}_folder", "e.g. my_images")
         if path is None:
-            _command_hint(pair_name, "PATH/TO/IMAGEFOLDER", None)
+            _command_hint(command, pair_name, "PATH/TO/IMAGEFOLDER", None)
             return source, None
         spec, stamp = str(path), _folder_stamp(path)
-        _command_hint(pair_name, spec, None)
+        _command_hint(command, pair_name, spec, None)
     else:
-        path = _typed_path("Folder holding torchvision's cifar-10-batches-py", "cw_tv_root", "e.g. torchvision")
+        path = _typed_path("Folder holding torchvision's cifar-10-batches-py", f"{prefix}_tv_root", "e.g. torchvision")
         if path is None:
             return source, None
-        split = st.radio("Split", ["test", "train"], key="cw_tv_split", horizontal=True)
+        split = st.radio("Split", ["test", "train"], key=f"{prefix}_tv_split", horizontal=True)
         spec = f"torchvision-cifar10:{path}"
-        _command_hint(pair_name, spec, None, split)
+        _command_hint(command, pair_name, spec, None, split)
     try:
         return source, dataset(spec, split, size, subset, stamp)
     except DataError as e:

@@ -44,6 +44,22 @@ def show(fig: go.Figure, *, key: str, filename: str, data: pd.DataFrame | None =
         download_csv(data, filename, key=f"{key}-csv")
 
 
+def show_selectable(fig: go.Figure, *, key: str, filename: str) -> list[int]:
+    """Draw ``fig`` like :func:`show`, with box, lasso and click selection that rerun the page; the
+    ``customdata`` of the selected points (non-negative integers: traces mark unselectable points with -1)."""
+    filename = re.sub(r"[^A-Za-z0-9_.-]+", "_", filename).strip("_") or "chart"
+    config = dict(plotly_config(filename), modeBarButtonsToRemove=[])
+    event = st.plotly_chart(fig, width="stretch", theme=None, key=key, config=config, on_select="rerun",
+                            selection_mode=("points", "box", "lasso"))
+    out = []
+    for point in ((event or {}).get("selection") or {}).get("points", []):
+        data = point.get("customdata")
+        data = data[0] if isinstance(data, (list, tuple)) and data else data
+        if isinstance(data, (int, float)) and data >= 0:
+            out.append(int(data))
+    return list(dict.fromkeys(out))
+
+
 def dotless_stem(text: str) -> str:
     """A file stem safe on every OS with no dots either (image names carry their own extension)."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text.replace(".", "-")).strip("_")
@@ -64,4 +80,4 @@ def lazy_expander(label: str, key: str) -> DeltaGenerator | None:
 
 
 __all__ = ["EXPORT_FORMATS", "EXPORT_KEY", "dotless_stem", "download_csv", "export_format", "export_format_picker",
-           "lazy_expander", "plotly_config", "show"]
+           "lazy_expander", "plotly_config", "show", "show_selectable"]

@@ -13,15 +13,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import state
+from dashboard import pair_pass
 from dashboard.datasets import SOURCES
 from se_core.analysis import stats as S
 from se_core.data.datasets import ImageSet
 from se_core.models.weights import LoadedModel, LoadedPair
 from se_core.probe.sites import pair_sites
 from se_core.util.files import file_sha256
-
-STOP_STATS = "cw_stop_stats"
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -73,48 +71,23 @@ def shipped(pair: LoadedPair, pair_name: str) -> dict[str, S.ExcitationStats] | 
 
 def computed(pair: LoadedPair, data: ImageSet) -> dict[str, S.ExcitationStats] | None:
     """Both models' statistics on ``data`` from the disk cache, else a Compute button (with Stop and progress)."""
-    roles = tuple((role, lm) for role, lm in (("se", pair.se), ("vanilla", pair.vanilla)) if Path(lm.source).is_file())
-    if not roles or roles[0][0] != "se":
-        st.info(f"The SE model is {pair.se.source}: with no checkpoint file there are no statistics to keep; choose a "
-                "pair whose SE model has weights.")
+    roles = pair_pass.model_roles(pair, "statistics")
+    if roles is None:
         return None
-    if len(roles) == 1:
-        st.caption(f"The vanilla model is {pair.vanilla.source} (an untrained stand-in): only the SE model's "
-                   "statistics are computed.")
     paths = {role: S.cache_path(lm.source, data) for role, lm in roles}
     if all(p.is_file() for p in paths.values()):
         try:
             return {role: stats_file(p) for role, p in paths.items()}
         except S.StatsError:
             pass  # damaged cache entries are recomputed below
-    if st.session_state.pop(STOP_STATS, False):
-        st.warning("Stopped: nothing was saved. Press **Compute statistics** to start again.")
-    st.info(f"{data.name}: {len(data):,} images, {len(data.classes)} classes. Statistics for this model pair and data "
-            "set have not been computed yet; they are kept on disk once done.")
-    if not st.button("Compute statistics", key="cw_compute", type="primary"):
-        return None
-    st.button("Stop", key="cw_stop_button", on_click=state.request_stop, args=(STOP_STATS,),
-              help="Stops between batches; nothing is saved.")
-    bar = st.progress(0.0, text="Starting...")
-    out = {}
-    try:
-        for i, (role, lm) in enumerate(roles):
-            def prog(done: int, total: int, i: int = i, role: str = role) -> None:
-                bar.progress((i + done / max(total, 1)) / len(roles), text=f"{role} model: batch {done}/{total}")
 
-            out[role], _, _ = S.cached_stats(lm.source, lm.model, data, lm.meta.mean, lm.meta.std, role=role,
-                                             arch=lm.name, device=next(lm.model.parameters()).device, progress=prog,
-                                             should_stop=state.stopper(STOP_STATS), command="dashboard page Class-wise")
-    except S.StatsCancelled:
-        bar.empty()
-        st.warning("Stopped: nothing was saved for the unfinished model.")
-        return None
-    except S.StatsError as e:
-        bar.empty()
-        st.error(f"Statistics cannot be computed for this model: {e}")
-        return None
-    st.rerun()  # redraw from the disk cache, without the compute controls
-    return out
+    def compute(role: str, lm: LoadedModel, progress: S.Progress, should_stop: S.StopCheck) -> None:
+        S.cached_stats(lm.source, lm.model, data, lm.meta.mean, lm.meta.std, role=role, arch=lm.name,
+                       device=next(lm.model.parameters()).device, progress=progress, should_stop=should_stop,
+                       command="dashboard page Class-wise")
+
+    pair_pass.compute_both(roles, data, compute, what="statistics", key="cw")
+    return None
 
 
 def selectivity_frame(se: S.ExcitationStats, van: S.ExcitationStats | None) -> pd.DataFrame:

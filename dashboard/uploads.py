@@ -67,6 +67,15 @@ def _keep(name: str, data: bytes) -> str:
     return digest
 
 
+def share(name: str, data: bytes) -> str:
+    """Put an image into this session's uploads, as if uploaded (how another page hands one to the image pages);
+    its digest. Also puts it back on the pages where the user had taken it out."""
+    digest = _keep(name, data)
+    for key in [k for k in st.session_state if str(k).endswith("_shared_off")]:
+        st.session_state[key] = set(st.session_state[key]) - {digest}
+    return digest
+
+
 def _from_other_pages(key: str, here: set[str], removed: set[str]) -> list[tuple[str, bytes]]:
     """The session's uploads not in this page's uploader, in a multiselect of this page's own: all selected
     except those the user took out here (from the multiselect, or from this page's uploader)."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from dashboard import display, probing, state, switch_off
+from dashboard import display, handoff, probing, state, switch_off
 from dashboard.caching import get_pair
 from dashboard.display import lazy_expander
 from dashboard.figures import inspector as figs
@@ -78,6 +78,7 @@ def render() -> None:
     by_label = {s_.label: s_ for s_ in se_sites}
     labels = list(by_label)
     c1, c2 = st.columns([1, 2])
+    handoff.focus_handed_over(digests, names, f"inspect_focus_{slug}")
     focus_name = c1.selectbox("Image", names, key=f"inspect_focus_{slug}",
                               help="The image shown in the single-image charts below (heatmaps, energy).")
     focus = names.index(focus_name) if focus_name in names else 0

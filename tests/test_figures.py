@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import pytest
 from support import REPO_ROOT
 
-from dashboard.figures import ablations, attributions, classwise, common, inspector, models, style
+from dashboard.figures import ablations, attributions, classwise, common, gatespace, inspector, models, style
 from se_core.analysis.movement import FROZEN_SHARE
 from se_core.runs import tables
 
@@ -340,12 +340,66 @@ TESTED = {"common": {"band_curves", "bar_compare", "gate_movement", "seed_points
           "models": {"line_curves", "heatmap", "histogram_stack", "registry_params", "registry_overhead", "seed_curve",
                      "loss_curves", "accuracy_curves", "gate_mean", "gate_selectivity", "gate_still", "gate_hist_lines",
                      "gate_hist_heatmap", "top1_per_seed", "per_class_accuracy"},
-          "ablations": {"ours_fig", "paper_fig", "delta_fig", "cost_fig", "setting_color"}}
+          "ablations": {"ours_fig", "paper_fig", "delta_fig", "cost_fig", "setting_color"},
+          "gatespace": {"gate_map", "jaccard", "top_channels", "variance_split", "input_vs_depth", "spread_vs_depth"}}
+
+
+def _dependence_table() -> pd.DataFrame:
+    rows = []
+    for series in ("SE model · gates s", "vanilla model · squeeze z"):
+        for i, (st, bt, wt) in enumerate([(0.9, 0.02, 0.08), (0.5, 0.3, 0.2), (0.1, 0.6, 0.3)]):
+            rows.append({"series": series, "label": f"s{i + 1}.b0", "static_share": st, "between_share": bt,
+                         "within_share": wt, "input_share": bt + wt, "frozen": i == 0, "spread_q1": 0.01 * i,
+                         "spread_median": 0.02 * i, "spread_q3": 0.03 * i})
+    return pd.DataFrame(rows)
+
+
+def test_gatespace_map_keeps_image_ids_and_centroids() -> None:
+    coords = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 1.0]])
+    labels = np.array([0, 1, 0, 1])
+    cent = np.array([[1.0, 1.5], [2.0, 0.5], [np.nan, np.nan]])
+    d = valid(gatespace.gate_map(coords, labels, ("a", "b", "c"), cent, np.array([0.6, 0.25]), np.arange(4) + 10,
+                                 title_text="t", site="layer3.2.se", what="s"))
+    a, b, centroids = d["data"]  # class c has no images: no trace, no centroid
+    assert (a["name"], b["name"]) == ("a", "b") and list(arr(a["customdata"])) == [10, 12]
+    assert list(arr(a["x"])) == [0.0, 2.0] and list(arr(b["y"])) == [0.0, 1.0]
+    assert list(centroids["text"]) == ["a", "b"] and list(arr(centroids["customdata"])) == [-1, -1]
+    assert d["layout"]["dragmode"] == "select" and "60.0%" in ytitle(d, "xaxis") and "25.0%" in ytitle(d)
+    assert d["layout"]["meta"] == {"chart": "gate_map", "site": "layer3.2.se", "what": "s"}
+
+
+def test_gatespace_overlap_figures() -> None:
+    m = np.array([[1.0, 0.2], [0.2, 1.0]])
+    d = valid(gatespace.jaccard(m, ("a", "b"), title_text="t", site="x", k=3))
+    assert d["data"][0]["text"] == [["1.00", "0.20"], ["0.20", "1.00"]] and d["layout"]["meta"]["k"] == 3
+    assert (d["data"][0]["zmin"], d["data"][0]["zmax"]) == (0, 1)
+    score = np.array([[0.3, -0.1], [-0.2, 0.4]])
+    d = valid(gatespace.top_channels(score, [[True, False], [False, True]], ("a", "b"), [4, 7], title_text="t",
+                                     site="x", score_name="s"))
+    assert d["data"][0]["text"] == [["●", ""], ["", "●"]] and d["data"][0]["x"] == ["4", "7"]
+    assert d["data"][0]["zmax"] == pytest.approx(0.4) and d["data"][0]["zmin"] == pytest.approx(-0.4)
+
+
+def test_gatespace_dependence_figures() -> None:
+    table = _dependence_table()
+    one = table[table["series"] == "SE model · gates s"]
+    d = valid(gatespace.variance_split(one, title_text="t"))
+    assert [t["name"] for t in d["data"]] == [name for _, name, _ in gatespace.PARTS] and d["layout"]["barmode"] == "stack"
+    np.testing.assert_allclose(sum(arr(t["y"]) for t in d["data"]), 1.0)
+    d = valid(gatespace.input_vs_depth(table))
+    assert len(d["data"]) == 4 and d["data"][0]["legendgroup"] == "SE model · gates s"
+    np.testing.assert_allclose(arr(d["data"][0]["y"]), one["input_share"])
+    np.testing.assert_allclose(arr(d["data"][1]["y"]), one["between_share"])
+    d = valid(gatespace.spread_vs_depth(one, title_text="t", threshold=0.01))
+    band, med = d["data"]
+    np.testing.assert_allclose(arr(med["y"]), one["spread_median"])
+    assert med["text"] == ["frozen", "", ""] and d["layout"]["shapes"][0]["y0"] == 0.01
+    assert list(band["y"]) == [0.0, 0.03, 0.06, 0.02, 0.01, 0.0]
 
 
 def test_every_builder_is_tested_here() -> None:
     mods = {"common": common, "inspector": inspector, "classwise": classwise, "attributions": attributions,
-            "models": models, "ablations": ablations}
+            "models": models, "ablations": ablations, "gatespace": gatespace}
     for name, mod in mods.items():
         public = {n for n in mod.__all__ if callable(getattr(mod, n))}
         assert public == TESTED[name], f"dashboard/figures/{name}.py: untested {public - TESTED[name]}"

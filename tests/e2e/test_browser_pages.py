@@ -63,7 +63,7 @@ def registered_pages() -> dict[str, str]:
 
 PAGES = registered_pages()
 HEADINGS = {"home.py": "SE Lens", "models.py": "Models", "inspector.py": "Inspect", "attributions.py": "Attributions",
-            "classwise.py": "Class-wise excitation", "ablations.py": "Ablations"}
+            "classwise.py": "Class-wise excitation", "gatespace.py": "Gate space", "ablations.py": "Ablations"}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -430,6 +430,59 @@ def test_classwise(page: Page, app_server: AppServer, shot_dir: Path) -> None:
     page.get_by_role("tab", name="Selectivity vs depth").click()
     page.wait_for_timeout(500)
     assert any(c["meta"].get("chart") == "selectivity" for c in assert_charts(page, 1))
+    assert_clean(page)
+
+
+def test_gatespace_select_points_and_open_on_inspect(page: Page, app_server: AppServer, shot_dir: Path) -> None:
+    """#20: compute the gate samples on the 30 shipped samples, drag a box over the map, see the images, open
+    one on Inspect and find it there with its gates."""
+    open_page(page, app_server, "/gatespace")
+    expect(page.locator("h1")).to_have_text("Gate space")
+    page.get_by_test_id("stRadioOption").filter(has_text="ImageFolder folder").click()
+    wait_idle(page)
+    box = page.get_by_role("textbox", name="ImageFolder path (one sub-folder per class)")
+    box.fill(app_server.image_folder)
+    box.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name="Compute gate samples").click()
+    wait_idle(page, settle_ms=1000)
+    n_images = len(list(app_server.data_root.joinpath(app_server.image_folder).glob("*/*.png")))
+    expect(page.get_by_test_id("stMetric").filter(has_text="SE blocks")).to_be_visible()
+    assert metrics(page)["Images"] == str(n_images)
+    assert_charts(page, 1)
+    kinds = [c["meta"].get("chart") for c in charts(page)]
+    assert "gate_map" in kinds
+    assert_clean(page)
+    screenshot(page, shot_dir, "gatespace")
+
+    # drag a box over the whole plot area: every image is selected and drawn below the map
+    plot = page.locator(".js-plotly-plot").nth(kinds.index("gate_map"))
+    plot.scroll_into_view_if_needed()
+    area = plot.locator(".nsewdrag").first.bounding_box()
+    page.mouse.move(area["x"] + 2, area["y"] + 2)
+    page.mouse.down()
+    page.mouse.move(area["x"] + area["width"] / 2, area["y"] + area["height"] / 2, steps=5)
+    page.mouse.move(area["x"] + area["width"] - 2, area["y"] + area["height"] - 2, steps=5)
+    page.mouse.up()
+    wait_idle(page, settle_ms=1000)
+    expect(page.get_by_text(re.compile(r"\d+ image\(s\) selected"))).to_be_visible()
+    selected = int(re.search(r"(\d+) image", page.get_by_text(re.compile(r"image\(s\) selected")).inner_text())[1])
+    assert 1 <= selected <= n_images
+    expect(page.get_by_test_id("stImageContainer")).to_have_count(min(selected, 24))
+    name = page.get_by_role("combobox", name="Image to open on Inspect", exact=True).input_value().split(" (")[0]
+    assert name.endswith(".png")
+    assert_clean(page)
+
+    page.get_by_role("button", name="Open on Inspect").click()
+    wait_idle(page, settle_ms=1000)
+    expect(page.locator("h1")).to_have_text("Inspect")
+    expect(page.get_by_role("combobox", name="Image", exact=True)).to_have_value(name)
+    deadline = time.monotonic() + 60
+    heat = []
+    while heat != [name] and time.monotonic() < deadline:
+        heat = [c["meta"].get("image") for c in charts(page) if c["meta"].get("chart") == "gate_heatmap"]
+        page.wait_for_timeout(250)
+    assert heat == [name]
     assert_clean(page)
 
 

@@ -100,7 +100,7 @@ _SITE_TYPES = {"name": "str", "label": "str", "stage": "int", "block": "int", "d
 _SITE_REQUIRED = ("name", "label", "stage", "block", "depth", "channels")
 
 
-def _site_infos(rows: object, key: str, path: Path, redo: str) -> tuple[SiteInfo, ...]:
+def site_infos(rows: object, key: str, path: Path, redo: str) -> tuple[SiteInfo, ...]:
     """The header's ``key`` site list, every field type-checked (a file is data, not trusted code)."""
     if not isinstance(rows, list):
         raise StatsError(f"{path.name}: header key {key!r} is {type(rows).__name__}, expected a list of sites; {redo}")
@@ -143,7 +143,7 @@ MAX_BINS = 1 << 16
 _NPY_SLACK = 1 << 16  # bytes of a member beyond its array data: the .npy header
 
 
-def _npy_header(z, key: str) -> tuple[tuple[int, ...], np.dtype]:
+def npy_header(z, key: str) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype an .npz member declares, read without loading (or allocating) its data."""
     with z.zip.open(f"{key}.npy") as f:
         version = np.lib.format.read_magic(f)
@@ -195,7 +195,7 @@ def _read_npz(z, path: Path, max_mb: float, redo: str) -> ExcitationStats:
     if expanded > max_mb * 1e6:
         raise StatsError(f"{path.name}: its arrays expand to {expanded / 1e6:.1f} MB, over the {max_mb:g} MB limit "
                          f"for statistics files; {redo}")
-    shape, dtype = _npy_header(z, "__header__")
+    shape, dtype = npy_header(z, "__header__")
     if dtype != np.uint8 or len(shape) != 1 or shape[0] > MAX_HEADER_BYTES:
         raise StatsError(f"{path.name}: its header array is {dtype}{list(shape)}, expected up to "
                          f"{MAX_HEADER_BYTES} uint8 bytes of JSON; the file is corrupt; {redo}")
@@ -225,15 +225,15 @@ def _read_npz(z, path: Path, max_mb: float, redo: str) -> ExcitationStats:
     bins = header.get("bins")
     if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= MAX_BINS:
         raise StatsError(f"{path.name}: header key 'bins' is {bins!r}, expected a whole number in 1..{MAX_BINS}; {redo}")
-    gates = _site_infos(header.get("gate_sites", []), "gate_sites", path, redo)
-    zs = _site_infos(header.get("z_sites", []), "z_sites", path, redo)
+    gates = site_infos(header.get("gate_sites", []), "gate_sites", path, redo)
+    zs = site_infos(header.get("z_sites", []), "z_sites", path, redo)
     classes = tuple(classes)
     k = len(classes)
 
     def get(key: str, shape: tuple[int, ...], dtype) -> np.ndarray:
         if key not in members:
             raise StatsError(f"{path.name}: array {key!r} is missing; the file is truncated or corrupt; {redo}")
-        got_shape, got_dtype = _npy_header(z, key)
+        got_shape, got_dtype = npy_header(z, key)
         if got_shape != shape or got_dtype != np.dtype(dtype):
             raise StatsError(f"{path.name}: array {key!r} is {got_dtype}{list(got_shape)}, expected "
                              f"{np.dtype(dtype)}{list(shape)}; the file is corrupt; {redo}")
