@@ -22,6 +22,7 @@ from se_core.analysis.evaluate import eval_subset_indices
 from se_core.analysis.stats.accumulate import describe_sites
 from se_core.analysis.stats.model import Progress, SiteInfo, StatsCancelled, StatsError, StopCheck
 from se_core.data.datasets import BatchStream, ImageSet
+from se_core.probe.hooks import borrowed_view
 from se_core.probe.sites import capture, find_sites
 
 What = Literal["s", "z"]
@@ -109,7 +110,8 @@ def collect_sample(model: nn.Module, data: ImageSet, mean: Sequence[float], std:
                    should_stop: StopCheck | None = None) -> GateSample:
     """One pass of ``model`` over (an evenly spaced, size-bounded part of) ``data`` keeping every image's s and z.
 
-    Hooks go through :func:`se_core.probe.sites.capture` (model lock held, this thread only, removed on exit);
+    Runs on a borrowed view in eval mode (shared weights, own hooks: the shared model is neither locked nor
+    switched to eval); hooks go through :func:`se_core.probe.sites.capture` (this thread only, removed on exit);
     ``progress(done, total)`` after each batch, ``should_stop()`` between batches (raises
     :class:`~se_core.analysis.stats.StatsCancelled`).
     """
@@ -129,22 +131,17 @@ def collect_sample(model: nn.Module, data: ImageSet, mean: Sequence[float], std:
     z_off: dict[str, np.ndarray] = {}
     stream = BatchStream(part, batch_size, mean, std, train=False)
     total = len(stream)
-    was = model.training
-    model.eval()
-    try:
-        with capture(model, sites) as res:
-            for i, (x, _) in enumerate(stream):
-                if should_stop is not None and should_stop():
-                    raise StatsCancelled(f"stopped after {i} of {total} batches")
-                model(x.to(device, non_blocking=True))
-                for st in gate_sites:
-                    s_out[st.name].append(_deviation_f16(res.s[st.name], s_off, "gates s", st.name))
-                for st in z_sites:
-                    z_out[st.name].append(_deviation_f16(res.z[st.name], z_off, "squeeze z", st.name))
-                if progress is not None:
-                    progress(i + 1, total)
-    finally:
-        model.train(was)
+    with borrowed_view(model) as view, capture(view, sites) as res:
+        for i, (x, _) in enumerate(stream):
+            if should_stop is not None and should_stop():
+                raise StatsCancelled(f"stopped after {i} of {total} batches")
+            view(x.to(device, non_blocking=True))
+            for st in gate_sites:
+                s_out[st.name].append(_deviation_f16(res.s[st.name], s_off, "gates s", st.name))
+            for st in z_sites:
+                z_out[st.name].append(_deviation_f16(res.z[st.name], z_off, "squeeze z", st.name))
+            if progress is not None:
+                progress(i + 1, total)
     meta = {"data": {"name": data.name, "digest": data.digest, "n": len(data)}, "device": str(device),
             "batch_size": batch_size, "max_images": max_images, "max_mb": max_mb,
             "wall_time_s": round(time.perf_counter() - t0, 3)}
