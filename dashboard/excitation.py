@@ -71,23 +71,13 @@ def shipped(pair: LoadedPair, pair_name: str) -> dict[str, S.ExcitationStats] | 
 
 def computed(pair: LoadedPair, data: ImageSet) -> dict[str, S.ExcitationStats] | None:
     """Both models' statistics on ``data`` from the disk cache, else a Compute button (with Stop and progress)."""
-    roles = pair_pass.model_roles(pair, "statistics")
-    if roles is None:
-        return None
-    paths = {role: S.cache_path(lm.source, data) for role, lm in roles}
-    if all(p.is_file() for p in paths.values()):
-        try:
-            return {role: stats_file(p) for role, p in paths.items()}
-        except S.StatsError:
-            pass  # damaged cache entries are recomputed below
-
     def compute(role: str, lm: LoadedModel, progress: S.Progress, should_stop: S.StopCheck) -> None:
         S.cached_stats(lm.source, lm.model, data, lm.meta.mean, lm.meta.std, role=role, arch=lm.name,
                        device=next(lm.model.parameters()).device, progress=progress, should_stop=should_stop,
                        command="dashboard page Class-wise")
 
-    pair_pass.compute_both(roles, data, compute, what="statistics", key="cw")
-    return None
+    return pair_pass.cached_pass(pair, data, what="statistics", key="cw",
+                                 path_of=lambda lm: S.cache_path(lm.source, data), load=stats_file, compute=compute)
 
 
 def selectivity_frame(se: S.ExcitationStats, van: S.ExcitationStats | None) -> pd.DataFrame:

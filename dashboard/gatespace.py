@@ -29,23 +29,14 @@ def _load(path: str, mtime_ns: int) -> G.GateSample:
 
 def computed(pair: LoadedPair, data: ImageSet) -> dict[str, G.GateSample] | None:
     """Both models' samples on ``data`` from the disk cache, else a Compute button (with Stop and progress)."""
-    roles = pair_pass.model_roles(pair, "gate samples")
-    if roles is None:
-        return None
-    paths = {role: G.cache_path(lm.source, data) for role, lm in roles}
-    if all(p.is_file() for p in paths.values()):
-        try:
-            return {role: _load(str(p), p.stat().st_mtime_ns) for role, p in paths.items()}
-        except S.StatsError:
-            pass  # damaged entries are computed again below
-
     def compute(role: str, lm: LoadedModel, progress: S.Progress, should_stop: S.StopCheck) -> None:
         G.cached_sample(lm.source, lm.model, data, lm.meta.mean, lm.meta.std, role=role, arch=lm.name,
                         device=next(lm.model.parameters()).device, progress=progress, should_stop=should_stop,
                         command="dashboard page Gate space")
 
-    pair_pass.compute_both(roles, data, compute, what="gate samples", key="gs")
-    return None
+    return pair_pass.cached_pass(pair, data, what="gate samples", key="gs",
+                                 path_of=lambda lm: G.cache_path(lm.source, data),
+                                 load=lambda p: _load(str(p), p.stat().st_mtime_ns), compute=compute)
 
 
 def series_options(samples: dict[str, G.GateSample]) -> list[str]:

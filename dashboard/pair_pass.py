@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import streamlit as st
 
@@ -16,6 +17,24 @@ from se_core.models.weights import LoadedModel, LoadedPair
 
 Roles = tuple[tuple[str, LoadedModel], ...]
 Compute = Callable[[str, LoadedModel, Progress, StopCheck], object]
+T = TypeVar("T")
+
+
+def cached_pass(pair: LoadedPair, data: ImageSet, *, what: str, key: str, path_of: Callable[[LoadedModel], Path],
+                load: Callable[[Path], T], compute: Compute) -> dict[str, T] | None:
+    """Every model's result on ``data`` from its disk cache file (``path_of``, read by ``load``), else the
+    Compute controls of :func:`compute_both` (``None`` until the page reruns with the files written)."""
+    roles = model_roles(pair, what)
+    if roles is None:
+        return None
+    paths = {role: path_of(lm) for role, lm in roles}
+    if all(p.is_file() for p in paths.values()):
+        try:
+            return {role: load(p) for role, p in paths.items()}
+        except S.StatsError:
+            pass  # damaged cache entries are computed again below
+    compute_both(roles, data, compute, what=what, key=key)
+    return None
 
 
 def model_roles(pair: LoadedPair, what: str) -> Roles | None:
