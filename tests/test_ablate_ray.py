@@ -178,6 +178,15 @@ def test_embedded_ray_listens_on_loopback_only_with_token_auth(monkeypatch: pyte
                 intruder.wait(timeout=30)
             text = log.read_text(errors="replace")
             assert "InvalidAuthToken" in text and "joined" not in text
+            # a trial larger than every node is refused up front instead of waiting forever
+            from se_core.runs.ablate import Resources, SpecError
+            work_dir = Path(tmp) / "big"
+            spec = work_dir / "tiny.toml"
+            work_dir.mkdir()
+            spec.write_text(tiny_sweep_spec(seeds="[0]", epochs=1))
+            with pytest.raises(SpecError, match="no Ray node can hold a trial of 4 CPU"):
+                run_sweep(load_spec(spec), table=work_dir / "t.csv", runs_root=work_dir, resources=Resources(4.0),
+                          log=lambda s: None)
         assert not ray.is_initialized()
         assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in os.environ  # not left to this process's later children
     finally:
