@@ -69,6 +69,13 @@ def _session_alive(sid: int) -> bool:
     return False
 
 
+def _pid_gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 def _wait(cond: Callable[[], bool], what: str, proc: subprocess.Popen | None = None, timeout: float = 300.0) -> None:
     t0 = time.monotonic()
     while not cond():
@@ -279,7 +286,10 @@ def test_worker_node_and_driver_killed_on_a_two_node_cluster(work: dict, cluster
         second = running_mid()
         assert second is not None
         at_driver_kill = _epochs(second)
+        orphan = json.loads((second / "running.json").read_text())["pid"]
         _kill_driver(p)
+        # Ray stops a dead driver's trials: no orphan keeps training beside the re-run
+        _wait(lambda: _pid_gone(orphan), "the dead driver's trial stopped", timeout=120)
         # 3) the same command again finishes the sweep
         p = _driver(work, "clu", *args)
         assert "2/2 trial(s)" in _finish(p)
