@@ -40,11 +40,15 @@ def render() -> None:
                  "from ../shared/reference/.")
         ref = pd.DataFrame(columns=[*tables.REFERENCE_COLUMNS, "our_axis", "our_setting", "d_vs_vanilla", "d_vs_se"])
 
-    @st.fragment(run_every=live.refresh_every(live.progress(path)))
+    every = live.refresh_every(live.progress(path))
+
+    @st.fragment(run_every=every)
     def results(df: pd.DataFrame | None) -> None:
         """Re-run every few seconds while a sweep writes this table: its progress, and the rows as they land."""
-        df = abl.reread(path, df)
-        live.panel(live.progress(path))
+        df, prog = abl.reread(path, df), live.progress(path)
+        if every and not live.is_live(prog):
+            st.rerun()  # the sweep ended: one full run draws the final state and stops the polling
+        live.panel(prog)
         if df is not None:
             c = st.columns(4)
             c[0].metric("Trials", len(df))
