@@ -56,7 +56,7 @@ def table_source() -> tuple[pd.DataFrame | None, str | None, Path | None]:
             if not shipped:
                 st.info("No ablation table is shipped yet (data/ablations/ is empty). Produce it with\n\n"
                         f"```\n{RUN_COMMAND}\n```\n\nwhich writes `data/ablations/resnet20-cifar10.csv` and its "
-                        "provenance JSON (resumable; see docs/ablations.md for --jobs, --shard and merging). "
+                        "provenance JSON (resumable; see docs/ablations.md for running on a Ray cluster). "
                         "The paper's reference rows are shown below meanwhile.")
                 return None, None, None
             names = [p.name for p in shipped]
@@ -87,6 +87,18 @@ def table_source() -> tuple[pd.DataFrame | None, str | None, Path | None]:
     except OSError as e:
         st.error(f"The table could not be read ({e.strerror or e}); check the file and try again.")
         return None, None, None
+
+
+def reread(p: Path | None, df: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Table file ``p`` as it is now (a running sweep adds rows); ``df`` (what was shown) for an upload,
+    or while the file cannot be read; a table that turned invalid is reported, and ``df`` kept."""
+    if p is None:
+        return df
+    try:
+        return _from_path(p)
+    except (TableError, OSError) as e:
+        st.warning(f"The table changed and cannot be re-read right now ({e}); showing the rows read before.")
+        return df
 
 
 def provenance(p: Path | None) -> dict | None:

@@ -18,6 +18,9 @@ change the environment after import).
 | ``SE_LENS_TIMM_URL_BASE`` | the same for timm weights published only by URL (no hub copy) | timm's own URL |
 | ``SE_LENS_DOWNLOAD_TIMEOUT`` | seconds without a byte before a download is given up | ``30`` |
 | ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` | ``torchrun``'s distributed set-up | one process |
+| ``SE_LENS_RAY_ADDRESS`` | the Ray cluster ``ablate run`` joins (``auto``, ``host:port``, ``ray://host:10001``); ``--address`` wins | an embedded local Ray |
+| ``SE_LENS_RAY_TMPDIR`` | the embedded Ray's session files (logs, sockets) | Ray's own (``/tmp/ray``) |
+| ``RAY_AUTH_MODE`` | Ray's token authentication; ``disabled`` is refused for the embedded instance | ``token`` for the embedded instance |
 """
 from __future__ import annotations
 
@@ -123,3 +126,18 @@ class Dist:
 
 def dist() -> Dist:
     return Dist(int(env("RANK", "0")), int(env("WORLD_SIZE", "1")), int(env("LOCAL_RANK", "0")))
+
+
+def ray_address() -> str:
+    """The Ray cluster a sweep joins (``SE_LENS_RAY_ADDRESS``); empty: start an embedded local instance."""
+    return env("SE_LENS_RAY_ADDRESS")
+
+
+def ray_temp_dir() -> str:
+    """Where the embedded Ray keeps its session files (``SE_LENS_RAY_TMPDIR``); empty: Ray's default."""
+    return env("SE_LENS_RAY_TMPDIR")
+
+
+def ray_auth_mode() -> str:
+    """Ray's own ``RAY_AUTH_MODE`` as set (lower case), empty when unset; the runner keeps token auth on."""
+    return env("RAY_AUTH_MODE").lower()

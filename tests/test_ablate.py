@@ -1,25 +1,19 @@
 """The ablation runner (``se_core.runs.ablate``) and the result-table loader (``se_core.runs.tables``).
 
 A tiny sweep (no-SE + default SE, 2 seeds, 1 epoch on 128 training / 50 test images) runs end to
-end in this process; a kill-and-resume test runs the real CLI as a subprocess, SIGKILLs it after
-its first row and again in the middle of a trial, restarts it, and compares the final table with an
-uninterrupted run's (timing, date and invocation columns excluded).
+end in this process (``in_process``: no Ray). The runs on Ray, with the driver and a worker node
+killed mid-sweep, are tests/test_ablate_ray.py.
 """
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from support import REPO_ROOT, needs_cifar, subprocess_env, tiny_sweep_spec
+from support import REPO_ROOT, needs_cifar, tiny_sweep_spec
 
 from se_core.runs import ablate, tables
-from se_core.runs.ablate import SpecError, load_spec, merge_tables, parse_spec, plan, run_sweep
+from se_core.runs.ablate import Resources, SpecError, load_spec, parse_spec, plan, run_sweep
 from se_core.runs.tables import TableError, load_ablation_table
 
 
@@ -29,18 +23,13 @@ def tiny_spec(tmp: Path, seeds: str = "[0, 1]", epochs: int = 1, name: str = "ti
     return p
 
 
-def stable(df: pd.DataFrame) -> pd.DataFrame:
-    """The columns that must not depend on when, where or how a trial ran."""
-    return df.drop(columns=list(tables.VOLATILE)).reset_index(drop=True)
-
-
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("ablate")
     spec = tiny_spec(tmp)
     sweep = load_spec(spec)
     table = tmp / "tiny.csv"
-    res = run_sweep(sweep, table=table, runs_root=tmp / "runs", threads=1, in_process=True, command="pytest",
+    res = run_sweep(sweep, table=table, runs_root=tmp / "runs", in_process=True, command="pytest",
                     log=lambda s: None)
     return {"tmp": tmp, "spec": spec, "sweep": sweep, "table": table, "res": res, "runs": tmp / "runs"}
 
@@ -117,19 +106,29 @@ def test_cli_reports_spec_errors_without_traceback(tmp_path: Path, capsys: pytes
     assert ablate.main(["run", str(p), "--table", str(tmp_path / "t.csv")]) == 2
     assert "error:" in capsys.readouterr().err
     assert ablate.main(["plan", str(tmp_path / "missing.toml")]) == 2
-    with pytest.raises(SpecError, match="--shard"):
-        ablate.parse_shard("2/2")
+    good = tmp_path / "good.toml"
+    good.write_text(tiny_sweep_spec(seeds="[0]", epochs=1))
+    assert ablate.main(["run", str(good), "--table", str(tmp_path / "t.csv"), "--cpus-per-trial", "0"]) == 2
+    assert "cpus > 0" in capsys.readouterr().err
 
 
-def test_threads_and_torchrun_command() -> None:
-    assert ablate.threads_per_trial(1, cores=16) == 16
-    assert ablate.threads_per_trial(3, cores=16) == 5
-    assert ablate.threads_per_trial(4, nproc=2, cores=16) == 2
-    assert ablate.threads_per_trial(8, cores=2) == 1
-    cmd = ablate.trial_command(Path("/x/t1"), 4, "torchrun", 2, False)
-    assert cmd[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
-    assert cmd[6:] == ["se_core.ablate", "trial", "/x/t1", "--threads", "4"]
-    assert ablate.trial_command(Path("/x/t1"), 1, "none", 1, False)[1:4] == ["-m", "se_core.ablate", "trial"]
+def test_resources_come_from_the_spec_and_flags_override_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = tiny_sweep_spec(seeds="[0]", epochs=1)
+    assert parse_spec(text).resources == Resources(1.0, 0.0)
+    sweep = parse_spec(text + "[resources]\ncpus_per_trial = 2\ngpus_per_trial = 0.25\n", "r.toml")
+    assert sweep.resources == Resources(2.0, 0.25) and sweep.resources.threads == 2
+    assert sweep.resources.replace(None, 0.5) == Resources(2.0, 0.5)
+    assert Resources(0.5).threads == 1  # half a core still trains on one thread
+    for bad, needle in (("cpus_per_trial = 0", "cpus > 0"), ("gpus_per_trial = 1.5", "fraction of one GPU"),
+                        ("cpus_per_trial = \"two\"", "[resources].cpus_per_trial"), ("memory = 1", "'memory'")):
+        with pytest.raises(SpecError, match="r.toml") as e:
+            parse_spec(text + f"[resources]\n{bad}\n", "r.toml")
+        assert needle in str(e.value), (needle, str(e.value))
+    # the embedded Ray never starts with authentication off
+    from se_core.runs.ablate import connect
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    with pytest.raises(SpecError, match="RAY_AUTH_MODE=disabled"), connect(""):
+        pass
 
 
 # ----------------------------------------------------------------------------------------- runner
@@ -170,15 +169,14 @@ def test_tiny_sweep_end_to_end(tiny_run: dict) -> None:
 @needs_cifar
 def test_rerun_skips_finished_trials_and_keeps_the_table(tiny_run: dict, tmp_path: Path) -> None:
     before = tiny_run["table"].read_bytes()
-    res = run_sweep(tiny_run["sweep"], table=tiny_run["table"], runs_root=tiny_run["runs"], threads=1,
-                    in_process=True, command="pytest", log=lambda s: None)
+    res = run_sweep(tiny_run["sweep"], table=tiny_run["table"], runs_root=tiny_run["runs"], in_process=True, command="pytest", log=lambda s: None)
     assert res.ran == [] and res.done == 4
     assert tiny_run["table"].read_bytes() == before
     # An axis added to the spec that needs no new trial relabels the existing rows, trains nothing.
     wider = tmp_path / "wider.csv"
     wider.write_bytes(before)
     sweep2 = parse_spec(tiny_run["spec"].read_text() + 'squeeze = ["avg"]\n', "wider.toml")
-    res = run_sweep(sweep2, table=wider, runs_root=tiny_run["runs"], threads=1, in_process=True, log=lambda s: None)
+    res = run_sweep(sweep2, table=wider, runs_root=tiny_run["runs"], in_process=True, log=lambda s: None)
     assert res.ran == []
     df = load_ablation_table(wider)
     assert all("squeeze:avg" in a for a in df.loc[df["axis"] == "default", "axes"])
@@ -186,104 +184,11 @@ def test_rerun_skips_finished_trials_and_keeps_the_table(tiny_run: dict, tmp_pat
 
 
 @needs_cifar
-def test_shards_collect_and_merge_back(tiny_run: dict, tmp_path: Path) -> None:
-    sweep, runs = tiny_run["sweep"], tiny_run["runs"]
-    parts = []
-    for i in (0, 1):
-        t = tmp_path / f"s{i}.csv"
-        # the trial dirs already hold row.json, so the shards collect without training
-        res = run_sweep(sweep, table=t, runs_root=runs, shard=(i, 2), threads=1, command="pytest", log=lambda s: None)
-        assert res.total == 2 and res.failed == []
-        assert list(load_ablation_table(t)["index"]) == [i, i + 2]
-        parts.append(t)
-    out = tmp_path / "merged.csv"
-    merged = merge_tables(parts + [parts[0]], out)  # an identical duplicate is fine
-    pd.testing.assert_frame_equal(stable(merged), stable(load_ablation_table(tiny_run["table"])))
-    assert ablate.provenance_path(out).is_file()
-    # a conflicting duplicate is refused, naming the trial and column
-    bad = tmp_path / "bad.csv"
-    df = pd.read_csv(parts[0], dtype=str, keep_default_na=False)
-    df.loc[0, "top1_err"] = "1.5"
-    df.to_csv(bad, index=False)
-    with pytest.raises(TableError, match=f"trial {df.loc[0, 'trial_id']} conflicts.*top1_err"):
-        merge_tables([parts[0], bad], tmp_path / "x.csv")
-    assert ablate.main(["merge", str(parts[0]), str(bad), "-o", str(tmp_path / "y.csv")]) == 2
-    # a table holding trials of another sweep is not silently extended
-    with pytest.raises(SpecError, match="not in this sweep shard 1/2"):
-        run_sweep(sweep, table=parts[0], runs_root=runs, shard=(1, 2), threads=1, log=lambda s: None)
-
-
-def _rows(table: Path) -> int:
-    try:
-        return max(0, len([ln for ln in table.read_text().splitlines() if ln.strip()]) - 1)
-    except FileNotFoundError:
-        return 0
-
-
-def _start(spec: Path, table: Path, runs: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "se_core.ablate", "run", str(spec), "--table", str(table),
-                             "--runs-root", str(runs), "--threads", "1"], cwd=REPO_ROOT, env=subprocess_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-
-
-def _kill_when(proc: subprocess.Popen, cond, timeout: float = 120.0) -> None:
-    t0 = time.monotonic()
-    try:
-        while not cond():
-            assert proc.poll() is None, f"runner ended early: {proc.stderr.read().decode()[-2000:]}"
-            assert time.monotonic() - t0 < timeout, "condition not reached in time"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)  # the runner only; its trial child dies with it (PDEATHSIG)
-        proc.wait(timeout=30)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # anything left of this session (started by this test)
-        except (ProcessLookupError, PermissionError):
-            pass
-        proc.stderr.close()
-
-
-@needs_cifar
-def test_sigkill_and_resume_gives_the_same_table(tmp_path: Path) -> None:
-    spec = tiny_spec(tmp_path, seeds="[0]", epochs=2)
-    sweep = load_spec(spec)
-    trials = plan(sweep)
-    assert len(trials) == 2
-    ref_table = tmp_path / "ref.csv"
-    run_sweep(sweep, table=ref_table, runs_root=tmp_path / "ref_runs", threads=1, in_process=True, command="ref",
-              log=lambda s: None)
-
-    table, runs = tmp_path / "t.csv", tmp_path / "runs"
-    second = runs / sweep.name / trials[1].trial_id
-    # 1) killed right after the first row appears
-    _kill_when(_start(spec, table, runs), lambda: _rows(table) >= 1)
-    assert _rows(table) == 1
-    load_ablation_table(table)  # never a half-written table
-    # 2) killed in the middle of the second trial: a checkpoint exists, the trial has not finished
-    log = second / "trial.log"
-    launches = log.read_text(errors="replace").count("=== ") if log.is_file() else 0
-    _kill_when(_start(spec, table, runs),
-               lambda: log.is_file() and log.read_text(errors="replace").count("=== ") > launches
-               and (second / "last.safetensors").is_file() and not (second / "final.json").is_file())
-    assert _rows(table) == 1
-    # 3) finishes
-    proc = _start(spec, table, runs)
-    try:
-        _, err = proc.communicate(timeout=300)
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    assert proc.returncode == 0, err.decode()[-3000:]
-    got, want = load_ablation_table(table), load_ablation_table(ref_table)
-    assert list(got["trial_id"]) == [t.trial_id for t in trials]
-    pd.testing.assert_frame_equal(stable(got), stable(want))
-    # the last launch of the second trial resumed from its checkpoint instead of starting over
-    sections = log.read_text(errors="replace").split("=== ")
-    assert len(sections) >= 3  # '' + killed launch + final launch
-    if "epoch" in sections[-1]:
-        assert "epoch 1/2" not in sections[-1]
+def test_a_table_with_trials_of_another_sweep_is_not_extended(tiny_run: dict, tmp_path: Path) -> None:
+    other = parse_spec(tiny_run["spec"].read_text().replace("seeds = [0, 1]", "seeds = [5]"), "other.toml")
+    with pytest.raises(SpecError, match="not in this sweep"):
+        run_sweep(other, table=tiny_run["table"], runs_root=tmp_path, in_process=True, log=lambda s: None)
+    assert not ablate.progress_path(tiny_run["table"]).exists()  # in-process runs write no live progress
 
 
 # ------------------------------------------------------------------------------------------ loader

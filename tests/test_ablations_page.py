@@ -29,7 +29,7 @@ def tiny_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = tmp / "tiny.toml"
     spec.write_text(SPEC)
     table = tmp / "tiny-page.csv"
-    res = run_sweep(load_spec(spec), table=table, runs_root=tmp / "runs", threads=1, in_process=True,
+    res = run_sweep(load_spec(spec), table=table, runs_root=tmp / "runs", in_process=True,
                     command="pytest", log=lambda s: None)
     assert res.done == 4 and not res.failed
     return table
@@ -128,7 +128,7 @@ def test_unfinished_sweep_says_how_far_it_got(tiny_data_dir, tiny_table: Path, t
     shipped.mkdir()
     shutil.copy(tiny_table, shipped / tiny_table.name)
     prov = json.loads(provenance_path(tiny_table).read_text())
-    prov.update(trials_in_shard=34, trials_done=4, finished=None)
+    prov.update(trials_in_sweep=34, trials_done=4, finished=None)
     provenance_path(shipped / tiny_table.name).write_text(json.dumps(prov))
     at = _app(monkeypatch, shipped)
     assert not _errors(at)
@@ -188,3 +188,40 @@ def test_typed_path_is_confined_to_the_data_roots(tiny_data_dir, tiny_table: Pat
     at.text_input(key="abl_path").input("broken.csv").run()
     assert not at.exception and "lacks the required column" in _errors(at)[0] and "'arch'" in _errors(at)[0]
     assert len(_paper_titles(_figures(at))) == len(tables.AXES)
+
+
+def test_a_running_sweep_shows_its_live_progress(tiny_data_dir, tiny_table: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The progress file the runner writes beside the table drives a panel that refreshes itself
+    (st.fragment with run_every while the file is fresh), and a stale one says the driver stopped."""
+    import time
+
+    from dashboard import sweep_progress
+    from se_core.runs.ablate import progress_path
+
+    shipped = tmp_path / "ablations"
+    shipped.mkdir()
+    shutil.copy(tiny_table, shipped / tiny_table.name)
+    running = [{"trial_id": "abcdef123456", "index": 4, "axis": "excitation", "setting": "tanh", "seed": 2,
+                "epoch": 3, "epochs": 10, "top1_err": 41.5, "node_ip": "127.0.0.1", "node_id": "n1", "pid": 1,
+                "started": "now"}]
+    doc = {"sweep": "tiny-page", "state": "running", "cluster": "embedded local Ray (127.0.0.1)", "total": 6,
+           "done": 4, "running": running, "queued": 1, "updated": "just now", "updated_unix": time.time(),
+           "failed": [{"trial_id": "fff000fff000", "axis": "excitation", "setting": "relu", "seed": 2,
+                       "error": "ValueError: boom"}]}
+    progress_path(shipped / tiny_table.name).write_text(json.dumps(doc))
+    assert sweep_progress.refresh_every(doc) == sweep_progress.REFRESH_S
+    at = _app(monkeypatch, shipped)
+    assert not at.exception
+    assert any("running on embedded local Ray (127.0.0.1): 4 of 6 trials done, 1 running, 1 queued, 1 failed" in i.value
+               for i in at.info)
+    fig = _figures(at)["Running trials: epochs done, current test top-1 error"]
+    assert _array(fig["data"][0]["x"]) == [3.0] and fig["data"][0]["text"] == ["41.5% err"]
+    assert any("1 trial(s) failed" in e for e in _errors(at))
+    assert "Ours: Excitation gate, CIFAR-10 test top-1 error" in _figures(at)  # the rows so far, charted
+
+    doc.update(updated_unix=time.time() - 3600)  # the driver died an hour ago
+    assert sweep_progress.refresh_every(doc) is None
+    progress_path(shipped / tiny_table.name).write_text(json.dumps(doc))
+    at = _app(monkeypatch, shipped)
+    assert not at.exception and any("driver has stopped" in w.value for w in at.warning)

@@ -410,3 +410,16 @@ def test_figures_never_touch_streamlit(path: Path) -> None:
     names = [a.name for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Import) for a in n.names]
     names += [n.module or "" for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ImportFrom)]
     assert not [m for m in names if m.split(".")[0] == "streamlit" or m.startswith("dashboard.") and "figures" not in m]
+
+
+def test_progress_fig_shows_each_running_trials_epochs_and_error() -> None:
+    running = [{"trial_id": "abcdef123456", "axis": "excitation", "setting": "tanh", "seed": 1, "epoch": 3, "epochs": 10,
+                "top1_err": 41.25},
+               {"trial_id": "0123456789ab", "axis": "baseline", "setting": "no SE", "seed": 0, "epoch": 0, "epochs": 10,
+                "top1_err": None}]
+    fig = valid(ablations.progress_fig(running))
+    done, togo = fig["data"]
+    assert list(arr(done["x"])) == [3, 0] and list(arr(togo["x"])) == [7, 10]
+    assert done["text"] == ["41.2% err", "–"] and done["y"][0] == "excitation=tanh s1 (abcdef)"
+    assert fig["layout"]["barmode"] == "stack" and fig["layout"]["xaxis"]["range"] == [0, 10.0]
+    assert valid(ablations.progress_fig([]))["data"][0]["y"] == []

@@ -88,3 +88,22 @@ def cost_fig(summary: pd.DataFrame, axis: str) -> go.Figure:
 
 __all__ = ["DELTA_COLORS", "OTHER_COLOR", "PAPER_COLOR", "cost_fig", "delta_fig", "ours_fig", "paper_fig",
            "setting_color"]
+
+
+def progress_fig(running: list[dict]) -> go.Figure:
+    """Each running trial's epochs done out of its total, labelled with its current test error (from the
+    sweep's progress file, :mod:`se_core.runs.ablate.progress`)."""
+    names = [f"{r['axis']}={r['setting']} s{r['seed']} ({r['trial_id'][:6]})" for r in running]
+    done = np.asarray([r.get("epoch") or 0 for r in running], dtype=float)
+    total = np.asarray([r.get("epochs") or 0 for r in running], dtype=float)
+    text = ["–" if r.get("top1_err") is None else f"{r['top1_err']:.1f}% err" for r in running]
+    traces = [dict(type="bar", orientation="h", y=names, x=done, name="epochs done", text=text,
+                   textposition="auto", marker={"color": PAIR_COLORS["se"]},
+                   hovertemplate="%{y}: epoch %{x} · %{text}<extra></extra>"),
+              dict(type="bar", orientation="h", y=names, x=np.maximum(total - done, 0), name="to go",
+                   marker={"color": "#dee2e6"}, hoverinfo="skip")]
+    return figure(traces, {
+        "barmode": "stack", "height": 120 + 32 * len(running), "margin": {"l": 60, "r": 20, "t": 50, "b": 40},
+        "title": {"text": "Running trials: epochs done, current test top-1 error", "x": 0, "font": {"size": 13}},
+        "xaxis": {"title": title("epoch"), "range": [0, float(total.max()) if len(total) else 1]},
+        "yaxis": {"type": "category", "automargin": True}, "showlegend": False})

@@ -211,7 +211,7 @@ def load_ablation_table(src: str | os.PathLike | bytes, *, max_mb: float = MAX_T
         i = int(dup.index[0])
         first = int(df.index[df["trial_id"] == df.at[i, "trial_id"]][0])
         raise TableError(f"{label}: trial {df.at[i, 'trial_id']!r} appears twice ({where(first)} and {where(i)}); "
-                         "merge shards with `python -m se_core.ablate merge`.")
+                         "keep one of the two rows.")
     extra = [c for c in df.columns if c not in SCHEMA]
     return df[list(COLUMNS) + extra].reset_index(drop=True)
 

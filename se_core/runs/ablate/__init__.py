@@ -9,46 +9,50 @@ axis). Each trial (config x seed, id = hash of its ``TrainConfig``) is one
 table (schema: :mod:`se_core.runs.tables`), by default ``data/ablations/<sweep>.csv``, with a
 provenance JSON beside it.
 
-Resumable: killed at any moment (SIGKILL included) and started again, the runner skips trials in
-the table, resumes the interrupted one from its ``last.safetensors``, and ends with the same
-table. The table is rewritten whole to a temp file and renamed, so it never holds half a row.
+Runs on Ray: with no address an embedded local Ray sized to the machine (bound to 127.0.0.1,
+token authentication on); ``--address auto|HOST:PORT|ray://HOST:10001`` joins a cluster. Each trial
+is one Ray task reserving ``[resources]`` (or ``--cpus-per-trial``/``--gpus-per-trial``); Ray's
+resource accounting decides how many run at once, and re-runs a trial whose worker or node died.
+
+Resumable: the driver killed at any moment (SIGKILL included) and started again skips trials in
+the table and resumes interrupted ones from their ``last.safetensors``, ending with the same table.
+The table is rewritten whole to a temp file and renamed, so it never holds half a row; the live
+state goes to ``<table>.progress.json`` beside it (read by the Ablations page).
 
 Commands::
 
-    python -m se_core.ablate run sweeps/default.toml [--jobs N] [--shard i/k] [--launcher torchrun --nproc P]
+    python -m se_core.ablate run sweeps/default.toml [--address auto] [--cpus-per-trial 2] [--gpus-per-trial 0.25]
     python -m se_core.ablate plan sweeps/default.toml          # list the trials, train nothing
-    python -m se_core.ablate merge A.csv B.csv -o out.csv      # join shard tables
     python -m se_core.ablate summary sweeps/default.toml [--docs docs/ablations.md]  # per-axis Markdown tables
 """
 from __future__ import annotations
 
 from se_core.runs.ablate.cli import SUMMARY_BLOCK, default_table, main, summary_lines
-from se_core.runs.ablate.runner import (
-    SweepResult,
-    available_cores,
-    make_row,
-    run_sweep,
-    run_trial,
-    threads_per_trial,
-    trial_command,
-)
+from se_core.runs.ablate.cluster import Cluster, connect
+from se_core.runs.ablate.progress import progress_path, read_progress
+from se_core.runs.ablate.runner import SweepResult, make_row, run_sweep, run_trial, trial_task
 from se_core.runs.ablate.spec import (
     NAME_RE,
+    RESOURCE_KEYS,
     RUNS_ROOT,
     SE_KEYS,
     SECTIONS,
     SWEEP_KEYS,
     TABLE_DIR,
     TRAIN_KEYS,
+    Resources,
     SpecError,
     Sweep,
     Trial,
     load_spec,
-    parse_shard,
     parse_spec,
     plan,
     trial_id,
 )
-from se_core.runs.ablate.table import merge_tables, provenance_path, read_provenance, read_rows, write_table
+from se_core.runs.ablate.table import provenance_path, read_provenance, read_rows, write_table
 
-__all__ = ["read_provenance", "NAME_RE", "RUNS_ROOT", "SECTIONS", "SE_KEYS", "SUMMARY_BLOCK", "SWEEP_KEYS", "SpecError", "Sweep", "SweepResult", "TABLE_DIR", "TRAIN_KEYS", "Trial", "available_cores", "default_table", "load_spec", "main", "make_row", "merge_tables", "parse_shard", "parse_spec", "plan", "provenance_path", "read_rows", "run_sweep", "run_trial", "summary_lines", "threads_per_trial", "trial_command", "trial_id", "write_table"]
+__all__ = ["Cluster", "NAME_RE", "RESOURCE_KEYS", "RUNS_ROOT", "Resources", "SECTIONS", "SE_KEYS", "SUMMARY_BLOCK",
+           "SWEEP_KEYS", "SpecError", "Sweep", "SweepResult", "TABLE_DIR", "TRAIN_KEYS", "Trial", "connect",
+           "default_table", "load_spec", "main", "make_row", "parse_spec", "plan", "progress_path", "provenance_path",
+           "read_progress", "read_provenance", "read_rows", "run_sweep", "run_trial", "summary_lines", "trial_id",
+           "trial_task", "write_table"]

@@ -1,4 +1,4 @@
-"""``python -m se_core.ablate``: run, plan, merge and summarise sweeps."""
+"""``python -m se_core.ablate``: run (on Ray), plan and summarise sweeps."""
 from __future__ import annotations
 
 import argparse
@@ -13,9 +13,8 @@ import pandas as pd
 
 from se_core.config import REPO_ROOT
 from se_core.runs import tables
-from se_core.runs.ablate.runner import run_sweep, run_trial
-from se_core.runs.ablate.spec import RUNS_ROOT, TABLE_DIR, SpecError, Sweep, load_spec, parse_shard, plan
-from se_core.runs.ablate.table import merge_tables
+from se_core.runs.ablate.runner import run_sweep
+from se_core.runs.ablate.spec import RUNS_ROOT, TABLE_DIR, SpecError, Sweep, load_spec, plan
 from se_core.runs.tables import TableError
 from se_core.util.docblock import fill_block
 from se_core.util.paths import repo_relative
@@ -53,9 +52,8 @@ def _test_images(df: pd.DataFrame) -> str:
     return f"the {n.pop():,} test images" if len(n) == 1 else "the test set (sizes differ between rows; see test_n)"
 
 
-def default_table(sweep: Sweep, shard: tuple[int, int]) -> Path:
-    i, k = shard
-    return TABLE_DIR / (f"{sweep.name}.csv" if k == 1 else f"{sweep.name}.shard{i}of{k}.csv")
+def default_table(sweep: Sweep) -> Path:
+    return TABLE_DIR / f"{sweep.name}.csv"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,63 +62,52 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["run", *argv]
     ap = argparse.ArgumentParser(prog="python -m se_core.ablate", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="run (or resume) a sweep")
+    r = sub.add_parser("run", help="run (or resume) a sweep on Ray")
     r.add_argument("spec", help="TOML sweep spec, e.g. sweeps/default.toml")
-    r.add_argument("--table", help="result CSV (default data/ablations/<sweep>.csv, .shardIofK.csv with --shard)")
-    r.add_argument("--runs-root", default=str(RUNS_ROOT), help="trial run dirs go to RUNS_ROOT/<sweep>/<trial_id>/")
-    r.add_argument("--jobs", type=int, default=1, help="trials in parallel, each a separate process")
-    r.add_argument("--threads", type=int, default=None, help="torch threads per trial (default cores // (jobs*nproc))")
-    r.add_argument("--shard", default="0/1", help="i/k: run only trials with index %% k == i")
-    r.add_argument("--launcher", default="none", choices=("none", "torchrun"),
-                   help="torchrun: wrap each trial in python -m torch.distributed.run")
-    r.add_argument("--nproc", type=int, default=1, help="processes per trial with --launcher torchrun")
-    r.add_argument("--in-process", action="store_true", help="train in this process, one trial at a time (debugging)")
+    r.add_argument("--table", help="result CSV (default data/ablations/<sweep>.csv)")
+    r.add_argument("--runs-root", default=str(RUNS_ROOT),
+                   help="trial run dirs go to RUNS_ROOT/<sweep>/<trial_id>/ (on a cluster: a path every node sees)")
+    r.add_argument("--address", default=None,
+                   help="Ray cluster to join: auto, HOST:PORT or ray://HOST:10001 (default $SE_LENS_RAY_ADDRESS; "
+                        "unset: an embedded local Ray on 127.0.0.1 with token auth)")
+    r.add_argument("--cpus-per-trial", type=float, default=None, help="CPUs Ray reserves per trial (default [resources] "
+                   "in the spec, else 1); also the trial's torch threads")
+    r.add_argument("--gpus-per-trial", type=float, default=None,
+                   help="GPUs per trial; a fraction (0.25) lets several trials share one GPU (default [resources], else 0)")
+    r.add_argument("--max-retries", type=int, default=3,
+                   help="re-runs of a trial whose worker or node died (each resumes from its last checkpoint)")
+    r.add_argument("--in-process", action="store_true", help="no Ray: train in this process, one trial at a time (debugging)")
     r.add_argument("--progress", action="store_true", help="per-batch progress bars in each trial's log")
     p = sub.add_parser("plan", help="list the trials of a spec without training")
     p.add_argument("spec")
-    p.add_argument("--shard", default="0/1")
-    m = sub.add_parser("merge", help="merge shard tables, refusing conflicting duplicates")
-    m.add_argument("tables", nargs="+")
-    m.add_argument("-o", "--out", required=True)
     sm = sub.add_parser("summary", help="per-axis Markdown tables of a sweep's results beside the paper's rows")
     sm.add_argument("spec")
     sm.add_argument("--table", help="result CSV (default data/ablations/<sweep>.csv)")
     sm.add_argument("--docs", nargs="?", const=str(REPO_ROOT / "docs" / "ablations.md"), default=None,
                     help=f"also write the <!-- {SUMMARY_BLOCK}:begin/end --> block of this Markdown file "
                          "(default docs/ablations.md)")
-    t = sub.add_parser("trial", help="(internal) run one prepared trial directory")
-    t.add_argument("dir")
-    t.add_argument("--threads", type=int, default=None)
-    t.add_argument("--progress", action="store_true")
     a = ap.parse_args(argv)
     try:
-        if a.cmd == "trial":
-            run_trial(a.dir, threads=a.threads, progress=a.progress)
-            return 0
-        if a.cmd == "merge":
-            df = merge_tables(a.tables, a.out)
-            print(f"merged {len(a.tables)} table(s) into {a.out}: {len(df)} trial(s)")
-            return 0
         sweep = load_spec(a.spec)
         if a.cmd == "summary":
-            lines = summary_lines(sweep, a.table or default_table(sweep, (0, 1)), a.spec)
+            lines = summary_lines(sweep, a.table or default_table(sweep), a.spec)
             print("\n".join(lines))
             if a.docs:
                 fill_block(a.docs, SUMMARY_BLOCK, lines)
                 print(f"wrote the {SUMMARY_BLOCK} block of {a.docs}", file=sys.stderr)
             return 0
-        shard = parse_shard(a.shard)
         if a.cmd == "plan":
-            trials = [x for x in plan(sweep) if x.index % shard[1] == shard[0]]
+            trials = plan(sweep)
             for x in trials:
                 print(f"{x.index:4d} {x.trial_id} seed={x.config.seed} {x.axis}={x.setting}  [{x.axes_text}]")
             n_cfg = len({json.dumps({**x.config.to_dict(), 'seed': 0}, sort_keys=True) for x in trials})
             print(f"{len(trials)} trial(s): {n_cfg} config(s) x {len(sweep.seeds)} seed(s), "
                   f"{sweep.base.epochs} epoch(s) each")
             return 0
-        res = run_sweep(sweep, table=a.table or default_table(sweep, shard), runs_root=a.runs_root, jobs=a.jobs,
-                        shard=shard, launcher=a.launcher, nproc=a.nproc, threads=a.threads, in_process=a.in_process,
-                        progress=a.progress, command="python -m se_core.ablate " + shlex.join(argv))
+        res = run_sweep(sweep, table=a.table or default_table(sweep), runs_root=a.runs_root,
+                        resources=sweep.resources.replace(a.cpus_per_trial, a.gpus_per_trial), address=a.address,
+                        max_retries=a.max_retries, in_process=a.in_process, progress=a.progress,
+                        command="python -m se_core.ablate " + shlex.join(argv))
     except (SpecError, TableError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -133,5 +120,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM -> KeyboardInterrupt -> children stopped
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM -> KeyboardInterrupt -> Ray shut down
     sys.exit(main())

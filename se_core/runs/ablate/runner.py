@@ -1,49 +1,31 @@
-"""Running the trials: one trainer process each, resumable, several at once on the cores there are, rows as they finish."""
+"""Running the trials: one Ray task per trial, resumable, with rows and live progress written as trials land.
+
+Ray does the supervising the runner used to do by hand: it starts no more trials than the
+reserved CPUs/GPUs fit, kills a dead driver's trials, and re-runs a trial whose worker or node
+died (``max_retries``); the re-run resumes from the trial's ``last.safetensors``, so at most the
+epochs after the last checkpoint are redone. Trial folders live under the runs root, which every
+node must see at the same path (one machine, or a cluster's shared file system).
+"""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import shlex
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from se_core.config import REPO_ROOT, dist
 from se_core.models.build import build_from_checkpoint
 from se_core.models.costs import measure_cost
 from se_core.models.registry import get_spec
-from se_core.runs.ablate.spec import RUNS_ROOT, SpecError, Sweep, Trial, plan
+from se_core.runs.ablate import progress as prog
+from se_core.runs.ablate.spec import RUNS_ROOT, Resources, SpecError, Sweep, Trial, plan
 from se_core.runs.ablate.table import _now, provenance_path, read_rows, write_table
 from se_core.runs.train import TrainConfig, train
 from se_core.util.files import atomic_write_bytes
 from se_core.util.provenance import git_commit, hardware
-
-
-def _trial_lock(trial_dir: Path, rank: int):
-    """An exclusive lock on the trial dir, so an orphaned trial process and its restart never train
-    the same run at once (the second waits)."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def lock():
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no lock
-            yield
-            return
-        trial_dir.mkdir(parents=True, exist_ok=True)
-        with open(trial_dir / f".lock.{rank}", "w") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
-    return lock()
 
 
 def make_row(info: dict, cfg: TrainConfig, trial_dir: Path) -> dict:
@@ -71,50 +53,30 @@ def make_row(info: dict, cfg: TrainConfig, trial_dir: Path) -> dict:
     }
 
 
-def run_trial(trial_dir: str | os.PathLike, threads: int | None = None, progress: bool = False) -> dict | None:
-    """Train (or resume) the trial described by ``trial_dir/trial.json``; rank 0 writes ``row.json``
-    and returns the row (other ranks of a torchrun job return None)."""
+def run_trial(trial_dir: str | os.PathLike, threads: int = 1, progress: bool = False) -> dict:
+    """Train (or resume) the trial described by ``trial_dir/trial.json``; writes ``row.json`` and returns the row."""
     d = Path(trial_dir)
     info = json.loads((d / "trial.json").read_text())
     cfg = TrainConfig.from_dict(info["config"])
-    rank = dist().rank
-    with _trial_lock(d, rank):
-        train(cfg, d, threads=threads, progress=progress)
-        if rank != 0:
-            return None
-        row = make_row(info, cfg, d)
-        atomic_write_bytes(d / "row.json", json.dumps(row, indent=1).encode())
+    train(cfg, d, threads=threads, progress=progress)
+    row = make_row(info, cfg, d)
+    atomic_write_bytes(d / "row.json", json.dumps(row, indent=1).encode())
     return row
 
 
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+def trial_task(trial_dir: str, threads: int, progress: bool) -> dict:
+    """The body of a trial's Ray task: say where it runs (``running.json``), then train with the
+    output appended to ``trial.log``, one ``=== `` section per attempt."""
+    import ray
 
-
-def threads_per_trial(jobs: int, nproc: int = 1, cores: int | None = None) -> int:
-    """Torch threads for each process so ``jobs`` trials of ``nproc`` processes never oversubscribe the cores."""
-    return max(1, (cores or available_cores()) // max(1, jobs * nproc))
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: the trial process gets SIGKILL when the runner dies, so no orphan keeps training."""
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def trial_command(trial_dir: Path, threads: int, launcher: str, nproc: int, progress: bool) -> list[str]:
-    """The command that runs one trial: ``python -m se_core.ablate trial DIR`` (wrapped in
-    ``python -m torch.distributed.run --standalone --nproc_per_node P`` for ``launcher='torchrun'``)."""
-    tail = ["-m", "se_core.ablate", "trial", str(trial_dir), "--threads", str(threads)] + (["--progress"] if progress else [])
-    if launcher == "torchrun":
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *tail]
-    return [sys.executable, *tail]
+    d = Path(trial_dir)
+    ctx = ray.get_runtime_context()
+    atomic_write_bytes(d / "running.json", json.dumps({
+        "node_id": ctx.get_node_id(), "node_ip": ray.util.get_node_ip_address(), "pid": os.getpid(),
+        "started": _now(), "started_unix": time.time()}).encode())
+    with open(d / "trial.log", "a", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        print(f"\n=== {_now()} Ray task on node {ctx.get_node_id()[:12]} pid {os.getpid()}", flush=True)
+        return run_trial(d, threads=threads, progress=progress)
 
 
 @dataclass
@@ -124,162 +86,205 @@ class SweepResult:
     total: int
     ran: list[str]
     failed: list[str]
+    errors: dict[str, str] = field(default_factory=dict)
 
 
-def run_sweep(sweep: Sweep, *, table: str | os.PathLike, runs_root: str | os.PathLike = RUNS_ROOT, jobs: int = 1,
-              shard: tuple[int, int] = (0, 1), launcher: str = "none", nproc: int = 1, threads: int | None = None,
-              in_process: bool = False, progress: bool = False, command: str = "",
-              log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> SweepResult:
-    """Run the trials of ``shard`` not yet in ``table`` (resuming an interrupted one), writing each
-    finished trial's row into the table as it completes. Failed trials are reported, not fatal."""
-    if jobs < 1 or nproc < 1:
-        raise SpecError("--jobs and --nproc must be >= 1")
-    if launcher not in ("none", "torchrun"):
-        raise SpecError(f"--launcher must be 'none' or 'torchrun', got {launcher!r}")
-    table, runs = Path(table), Path(runs_root) / sweep.name
-    i, k = shard
-    trials = [t for t in plan(sweep) if t.index % k == i]
-    by_id = {t.trial_id: t for t in trials}
-    rows: dict[str, dict] = {}
-    if table.exists():
-        for r in read_rows(table):  # a broken table raises TableError: never overwrite it
-            if r["trial_id"] not in by_id:
-                raise SpecError(f"{table} holds trial {r['trial_id']} ({r['axis']}={r['setting']}, seed {r['seed']}) "
-                                f"that is not in this sweep{'' if k == 1 else f' shard {i}/{k}'}; use another --table, "
-                                "or remove that row if the spec changed on purpose")
-            t = by_id[r["trial_id"]]  # labels follow the current plan (e.g. an axis added to the spec)
-            rows[r["trial_id"]] = {**r, "sweep": sweep.name, "index": t.index, "axis": t.axis, "setting": t.setting,
-                                   "axes": t.axes_text}
-    for stale in table.parent.glob(f".{table.name}.*.tmp"):  # temp files of a killed writer
-        stale.unlink(missing_ok=True)
-    todo = [t for t in trials if t.trial_id not in rows]
-    threads = threads or threads_per_trial(jobs, nproc if launcher == "torchrun" else 1)
-    prov_file = provenance_path(table)
-    prov: dict = {}
-    if prov_file.is_file():
-        try:
-            prov = json.loads(prov_file.read_text())
-        except (OSError, ValueError):
-            prov = {}
-    invocation = {"command": command, "commit": git_commit(), "hardware": hardware(), "started": _now(),
-                  "jobs": jobs, "threads_per_trial": threads, "launcher": launcher, "nproc": nproc,
-                  "in_process": in_process}
-    prov = {"what": "SE ablation sweep results; one row per trial in the CSV beside this file",
-            "sweep": sweep.name, "description": sweep.description, "spec_file": sweep.source,
-            "spec_sha256": sweep.spec_sha256, "spec": sweep.spec, "table": table.name, "shard": f"{i}/{k}",
-            "runs_dir": str(runs), "trials_in_shard": len(trials),
-            "started": prov.get("started", invocation["started"]) if prov.get("spec_sha256") == sweep.spec_sha256
-            else invocation["started"],
-            "invocations": (prov.get("invocations", []) if prov.get("spec_sha256") == sweep.spec_sha256 else [])
-            + [invocation]}
+def _describe(t: Trial) -> str:
+    return f"{t.trial_id} {t.axis}={t.setting} seed {t.config.seed}"
 
-    def save() -> None:
-        if rows or table.exists():
-            write_table(table, list(rows.values()))
-        prov.update(trials_done=len(rows), updated=_now(), finished=_now() if len(rows) == len(trials) else None,
-                    failed=failed)
-        atomic_write_bytes(prov_file, json.dumps(prov, indent=2, default=str).encode())
 
-    ran: list[str] = []
-    failed: list[str] = []
-    log(f"sweep {sweep.name}: {len(trials)} trial(s) in shard {i}/{k}, {len(rows)} already in {table}, "
-        f"{len(todo)} to run ({jobs} job(s) x {threads} thread(s))")
-    save()
+def _error_text(e: BaseException) -> str:
+    """One line for the log and the progress file: the trial's own exception if it raised one."""
+    cause = getattr(e, "cause", None)
+    src = cause if isinstance(cause, BaseException) else e
+    lines = [ln for ln in str(src).strip().splitlines() if ln.strip()]
+    return f"{type(src).__name__}: {lines[-1] if lines else ''}"[:500]
 
-    def describe(t: Trial) -> str:
-        return f"{t.trial_id} {t.axis}={t.setting} seed {t.config.seed}"
 
-    def prepare(t: Trial) -> Path:
-        d = runs / t.trial_id
-        info = {"trial_id": t.trial_id, "index": t.index, "sweep": sweep.name, "axis": t.axis, "setting": t.setting,
-                "axes": t.axes_text, "config": t.config.to_dict(), "command": command}
+class _Sweep:
+    """One invocation of a sweep: the table, its provenance and its progress file, kept in step."""
+
+    def __init__(self, sweep: Sweep, table: Path, runs: Path, command: str, invocation: dict,
+                 log: Callable[[str], None]) -> None:
+        self.sweep, self.table, self.runs, self.command, self.log = sweep, table, runs, command, log
+        self.trials = plan(sweep)
+        by_id = {t.trial_id: t for t in self.trials}
+        self.rows: dict[str, dict] = {}
+        if table.exists():
+            for r in read_rows(table):  # a broken table raises TableError: never overwrite it
+                if r["trial_id"] not in by_id:
+                    raise SpecError(f"{table} holds trial {r['trial_id']} ({r['axis']}={r['setting']}, seed {r['seed']}) "
+                                    "that is not in this sweep; use another --table, or remove that row if the spec "
+                                    "changed on purpose")
+                t = by_id[r["trial_id"]]  # labels follow the current plan (e.g. an axis added to the spec)
+                self.rows[r["trial_id"]] = {**r, "sweep": sweep.name, "index": t.index, "axis": t.axis,
+                                            "setting": t.setting, "axes": t.axes_text}
+        for stale in table.parent.glob(f".{table.name}.*.tmp"):  # temp files of a killed writer
+            stale.unlink(missing_ok=True)
+        self.ran: list[str] = []
+        self.errors: dict[str, str] = {}
+        self.started_unix = time.time()
+        prov_file = provenance_path(table)
+        old: dict = {}
+        if prov_file.is_file():
+            try:
+                old = json.loads(prov_file.read_text())
+            except (OSError, ValueError):
+                old = {}
+        same = old.get("spec_sha256") == sweep.spec_sha256
+        self.prov = {"what": "SE ablation sweep results; one row per trial in the CSV beside this file",
+                     "sweep": sweep.name, "description": sweep.description, "spec_file": sweep.source,
+                     "spec_sha256": sweep.spec_sha256, "spec": sweep.spec, "table": table.name, "runs_dir": str(runs),
+                     "trials_in_sweep": len(self.trials),
+                     "started": old.get("started", invocation["started"]) if same else invocation["started"],
+                     "invocations": (old.get("invocations", []) if same else []) + [invocation]}
+
+    def trial_dir(self, t: Trial) -> Path:
+        return self.runs / t.trial_id
+
+    def prepare(self, t: Trial) -> Path:
+        d = self.trial_dir(t)
+        info = {"trial_id": t.trial_id, "index": t.index, "sweep": self.sweep.name, "axis": t.axis,
+                "setting": t.setting, "axes": t.axes_text, "config": t.config.to_dict(), "command": self.command}
         atomic_write_bytes(d / "trial.json", json.dumps(info, indent=1).encode())
         return d
 
-    def finished_row(t: Trial, d: Path) -> dict | None:
-        f = d / "row.json"
-        if f.is_file():
-            try:
-                row = json.loads(f.read_text())
-            except ValueError:
-                return None
-            if row.get("trial_id") == t.trial_id:
-                return {**row, "command": row.get("command") or command}
+    def finished_row(self, t: Trial) -> dict | None:
+        """The row a trial wrote when it finished (a run killed between the trial and the table write)."""
+        f = self.trial_dir(t) / "row.json"
+        try:
+            row = json.loads(f.read_text()) if f.is_file() else None
+        except (OSError, ValueError):
+            return None
+        if row and row.get("trial_id") == t.trial_id:
+            return {**row, "command": row.get("command") or self.command}
         return None
 
-    def record(t: Trial, row: dict, t0: float) -> None:
-        rows[t.trial_id] = row
-        ran.append(t.trial_id)
-        save()
-        log(f"[{len(rows)}/{len(trials)}] {describe(t)}: top-1 err {row['top1_err']:.2f}% "
-            f"({time.perf_counter() - t0:.0f} s)")
+    def record(self, t: Trial, row: dict, t0: float) -> None:
+        self.rows[t.trial_id] = row
+        self.ran.append(t.trial_id)
+        self.errors.pop(t.trial_id, None)
+        self.save()
+        self.log(f"[{len(self.rows)}/{len(self.trials)}] {_describe(t)}: top-1 err {row['top1_err']:.2f}% "
+                 f"({time.perf_counter() - t0:.0f} s)")
 
-    pending = list(todo)
-    if in_process:
-        import torch
-        torch.set_num_threads(threads)
+    def fail(self, t: Trial, e: BaseException) -> None:
+        self.errors[t.trial_id] = _error_text(e)
+        self.log(f"FAILED {_describe(t)}: {self.errors[t.trial_id]}; log {self.trial_dir(t) / 'trial.log'}")
+        self.save()
+
+    def save(self) -> None:
+        """The table (rows whole, atomically) and the provenance beside it."""
+        if self.rows or self.table.exists():
+            write_table(self.table, list(self.rows.values()))
+        self.prov.update(trials_done=len(self.rows), updated=_now(),
+                         finished=_now() if len(self.rows) == len(self.trials) else None, failed=sorted(self.errors))
+        atomic_write_bytes(provenance_path(self.table), json.dumps(self.prov, indent=2, default=str).encode())
+
+    def write_progress(self, state: str, pending: list[Trial], cluster: str) -> None:
+        running, queued = [], 0
         for t in pending:
-            d, t0 = prepare(t), time.perf_counter()
-            row = finished_row(t, d) or run_trial(d, threads=threads, progress=progress)
-            assert row is not None
-            record(t, row, t0)
-        return SweepResult(table, len(rows), len(trials), ran, failed)
+            d = self.trial_dir(t)
+            at = prog.attempt_info(d)
+            if at.get("started_unix", 0) < self.started_unix - 1:  # not started by this invocation yet
+                queued += 1
+                continue
+            epoch, err = prog.trial_epoch(d)
+            running.append({"trial_id": t.trial_id, "index": t.index, "axis": t.axis, "setting": t.setting,
+                            "seed": t.config.seed, "epoch": epoch, "epochs": t.config.epochs, "top1_err": err,
+                            "node_ip": at.get("node_ip"), "node_id": (at.get("node_id") or "")[:12],
+                            "pid": at.get("pid"), "started": at.get("started")})
+        by_id = {t.trial_id: t for t in self.trials}
+        prog.write_progress(prog.progress_path(self.table), {
+            "sweep": self.sweep.name, "table": self.table.name, "state": state, "cluster": cluster,
+            "driver_pid": os.getpid(), "updated": _now(), "updated_unix": time.time(), "total": len(self.trials),
+            "done": len(self.rows), "running": running, "queued": queued,
+            "failed": [{"trial_id": k, "axis": by_id[k].axis, "setting": by_id[k].setting, "seed": by_id[k].config.seed,
+                        "error": v} for k, v in self.errors.items()]})
 
-    ngpu = 0
-    if launcher == "none":
+
+def run_sweep(sweep: Sweep, *, table: str | os.PathLike, runs_root: str | os.PathLike = RUNS_ROOT,
+              resources: Resources | None = None, address: str | None = None, max_retries: int = 3,
+              in_process: bool = False, progress: bool = False, command: str = "", poll_s: float = 2.0,
+              log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> SweepResult:
+    """Run the trials not yet in ``table`` on Ray (an embedded local instance, or the cluster at
+    ``address``), resuming interrupted ones, writing each finished trial's row as it lands and the
+    live state to ``<table>.progress.json``. Failed trials are reported, not fatal; running again retries them."""
+    from se_core.runs.ablate.cluster import connect
+
+    res = resources or sweep.resources
+    if max_retries < 0:
+        raise SpecError(f"--max-retries must be >= 0, got {max_retries}")
+    table = Path(table)
+    invocation = {"command": command, "commit": git_commit(), "hardware": hardware(), "started": _now(),
+                  "cpus_per_trial": res.cpus, "gpus_per_trial": res.gpus, "in_process": in_process,
+                  "address": address or ""}
+    s = _Sweep(sweep, table, Path(runs_root) / sweep.name, command, invocation, log)
+    todo = []
+    for t in s.trials:
+        if t.trial_id in s.rows:
+            continue
+        s.prepare(t)
+        row = s.finished_row(t)
+        if row is not None:
+            s.record(t, row, time.perf_counter())
+        else:
+            todo.append(t)
+    log(f"sweep {sweep.name}: {len(s.trials)} trial(s), {len(s.rows)} in {table}, {len(todo)} to run "
+        f"({res.cpus:g} CPU(s), {res.gpus:g} GPU(s) per trial)")
+    s.save()
+    if in_process:
+        for t in todo:
+            t0 = time.perf_counter()
+            s.record(t, run_trial(s.trial_dir(t), threads=res.threads, progress=progress), t0)
+        return SweepResult(table, len(s.rows), len(s.trials), s.ran, [], {})
+    if not todo:
+        s.write_progress(prog.FINISHED, [], "")
+        return SweepResult(table, len(s.rows), len(s.trials), s.ran, [], {})
+
+    import ray
+
+    state, label = prog.STOPPED, ""
+    pending: list[Trial] = []
+    with connect(address) as cluster:
+        label = cluster.label
+        s.prov["invocations"][-1]["cluster"] = label
+        _check_fits(res, address or "", log)
+        log(f"on {label}")
+        task = ray.remote(trial_task).options(num_cpus=res.cpus, num_gpus=res.gpus, max_retries=max_retries,
+                                              retry_exceptions=False, name="se-lens-trial")
+        t0 = {t.trial_id: time.perf_counter() for t in todo}
+        refs = {task.remote(str(s.trial_dir(t)), res.threads, progress): t for t in todo}
+        pending = list(todo)
         try:
-            import torch
-            ngpu = torch.cuda.device_count()
-        except Exception:  # noqa: BLE001
-            ngpu = 0
-    running: dict[int, tuple[Trial, subprocess.Popen, float, Any]] = {}  # slot -> ...
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    try:
-        while pending or running:
-            while pending and len(running) < jobs:
-                t = pending.pop(0)
-                d, t0 = prepare(t), time.perf_counter()
-                row = finished_row(t, d)
-                if row is not None:
-                    record(t, row, t0)
-                    continue
-                slot = min(set(range(jobs)) - set(running))
-                cenv = dict(env)
-                if ngpu > 1:
-                    cenv["CUDA_VISIBLE_DEVICES"] = str(slot % ngpu)
-                logf = open(d / "trial.log", "ab")
-                logf.write(f"\n=== {_now()} {command}\n".encode())
-                logf.flush()
-                cmd = trial_command(d, threads, launcher, nproc, progress)
-                proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, env=cenv,
-                                        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
-                running[slot] = (t, proc, t0, logf)
-                log(f"start {describe(t)} (slot {slot}): {shlex.join(cmd)}")
-            time.sleep(0.1)
-            for slot, (t, proc, t0, logf) in list(running.items()):
-                if proc.poll() is None:
-                    continue
-                del running[slot]
-                logf.close()
-                d = runs / t.trial_id
-                row = finished_row(t, d) if proc.returncode == 0 else None
-                if row is None:
-                    failed.append(t.trial_id)
-                    tail = (d / "trial.log").read_text(errors="replace").strip().splitlines()[-15:]
-                    log(f"FAILED {describe(t)} (exit {proc.returncode}); log {d / 'trial.log'}:\n  " + "\n  ".join(tail))
-                    save()
-                else:
-                    record(t, row, t0)
-    finally:
-        for _, proc, _, _ in running.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for _, proc, _, _ in running.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            logf.close()
-    return SweepResult(table, len(rows), len(trials), ran, failed)
+            while refs:
+                s.write_progress(prog.RUNNING, pending, label)
+                ready, _ = ray.wait(list(refs), num_returns=1, timeout=poll_s)
+                for ref in ready:
+                    t = refs.pop(ref)
+                    pending.remove(t)
+                    try:
+                        s.record(t, ray.get(ref), t0[t.trial_id])
+                    except ray.exceptions.RayError as e:  # the trial raised, or ran out of retries
+                        s.fail(t, e)
+            state = prog.FINISHED
+        finally:
+            s.write_progress(state, pending, label)
+    failed = [t.trial_id for t in s.trials if t.trial_id in s.errors]
+    return SweepResult(table, len(s.rows), len(s.trials), s.ran, failed, dict(s.errors))
+
+
+def _check_fits(res: Resources, address: str, log: Callable[[str], None]) -> None:
+    """Refuse (embedded) or warn (cluster, which may scale up) when no node can hold one trial: Ray would wait forever."""
+    import ray
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(n.get("CPU", 0) >= res.cpus and n.get("GPU", 0) >= res.gpus for n in nodes):
+        return
+    have = ", ".join(f"{n.get('CPU', 0):g} CPU/{n.get('GPU', 0):g} GPU" for n in nodes) or "no nodes"
+    msg = (f"no Ray node can hold a trial of {res.cpus:g} CPU(s) and {res.gpus:g} GPU(s) (nodes: {have}); "
+           "lower --cpus-per-trial/--gpus-per-trial or [resources] in the spec")
+    if not address:
+        raise SpecError(msg)
+    log(f"warning: {msg}; trials wait until such a node joins")
+

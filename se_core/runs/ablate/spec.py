@@ -19,7 +19,8 @@ from se_core.runs.train import TrainConfig
 
 RUNS_ROOT = REPO_ROOT / "runs" / "ablate"
 TABLE_DIR = REPO_ROOT / "data" / "ablations"
-SECTIONS = ("sweep", "train", "default_se", "axes")
+SECTIONS = ("sweep", "train", "default_se", "axes", "resources")
+RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial")
 SWEEP_KEYS = ("name", "description", "seeds", "baseline", "allow_short")
 SE_KEYS = ("reduction", "squeeze", "gate", "stages", "integration", "site")
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("se", "seed"))
@@ -28,6 +29,28 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 class SpecError(ValueError):
     """A sweep spec that cannot be run; the message names the file, key and value."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one trial reserves on the Ray cluster; Ray never starts more trials than the reservations fit,
+    and a fractional ``gpus`` lets several trials share one GPU."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.cpus > 0 or self.gpus < 0 or (self.gpus > 1 and self.gpus != int(self.gpus)):
+            raise SpecError(f"trial resources need cpus > 0 and gpus >= 0 (a fraction of one GPU, or whole GPUs), "
+                            f"got cpus={self.cpus:g}, gpus={self.gpus:g}")
+
+    @property
+    def threads(self) -> int:
+        """Torch threads of a trial: its reserved CPUs, at least one."""
+        return max(1, int(self.cpus))
+
+    def replace(self, cpus: float | None = None, gpus: float | None = None) -> Resources:
+        return Resources(self.cpus if cpus is None else cpus, self.gpus if gpus is None else gpus)
 
 
 @dataclass(frozen=True)
@@ -44,6 +67,7 @@ class Sweep:
     description: str = ""
     source: str = ""
     spec_sha256: str = ""
+    resources: Resources = Resources()
     spec: dict = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -128,9 +152,9 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
     for k in SECTIONS:
         if k in raw and not isinstance(raw[k], dict):
             raise SpecError(f"{source}: '{k}' must be a [{k}] table")
-    sw, tr, ds, ax = (raw.get(k, {}) for k in SECTIONS)
+    sw, tr, ds, ax, rs = (raw.get(k, {}) for k in SECTIONS)
     for sec, keys, known in (("sweep", sw, SWEEP_KEYS), ("train", tr, TRAIN_KEYS), ("default_se", ds, SE_KEYS),
-                             ("axes", ax, tuple(tables.AXES))):
+                             ("axes", ax, tuple(tables.AXES)), ("resources", rs, RESOURCE_KEYS)):
         for k in keys:
             if k not in known:
                 hint = " (the seed comes from [sweep].seeds)" if k == "seed" else (
@@ -149,6 +173,12 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
     baseline = _check_value(f"{source}: [sweep].baseline", sw.get("baseline", True), "bool")
     allow_short = _check_value(f"{source}: [sweep].allow_short", sw.get("allow_short", False), "bool")
     description = _check_value(f"{source}: [sweep].description", sw.get("description", ""), "str")
+
+    amounts = [_check_value(f"{source}: [resources].{k}", rs.get(k, d), "float") for k, d in zip(RESOURCE_KEYS, (1.0, 0.0))]
+    try:
+        resources = Resources(*amounts)
+    except SpecError as e:
+        raise SpecError(f"{source}: [resources]: {e}") from None
 
     kinds = {f.name: _type_name(f) for f in fields(TrainConfig)}
     train_kw = {k: _check_value(f"{source}: [train].{k}", v, kinds[k]) for k, v in tr.items()}
@@ -216,7 +246,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
             raise SpecError(f"{source}: [default_se].stages: {e}") from None
     return Sweep(name=name, seeds=tuple(seeds), base=base, se_arch=se_arch, default_se=default_se, axes=tuple(axes),
                  baseline=baseline, description=description, source=source,
-                 spec_sha256=hashlib.sha256(text.encode()).hexdigest(), spec=raw)
+                 spec_sha256=hashlib.sha256(text.encode()).hexdigest(), resources=resources, spec=raw)
 
 
 def load_spec(path: str | os.PathLike) -> Sweep:
@@ -273,14 +303,3 @@ def _default_value(se: SEConfig, axis: str, fld: str) -> Any:
     if axis == "stages":
         return "all" if v is None else (v[0] if len(v) == 1 else list(v))
     return v
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``'1/4'`` -> (1, 4); the runner then runs trials with ``index % 4 == 1``."""
-    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
-    if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
-        raise SpecError(f"--shard must be i/k with 0 <= i < k, got {text!r}")
-    return int(m.group(1)), int(m.group(2))
-
-
-# --------------------------------------------------------------------------------------------- table
