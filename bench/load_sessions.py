@@ -90,8 +90,10 @@ async def _inspect(browser, url: str, image: Path, go: asyncio.Event, delay: flo
             timeout=600_000)
         await wait_idle(page, timeout_ms=600_000)
         seconds = time.monotonic() - t0
-        heat = [c for c in await page.evaluate(CHARTS_JS) if c["meta"].get("chart") == "gate_heatmap"]
-        return {"image": image, "seconds": seconds, "start": t0, "heat": heat,
+        charts = await page.evaluate(CHARTS_JS)
+        heat = [c for c in charts if c["meta"].get("chart") == "gate_heatmap"]
+        top5 = [c for c in charts if c["meta"].get("chart") == "top5" and c["meta"].get("image") == image.name]
+        return {"image": image, "seconds": seconds, "start": t0, "heat": heat, "top5": top5,
                 "errors": await page.get_by_test_id("stAlertContentError").all_inner_texts(),
                 "exceptions": await page.get_by_test_id("stException").count()}
     finally:
@@ -113,8 +115,8 @@ async def _attribute(browser, url: str, images: list[Path], rounds: list[float])
         await ctx.close()
 
 
-def _direct(images: list[Path]) -> dict[str, np.ndarray]:
-    """Each image's SE gates by a direct probe, padded as the page's heatmap pads them."""
+def _direct(images: list[Path]) -> dict[str, tuple[np.ndarray, dict[str, float]]]:
+    """Each image's SE gates (padded as the page's heatmap pads them) and class probabilities, by a direct probe."""
     from se_core.analysis import inspect as ops
     from se_core.data.images import decode_image
     from se_core.models.pairs import load_pair
@@ -124,13 +126,16 @@ def _direct(images: list[Path]) -> dict[str, np.ndarray]:
     out = {}
     for p in images:
         res = probe(se.model, ops.batch_tensor([decode_image(p.read_bytes())], ops.preprocess_for(se)))
-        out[p.name] = ops.padded_matrix([g.double().numpy() for g in res.gate_matrix(0)[1]])
+        probs = res.logits.double().softmax(1)[0].numpy()
+        out[p.name] = (ops.padded_matrix([g.double().numpy() for g in res.gate_matrix(0)[1]]),
+                       dict(zip(se.meta.class_names, probs)))
     return out
 
 
-def _check(results: list[dict], want: dict[str, np.ndarray]) -> tuple[float, float]:
-    """Every session shows its own image's gates: (largest difference from its direct probe, smallest
-    difference from another image's)."""
+def _check(results: list[dict], want: dict[str, tuple[np.ndarray, dict[str, float]]]) -> tuple[float, float]:
+    """Every session shows its own image: its gate heatmap and SE top-5 equal a direct probe of that image, and
+    the top-5 is closer to it than to any other image's (random weights keep the gates themselves nearly
+    image-independent). (largest difference from its own probe, smallest from another image's)"""
     worst, closest = 0.0, float("inf")
     for r in results:
         me = r["image"].name
@@ -138,13 +143,17 @@ def _check(results: list[dict], want: dict[str, np.ndarray]) -> tuple[float, flo
         (heat,) = r["heat"]
         assert heat["meta"]["image"] == me, (me, heat["meta"])
         z = chart_array(heat["data"][0]["z"])
-        assert z.shape == want[me].shape, (me, z.shape, want[me].shape)
-        diff = float(np.nanmax(np.abs(z - want[me])))
-        assert diff <= ATOL, f"{me}: gates differ from a direct probe by {diff:.2e}"
-        # random weights make gates nearly constant across images, so "its own" means: closer to its own
-        # image's probe than to any other image's
-        nearest = min(float(np.nanmax(np.abs(z - w))) for k, w in want.items() if k != me and w.shape == z.shape)
-        assert diff < nearest, f"{me}: the heatmap is as close to another image's gates ({nearest:.2e})"
+        gates, probs = want[me]
+        assert z.shape == gates.shape, (me, z.shape, gates.shape)
+        diff = float(np.nanmax(np.abs(z - gates)))
+        (top5,) = r["top5"]
+        se_trace = top5["data"][0]
+        shown = chart_array(se_trace["x"])
+        classes = list(se_trace["y"])
+        diff = max(diff, float(np.max(np.abs(shown - [probs[c] for c in classes]))))
+        assert diff <= ATOL, f"{me}: the page differs from a direct probe by {diff:.2e}"
+        nearest = min(float(np.max(np.abs(shown - [w[1][c] for c in classes]))) for k, w in want.items() if k != me)
+        assert diff < nearest, f"{me}: its top-5 is as close to another image's probabilities ({nearest:.2e})"
         worst, closest = max(worst, diff), min(closest, nearest)
     return worst, closest
 
@@ -230,8 +239,8 @@ def main() -> None:
               f"{statistics.median(rounds):>9.2f}{max(rounds):>8.2f}{'':>9}")
     assert "Traceback" not in log, log[-4000:]
     worst, closest = _check([res["warm"], *res["alone"], *res["staggered"], *res["burst"]], want)
-    print(f"# every page's gates equal a direct probe of its own image (largest difference {worst:.1e}, "
-          f"tolerance {ATOL:g}; nearest other image {closest:.1e}); no exception, error box or traceback")
+    print(f"# every page's gates and top-5 equal a direct probe of its own image (largest difference {worst:.1e}, "
+          f"tolerance {ATOL:g}; nearest other image's top-5 {closest:.1e}); no exception, error box or traceback")
     print(f"inspect_burst_ratio {max(burst) / base:.2f}")
     print(f"inspect_under_load_ratio {max(stag) / base:.2f}")
 

@@ -1,7 +1,7 @@
 """Models in ``st.cache_resource`` (shared by all sessions, bounded), results in ``st.cache_data``.
 
-Cached models are shared between users: code using their hooks goes through ``se_core.probe.sites``,
-which holds the model's lock while hooks exist.
+Cached models are shared between users: every computation on them runs on a pooled view
+(``se_core.probe.hooks.borrowed_view``: shared weights, its own hooks and mode), never on the model itself.
 """
 from __future__ import annotations
 

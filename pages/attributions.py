@@ -1,6 +1,6 @@
 """Attributions: where the SE model and its vanilla twin look, by four Captum methods.
 
-Thin page: ``se_core.analysis.attribution`` computes (under each model's lock), :mod:`dashboard.attributing`
+Thin page: ``se_core.analysis.attribution`` computes (on a pooled view of each shared model), :mod:`dashboard.attributing`
 caches per (image digest, pair, method, parameters), :mod:`dashboard.figures.attributions` draws.
 Quality metrics and faithfulness curves (:mod:`dashboard.explanation_quality`), which cost many forward
 passes, are computed only when asked for.

@@ -26,10 +26,9 @@ scale; :func:`quality` scores a method with ``captum.metrics.infidelity`` and
 ``captum.metrics.sensitivity_max`` (settings in :data:`INFIDELITY_NOISE_STD` etc.).
 
 Concurrency: Streamlit sessions share cached models. Every call runs on a view of the model
-(:func:`se_core.probe.hooks.model_view`: the same weights, its own modules, hooks and flags), in eval
-mode, so Captum's layer hooks never see another session's forwards and no call holds the shared
-model's lock while it computes: a probe of the same model does not wait for an Integrated Gradients
-run. Parameters' ``requires_grad`` is never touched (Captum differentiates with
+(:func:`se_core.probe.hooks.borrowed_view`: the same weights, its own modules, hooks and flags), in eval
+mode, so Captum's layer hooks never see another session's forwards and nothing is locked while it
+computes: a probe of the same model does not wait for an Integrated Gradients run. Parameters' ``requires_grad`` is never touched (Captum differentiates with
 ``torch.autograd.grad``, so no ``.grad`` is accumulated on the shared weights either).
 """
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The one place SE Lens puts hooks on a model, with Captum's discipline (``_utils/gradient.py``):
 register them, let the caller run its forward, remove them in ``finally``.
 
-A Streamlit server shares one cached model between every session, so a hook must see only the
-forwards of the thread that installed it; :func:`hooked` wraps each hook so, and holds the model's
-lock while its hooks are on.
+A Streamlit server shares one cached model between every session, so computations run on a pooled
+:func:`borrowed_view` of it (shared weights, its own modules, hooks and mode) and never hook the model
+itself; :func:`hooked` also makes each hook see only the forwards of the thread that installed it, and
+holds the hooked module tree's lock while its hooks are on (the lock a view is copied under).
 """
 from __future__ import annotations
 
@@ -36,42 +37,54 @@ def model_view(model: nn.Module) -> nn.Module:
     owns its hooks and its ``training`` flags.
 
     A computation that puts its own hooks on a model or changes its mode (Captum's methods do both)
-    runs on a view, so it needs no lock across its run and other sessions keep probing the shared
-    model meanwhile. The copy takes the model's lock only while it is made (no half-registered hook
-    is copied) and starts with no hooks at all. About 50 ms for a ResNet-50.
+    runs on a view, so it needs no lock across its run and other sessions keep using the shared model
+    meanwhile. The copy takes the model's lock while it is made, so it copies the model's own hooks
+    (a hook-based weight norm, a user model's hooks) but never one of :func:`hooked`'s. About 50 ms
+    for a ResNet-50.
     """
     with model_lock(model):
         shared = {id(t): t for t in itertools.chain(model.parameters(), model.buffers())}
-        view = copy.deepcopy(model, shared)
-    _clear_hooks(view)
-    return view
+        return copy.deepcopy(model, shared)
 
 
-def _clear_hooks(model: nn.Module) -> None:
-    for m in model.modules():
-        for name in _HOOK_DICTS:
-            getattr(m, name, {}).clear()
+_Snapshot = list[tuple[nn.Module, dict[str, set]]]
 
 
-_VIEWS: weakref.WeakKeyDictionary[nn.Module, list[nn.Module]] = weakref.WeakKeyDictionary()
+def _hook_keys(model: nn.Module) -> _Snapshot:
+    """Which hooks each module of ``model`` holds now (the handles' ids in each hook dict)."""
+    return [(m, {name: set(getattr(m, name, {})) for name in _HOOK_DICTS}) for m in model.modules()]
+
+
+def _restore_hooks(snapshot: _Snapshot) -> None:
+    """Remove every hook added since ``snapshot`` was taken (a computation's leftovers), keep the rest."""
+    for m, keys in snapshot:
+        for name, kept in keys.items():
+            d = getattr(m, name, None)
+            for k in [k for k in (d or {}) if k not in kept]:
+                del d[k]
+
+
+_VIEWS: weakref.WeakKeyDictionary[nn.Module, list[tuple[nn.Module, _Snapshot]]] = weakref.WeakKeyDictionary()
 
 
 @contextmanager
 def borrowed_view(model: nn.Module) -> Iterator[nn.Module]:
     """A :func:`model_view` of ``model`` in eval mode, for one computation: taken from a pool of idle
-    views of that model (made when none is idle), hook-free again when returned, so repeated
-    attributions do not pay for the copy and concurrent ones each get their own."""
+    views of that model (made when none is idle), with only the model's own hooks again when returned,
+    so repeated computations do not pay for the copy and concurrent ones each get their own."""
     with _LOCKS_GUARD:
         idle = _VIEWS.setdefault(model, [])
-        view = idle.pop() if idle else None
-    if view is None:
+        entry = idle.pop() if idle else None
+    if entry is None:
         view = model_view(model)
+        entry = (view, _hook_keys(view))
+    view, snapshot = entry
     try:
         yield view.eval()
     finally:
-        _clear_hooks(view)
+        _restore_hooks(snapshot)
         with _LOCKS_GUARD:
-            _VIEWS.setdefault(model, []).append(view)
+            _VIEWS.setdefault(model, []).append(entry)
 
 
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",

@@ -6,10 +6,12 @@ EfficientNet ``SqueezeExcite``, ...) without editing their code: the SE unit is 
 structure (a reduce conv, an expand conv and a gate child), z is the spatial mean of the
 unit's input, s is the output of its gate child.
 
-Concurrency: a Streamlit server shares one cached model between all its sessions. Every
-hook-using operation (probe, intervention, attribution) holds the model's lock
-(:func:`model_lock`) while its hooks exist, hooks only record calls made on the thread that
-installed them, and hooks are removed in ``finally``, so nothing is left behind after an
+Concurrency: a Streamlit server shares one cached model between all its sessions. :func:`probe` and
+:func:`intervene` (like the analyses: inspect, knock-out, class-wise statistics, attributions) run on a
+pooled view of it (:func:`~se_core.probe.hooks.borrowed_view`: the same weights, its own modules,
+hooks and mode), so no session waits for another's computation and the shared model is never hooked
+or switched to eval. :func:`capture` hooks whatever model it is given: hooks only record calls made
+on the thread that installed them and are removed in ``finally``, so nothing is left behind after an
 exception.
 """
 from __future__ import annotations

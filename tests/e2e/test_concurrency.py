@@ -3,8 +3,8 @@
 One ``streamlit run`` server (the session's ``app_server``) and one headless Chromium with eight
 browser contexts (eight Streamlit sessions), driven together with Playwright's async API: all
 pages load, then all uploads start at the same moment, so the server runs eight Inspect scripts
-concurrently on its shared, cached models (whose hooks are serialised by ``se_core.probe.sites``'s
-per-model lock). Each page must then show its own upload's numbers: the SE model's gate heatmap
+concurrently on its shared, cached models (each probe on a pooled view of them,
+``se_core.probe.hooks.borrowed_view``). Each page must then show its own upload's numbers: the SE model's gate heatmap
 (read from the Plotly graph div) and both models' top-5 bars equal a direct
 :func:`se_core.probe.sites.probe` of the same file through the same checkpoints, and differ from every
 other user's image; no page names another user's upload; no exception, error box or traceback.
