@@ -6,8 +6,9 @@ ResNet-50; timing does not depend on the weights), one image each, the page's de
 
 - Integrated Gradients with ``internal_batch_size`` 1, 4, 16 (the default) and 32: Captum runs the
   32 interpolation points that many at a time through forward and backward.
-- Occlusion (forward passes only) as :func:`se_core.analysis.attribution.attribute` runs it, with
-  autograd on around the whole method, against the same call under ``torch.inference_mode``.
+- Occlusion (forward passes only) with autograd on around the whole method (as
+  :func:`se_core.analysis.attribution.attribute` ran it before) against the same call under
+  ``torch.inference_mode`` (as it runs now).
 
 Last line: ``ig_internal_batch16_speedup <seconds at 1 / seconds at 16>`` (SE-ResNet-50).
 """
@@ -48,8 +49,8 @@ def main() -> None:
         ig = {f"IG, internal_batch_size {b}": (lambda b=b, m=model, x=x: A.attribute(
             m, x, 0, A.AttributionConfig("integrated_gradients", internal_batch_size=b))) for b in (1, 4, 16, 32)}
         occ_cfg = A.AttributionConfig("occlusion", occlusion_window=win, occlusion_stride=stride)
-        occ = {f"Occlusion {win}/{stride}, autograd on (as attribute)": _occlusion(model, x, occ_cfg, True),
-               f"Occlusion {win}/{stride}, torch.inference_mode": _occlusion(model, x, occ_cfg, False)}
+        occ = {f"Occlusion {win}/{stride}, autograd on": _occlusion(model, x, occ_cfg, True),
+               f"Occlusion {win}/{stride}, torch.inference_mode (as attribute)": _occlusion(model, x, occ_cfg, False)}
         for name, group in (("ig", ig), ("occ", occ)):
             t = interleaved(group, a.repeats, warmup=1)
             first = next(iter(t.values()))

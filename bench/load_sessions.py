@@ -49,6 +49,44 @@ def _sources() -> list[Path]:
     return [p for p in sorted((ROOT / "data" / "samples").glob("*.png")) if p.stem not in DEFAULTS]
 
 
+def _tree_cpu(root: int) -> float:
+    """CPU seconds (user + system) used so far by process ``root`` and all its descendants (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent, cpu = {}, {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                f = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parent[int(d.name)], cpu[int(d.name)] = int(f[1]), (int(f[11]) + int(f[12])) / tick
+    kids: dict[int, list[int]] = {}
+    for pid, pp in parent.items():
+        kids.setdefault(pp, []).append(pid)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo += kids.get(pid, [])
+    return total
+
+
+class _Meter:
+    """Cores used by the server and by everything else this bench started (the browser) between marks."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server, self.marks = server_pid, []
+
+    def mark(self, label: str) -> None:
+        srv, allcpu = _tree_cpu(self.server), _tree_cpu(os.getpid())
+        self.marks.append((label, time.monotonic(), srv, allcpu - srv - time.process_time()))
+
+    def phases(self) -> list[tuple[str, float, float, float]]:
+        """(phase, seconds, server cores, browser cores) between consecutive marks."""
+        return [(b[0], b[1] - a[1], (b[2] - a[2]) / (b[1] - a[1]), (b[3] - a[3]) / (b[1] - a[1]))
+                for a, b in zip(self.marks, self.marks[1:])]
+
+
 def _images(folder: Path, n: int, tag: str, start: int = 0) -> list[Path]:
     """``n`` different 224x224 photos (shipped CIFAR-10 samples ``start``, ``start + 1``, ... enlarged, mirrored
     once all are used; random pixels if there are none)."""
@@ -158,7 +196,7 @@ def _check(results: list[dict], want: dict[str, tuple[np.ndarray, dict[str, floa
     return worst, closest
 
 
-async def _main(url: str, folder: Path, a: argparse.Namespace) -> dict:
+async def _main(url: str, folder: Path, a: argparse.Namespace, meter: _Meter) -> dict:
     from playwright.async_api import async_playwright
 
     alone_imgs = _images(folder, a.alone, "alone", 1)  # every Inspect upload a different photo
@@ -170,7 +208,9 @@ async def _main(url: str, folder: Path, a: argparse.Namespace) -> dict:
             now = asyncio.Event()
             now.set()
             warm = await _inspect(browser, url, _images(folder, 1, "warm", 0)[0], now, 0)  # models loaded and warm
+            meter.mark("start")
             alone = [await _inspect(browser, url, p, now, 0) for p in alone_imgs]
+            meter.mark("one user on Inspect")
 
             rounds: list[float] = []
             attrs = [asyncio.create_task(_attribute(browser, url, imgs, rounds)) for imgs in attr_imgs]
@@ -178,11 +218,14 @@ async def _main(url: str, folder: Path, a: argparse.Namespace) -> dict:
             go = asyncio.Event()
             tasks = [asyncio.create_task(_inspect(browser, url, p, go, i * a.gap)) for i, p in enumerate(stag_imgs)]
             go.set()
+            meter.mark("two attributing, before the uploads")
             staggered = await asyncio.gather(*tasks)
+            meter.mark("six staggered uploads")
             go2 = asyncio.Event()
             tasks = [asyncio.create_task(_inspect(browser, url, p, go2, 0)) for p in burst_imgs]
             go2.set()
             burst = await asyncio.gather(*tasks)
+            meter.mark("six uploads at once")
             for t in attrs:  # the sessions on Attributions leave (their unfinished round is not counted)
                 t.cancel()
             errors = [e for e in await asyncio.gather(*attrs, return_exceptions=True)
@@ -213,7 +256,8 @@ def main() -> None:
         proc, url = launch(server_env, root / "streamlit.log")
         try:
             t0 = time.monotonic()
-            res = asyncio.run(_main(url, root / "img", a))
+            meter = _Meter(proc.pid)
+            res = asyncio.run(_main(url, root / "img", a, meter))
             wall = time.monotonic() - t0
         finally:
             stop(proc)
@@ -241,6 +285,9 @@ def main() -> None:
     worst, closest = _check([res["warm"], *res["alone"], *res["staggered"], *res["burst"]], want)
     print(f"# every page's gates and top-5 equal a direct probe of its own image (largest difference {worst:.1e}, "
           f"tolerance {ATOL:g}; nearest other image's top-5 {closest:.1e}); no exception, error box or traceback")
+    print(f"{'phase':<40}{'seconds':>9}{'server cores':>14}{'browser cores':>15}  (of {os.cpu_count()})")
+    for label, secs, srv, brw in meter.phases():
+        print(f"{label:<40}{secs:>9.1f}{srv:>14.2f}{brw:>15.2f}")
     print(f"inspect_burst_ratio {max(burst) / base:.2f}")
     print(f"inspect_under_load_ratio {max(stag) / base:.2f}")
 

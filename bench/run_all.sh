@@ -5,7 +5,11 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 threads=${1:-1}
 mkdir -p bench/out
-for b in probe_overhead train_throughput page_latency stats_throughput se_speed se_train_overhead concurrent_probe; do
-  python bench/$b.py --threads "$threads" > bench/out/$b.log 2>&1 || echo "$b failed (see bench/out/$b.log)"
-  echo "$b: $(tail -n 1 bench/out/$b.log)"
+# "name args": page_latency twice (the CIFAR pair, then --imagenet); load_sessions needs Debian's chromium
+for b in probe_overhead train_throughput page_latency "page_latency --imagenet" stats_throughput se_speed \
+         se_train_overhead concurrent_probe attribution_speed load_sessions; do
+  read -r name args <<< "$b"
+  log=bench/out/${b// /}.log
+  python "bench/$name.py" $args --threads "$threads" > "$log" 2>&1 || echo "$b failed (see $log)"
+  echo "$b: $(tail -n 1 "$log")"
 done
