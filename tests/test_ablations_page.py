@@ -225,3 +225,24 @@ def test_a_running_sweep_shows_its_live_progress(tiny_data_dir, tiny_table: Path
     progress_path(shipped / tiny_table.name).write_text(json.dumps(doc))
     at = _app(monkeypatch, shipped)
     assert not at.exception and any("driver has stopped" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize("bad", [
+    {"state": "running", "updated_unix": "yesterday"},  # not a number
+    {"state": "running", "running": [{"epoch": 1}]},  # a running trial without its labels
+    {"state": "running", "running": [{"trial_id": "a", "axis": "x", "setting": "y", "seed": 0, "epoch": "one"}]},
+    {"state": "running", "running": "all of them"},
+    ["not", "a", "document"],
+])
+def test_a_malformed_progress_file_is_ignored_not_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              tiny_table: Path, bad) -> None:
+    from se_core.runs.ablate import progress_path
+    from se_core.runs.ablate.progress import read_progress
+
+    shipped = tmp_path / "ablations"
+    shipped.mkdir()
+    shutil.copy(tiny_table, shipped / tiny_table.name)
+    progress_path(shipped / tiny_table.name).write_text(json.dumps(bad))
+    assert read_progress(shipped / tiny_table.name) is None
+    at = _app(monkeypatch, shipped)
+    assert not at.exception and "Ours: Excitation gate, CIFAR-10 test top-1 error" in _figures(at)

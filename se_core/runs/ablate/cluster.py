@@ -49,6 +49,8 @@ def connect(address: str | None = None, *, cpus: int | None = None) -> Iterator[
     import ray
 
     address = (config.ray_address() if address is None else address).strip()
+    if address == "local":  # Ray's own word for a new local instance: the embedded one, with its protections
+        address = ""
     if ray.is_initialized():  # a caller (a test, a notebook) connected already: use it, leave it up
         yield _describe(ray, address or "(already connected)")
         return

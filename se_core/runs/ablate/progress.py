@@ -45,11 +45,32 @@ def write_progress(path: Path, state: dict) -> None:
     atomic_write_bytes(path, json.dumps(state, indent=1, default=str).encode())
 
 
+_NUMBERS = ("updated_unix", "total", "done", "queued")
+_TRIAL_KEYS = ("axis", "setting", "seed", "trial_id")
+
+
+def _number_or_none(v: object) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _valid(doc: object) -> bool:
+    """The shape the page reads: numbers where it computes, lists of trial dicts with their labels."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("state", ""), str):
+        return False
+    if not all(_number_or_none(doc.get(k)) for k in _NUMBERS):
+        return False
+    running, failed = doc.get("running") or [], doc.get("failed") or []
+    if not isinstance(running, list) or not isinstance(failed, list):
+        return False
+    return all(isinstance(r, dict) and all(k in r for k in _TRIAL_KEYS)
+               and all(_number_or_none(r.get(k)) for k in ("epoch", "epochs", "top1_err")) for r in running)
+
+
 def read_progress(table: str | os.PathLike) -> dict | None:
-    """The progress document beside ``table``, or None (none yet, or unreadable)."""
+    """The progress document beside ``table``, or None (none yet, unreadable, or not of the runner's shape)."""
     f = progress_path(table)
     try:
         doc = json.loads(f.read_text()) if f.is_file() else None
     except (OSError, ValueError):
         return None
-    return doc if isinstance(doc, dict) else None
+    return doc if _valid(doc) else None
