@@ -7,6 +7,8 @@ digest (the same key as ``python -m se_core.gates``), read once per file version
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -16,6 +18,7 @@ from se_core.analysis import gates as G
 from se_core.analysis import stats as S
 from se_core.data.datasets import ImageSet
 from se_core.models.weights import LoadedModel, LoadedPair
+from se_core.util.files import file_sha256
 
 SERIES = {"se:s": "SE model · gates s", "se:z": "SE model · squeeze z", "vanilla:z": "vanilla model · squeeze z"}
 MAX_SHOWN = 24
@@ -27,16 +30,35 @@ def _load(path: str, mtime_ns: int) -> G.GateSample:
     return G.load_sample(path)
 
 
+@st.cache_data(max_entries=32, show_spinner=False)
+def _shared_max_images(models_key: tuple[str, ...], data_digest: str, _pair: LoadedPair, _data: ImageSet) -> int | None:
+    """:func:`se_core.analysis.gates.shared_max_images` once per (checkpoints, data set): it runs a dry forward."""
+    return G.shared_max_images([_pair.se.model, _pair.vanilla.model], _data)
+
+
 def computed(pair: LoadedPair, data: ImageSet) -> dict[str, G.GateSample] | None:
-    """Both models' samples on ``data`` from the disk cache, else a Compute button (with Stop and progress)."""
+    """Both models' samples on ``data`` (the same images) from the disk cache, else a Compute button (with Stop
+    and progress)."""
+    def max_images() -> int | None:
+        key = tuple(file_sha256(lm.source) if Path(lm.source).is_file() else str(lm.source)
+                    for lm in (pair.se, pair.vanilla))
+        return _shared_max_images(key, data.digest, pair, data)
+
     def compute(role: str, lm: LoadedModel, progress: S.Progress, should_stop: S.StopCheck) -> None:
         G.cached_sample(lm.source, lm.model, data, lm.meta.mean, lm.meta.std, role=role, arch=lm.name,
-                        device=next(lm.model.parameters()).device, progress=progress, should_stop=should_stop,
-                        command="dashboard page Gate space")
+                        max_images=max_images(), device=next(lm.model.parameters()).device, progress=progress,
+                        should_stop=should_stop, command="dashboard page Gate space")
 
     return pair_pass.cached_pass(pair, data, what="gate samples", key="gs",
-                                 path_of=lambda lm: G.cache_path(lm.source, data),
+                                 path_of=lambda lm: G.cache_path(lm.source, data, max_images()),
                                  load=lambda p: _load(str(p), p.stat().st_mtime_ns), compute=compute)
+
+
+def disk_bytes(samples: dict[str, G.GateSample], pair: LoadedPair, data: ImageSet) -> int:
+    """Bytes the samples' ``.npz`` files take on disk (compressed: less than the arrays in memory)."""
+    models = {"se": pair.se, "vanilla": pair.vanilla}
+    return sum(G.cache_path(models[role].source, data, s.meta.get("max_images")).stat().st_size
+               for role, s in samples.items())
 
 
 def series_options(samples: dict[str, G.GateSample]) -> list[str]:

@@ -12,6 +12,7 @@ import streamlit as st
 from dashboard import state
 from se_core.analysis import stats as S
 from se_core.analysis.stats import Progress, StopCheck
+from se_core.config import stats_cache_dir
 from se_core.data.datasets import ImageSet
 from se_core.models.weights import LoadedModel, LoadedPair
 
@@ -27,7 +28,14 @@ def cached_pass(pair: LoadedPair, data: ImageSet, *, what: str, key: str, path_o
     roles = model_roles(pair, what)
     if roles is None:
         return None
-    paths = {role: path_of(lm) for role, lm in roles}
+    try:
+        paths = {role: path_of(lm) for role, lm in roles}
+    except OSError as e:  # a checkpoint gone since it was listed: no hash to key the cache by
+        cache_error(what, e)
+        return None
+    except S.StatsError as e:  # a key that needs the model (the gate samples' size) and a model without sites
+        st.error(f"The {what} cannot be computed for this model: {e}")
+        return None
     if all(p.is_file() for p in paths.values()):
         try:
             return {role: load(p) for role, p in paths.items()}
@@ -77,4 +85,15 @@ def compute_both(roles: Roles, data: ImageSet, compute: Compute, *, what: str, k
         bar.empty()
         st.error(f"The {what} cannot be computed for this model: {e}")
         return
+    except OSError as e:
+        bar.empty()
+        cache_error(what, e)
+        return
     st.rerun()  # redraw from the disk cache, without the compute controls
+
+
+def cache_error(what: str, e: OSError) -> None:
+    """Say which file or folder failed (a read-only or full cache, a vanished checkpoint) instead of a traceback."""
+    st.error(f"The {what} cannot be read or saved: {e.strerror or type(e).__name__}: {e.filename or e}. They are "
+             f"kept in {stats_cache_dir()}; set SE_LENS_STATS_CACHE to a writable folder (and check that the "
+             "checkpoint files are still there).")

@@ -35,11 +35,13 @@ def render() -> None:
         st.stop()
     se = samples["se"]
     m = st.columns(4)
-    m[0].metric("Images", f"{se.n_images:,}", help="Evenly spaced images of the data set, at most "
-                f"{G.MAX_SAMPLE_MB:g} MB of float16 vectors per model.")
+    m[0].metric("Images", f"{se.n_images:,}", help="Evenly spaced images of the data set, the same for both "
+                f"models, at most {G.MAX_SAMPLE_MB:g} MB of float16 vectors per model.")
     m[1].metric("Classes", se.num_classes)
     m[2].metric("SE blocks", len(se.gate_sites))
-    m[3].metric("Kept on disk", f"{sum(s.nbytes for s in samples.values()) / 1e6:.1f} MB")
+    on_disk = gatespace.disk_bytes(samples, pair, data)
+    m[3].metric("Kept on disk", f"{on_disk / 1e6:.1f} MB",
+                help=f"{on_disk:,} bytes: the compressed .npz cache files of both models.")
     options = gatespace.series_options(samples)
     if "gs_series" in st.session_state and st.session_state["gs_series"] not in options:
         del st.session_state["gs_series"]

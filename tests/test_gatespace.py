@@ -107,11 +107,36 @@ def test_size_bound_thins_evenly_and_stop_cancels():
     assert per == 2 * 2 * (3 * (16 + 32 + 64))  # s and z, float16, nine blocks
     sample = G.collect_sample(model, data, MEAN, STD, max_mb=per * 10 / 1e6)
     assert sample.n_images == 10 and sample.nbytes == per * 10 + 2 * per  # + one float32 offset per channel
-    np.testing.assert_array_equal(sample.index, np.arange(0, 40, 4))
-    np.testing.assert_array_equal(sample.labels, data.labels.numpy()[::4])
+    np.testing.assert_array_equal(sample.index, [0, 4, 9, 13, 17, 22, 26, 30, 35, 39])  # first to last
+    np.testing.assert_array_equal(sample.labels, data.labels.numpy()[sample.index])
     with pytest.raises(StatsCancelled):
         G.collect_sample(model, data, MEAN, STD, batch_size=10, should_stop=lambda: True)
     assert hook_count(model) == 0
+
+
+def test_sample_spans_a_class_sorted_data_set():
+    """ImageFolder data is sorted by class: keeping more than half the images must not keep only the first ones."""
+    labels = np.repeat(np.arange(10), 200)  # n = 2000, sorted by class
+    per = 2 * 2 * 15_104  # an SE-ResNet-50's s and z: 1,059 images fit 64 MB
+    idx = G.sample_indices(len(labels), per)
+    assert len(idx) == 1059 == G.sample_size(len(labels), per) and len(np.unique(idx)) == len(idx)
+    assert idx[0] == 0 and idx[-1] == len(labels) - 1 and np.diff(idx).max() <= 2
+    assert set(labels[idx]) == set(range(10))
+    assert np.bincount(labels[idx]).min() >= 105  # about 106 of each class
+
+
+def test_both_models_of_a_pair_sample_the_same_images():
+    """The SE model has gates as well as squeezes, so fewer of its images fit: the vanilla model is given its count."""
+    se, vanilla, data = _model(), _model("resnet20_cifar"), _images(40)
+    one = G.collect_sample(se, data, MEAN, STD, max_images=1)
+    per_se = G.bytes_per_image(one.gate_sites, one.z_sites)
+    max_mb = per_se * 10 / 1e6  # 10 SE images, 20 vanilla ones
+    assert G.shared_max_images([se, vanilla], data, max_mb=max_mb) == 10
+    assert G.shared_max_images([se, vanilla], data) is None  # all fit: the cache key stays "all"
+    k = G.shared_max_images([se, vanilla], data, max_mb=max_mb)
+    a, b = (G.collect_sample(m, data, MEAN, STD, max_images=k, max_mb=max_mb) for m in (se, vanilla))
+    np.testing.assert_array_equal(a.index, b.index)
+    assert G.collect_sample(vanilla, data, MEAN, STD, max_mb=max_mb).n_images == 20  # what it was without
 
 
 def test_disk_cache_once_and_bad_files(tmp_path, monkeypatch):
@@ -255,3 +280,8 @@ def test_cli_fills_the_page_cache_and_reports_errors(tiny_data_dir, tmp_path, mo
     assert cli.main(["--data", str(tmp_path / "nowhere")]) == 2
     assert "error:" in capsys.readouterr().err
     assert cli.command("p", "d", 50) == "python -m se_core.gates --pair p --data d --subset 50"
+    for bad in (["--subset", "-5"], ["--subset", "0"], ["--batch-size", "0"], ["--subset", "x"]):
+        with pytest.raises(SystemExit) as e:
+            cli.main(["--data", str(tmp_path / "folder"), *bad])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and ("is not an integer >= 1" in err or "'x' is not an integer" in err), err

@@ -7,7 +7,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 from support import REPO_ROOT, needs_cifar
-from test_classwise_page import _array, _charts, _ok
+from test_classwise_page import _array, _charts, _folder, _ok
 
 from se_core.analysis import gates as G
 
@@ -147,3 +147,36 @@ def test_squeeze_of_the_vanilla_model_and_other_k(env):
     assert shown.startswith(f"In every class's top 3: {', '.join(map(str, top.shared())) or 'none'}.")
     for cls, own in top.unique().items():
         assert (f"**{cls}**: {', '.join(map(str, own))}" in shown) == bool(own)
+
+
+def _compute_on_folder(root) -> AppTest:
+    at = _open()
+    at.radio(key="gs_source").set_value("folder")
+    at.run()
+    at.text_input(key="gs_folder").input(str(root))
+    at.run()
+    at.button(key="gs_compute").click()
+    at.run()
+    return at
+
+
+def test_disk_size_and_an_unwritable_cache(env, tmp_path, monkeypatch):
+    """"Kept on disk" is the .npz files' size; a cache folder that cannot be written is an error naming it."""
+    _folder(tmp_path / "mine")
+    at = _compute_on_folder("mine")
+    _ok(at)
+    files = sorted(env.glob("gates-*.npz"))
+    assert len(files) == 2
+    samples = [G.load_sample(f) for f in files]
+    assert samples[0].n_images == samples[1].n_images == 18
+    np.testing.assert_array_equal(samples[0].index, samples[1].index)
+    size = sum(f.stat().st_size for f in files)
+    kept = next(m for m in at.metric if m.label == "Kept on disk")
+    assert kept.value == f"{size / 1e6:.1f} MB" and kept.help.startswith(f"{size:,} bytes:")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("SE_LENS_STATS_CACHE", str(blocked))
+    at = _compute_on_folder("mine")
+    assert not at.exception, at.exception
+    msg = " ".join(e.value for e in at.error)
+    assert "SE_LENS_STATS_CACHE to a writable folder" in msg and str(blocked) in msg, msg

@@ -15,10 +15,13 @@ from se_core.analysis.gates.sample import (
     bytes_per_image,
     collect_sample,
     sample_indices,
+    sample_size,
+    shared_max_images,
 )
 from se_core.analysis.gates.store import cache_key, cache_path, cached_sample, load_sample, save_sample
 from se_core.analysis.gates.topk import TopChannels, top_channels
 
 __all__ = ["COLUMNS", "MAX_SAMPLE_MB", "GateSample", "Projection", "TopChannels", "What", "bytes_per_image",
            "cache_key", "cache_path", "cached_sample", "collect_sample", "dependence_frame", "image_spread",
-           "load_sample", "pca", "sample_indices", "save_sample", "top_channels", "variance_split"]
+           "load_sample", "pca", "sample_indices", "sample_size", "save_sample",
+           "shared_max_images", "top_channels", "variance_split"]

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from se_core.analysis.evaluate import eval_subset_indices
 from se_core.analysis.stats.accumulate import describe_sites
 from se_core.analysis.stats.model import Progress, SiteInfo, StatsCancelled, StatsError, StopCheck
 from se_core.data.datasets import BatchStream, ImageSet
@@ -86,9 +85,30 @@ def bytes_per_image(gate_sites: Sequence[SiteInfo], z_sites: Sequence[SiteInfo])
 def sample_indices(n_total: int, per_image: int, max_images: int | None = None,
                    max_mb: float = MAX_SAMPLE_MB) -> np.ndarray:
     """Evenly spaced positions of the images kept: all of them when they fit ``max_mb`` (and ``max_images``)."""
+    k = sample_size(n_total, per_image, max_images, max_mb)
+    # linspace, not train's every-n//k-th-then-first-k (for k > n/2 that is the first k: a class-sorted
+    # ImageFolder would lose its last classes)
+    return np.unique(np.linspace(0, n_total - 1, k).round().astype(np.int64))
+
+
+def sample_size(n_total: int, per_image: int, max_images: int | None = None, max_mb: float = MAX_SAMPLE_MB) -> int:
+    """How many images a sample keeps: all, or as many as fit ``max_mb`` (and ``max_images``)."""
     cap = max(1, int(max_mb * 1e6 // max(per_image, 1)))
-    k = min(n_total, cap, max_images or n_total)
-    return eval_subset_indices(n_total, k).numpy()
+    return min(n_total, cap, max_images or n_total)
+
+
+def shared_max_images(models: Sequence[nn.Module], data: ImageSet, max_images: int | None = None,
+                      max_mb: float = MAX_SAMPLE_MB) -> int | None:
+    """The ``max_images`` giving every model of a pair the same images (the SE model, with gates as well as
+    squeezes, fits fewer in ``max_mb`` than its vanilla twin; comparing the two needs the same images):
+    ``max_images`` itself when every model keeps that many (or all)."""
+    h, w = int(data.images.shape[1]), int(data.images.shape[2])
+    k = len(data)
+    for m in models:
+        device = next(m.parameters()).device
+        k = min(k, sample_size(len(data), bytes_per_image(*describe_sites(m, (h, w), device=device)),
+                               max_images, max_mb))
+    return max_images if k == min(len(data), max_images or len(data)) else k
 
 
 def _deviation_f16(v: torch.Tensor, offsets: dict[str, np.ndarray], what: str, site: str) -> np.ndarray:
