@@ -127,7 +127,8 @@ def test_resources_come_from_the_spec_and_flags_override_them(monkeypatch: pytes
     for bad, needle in (("cpus_per_trial = 0", "cpus > 0"), ("gpus_per_trial = 1.5", "fraction of one GPU"),
                         ("cpus_per_trial = \"two\"", "[resources].cpus_per_trial"), ("memory = 1", "'memory'"),
                         ("workers_per_trial = 0", "integer >= 1"), ("workers_per_trial = 1.5", "expected an integer"),
-                        ("workers_per_trial = 2\ngpus_per_trial = 0.5", "whole GPUs per worker")):
+                        ("workers_per_trial = 2\ngpus_per_trial = 0.5", "0 or 1 whole GPU per worker"),
+                        ("workers_per_trial = 2\ngpus_per_trial = 2", "0 or 1 whole GPU per worker")):
         with pytest.raises(SpecError, match="r.toml") as e:
             parse_spec(text + f"[resources]\n{bad}\n", "r.toml")
         assert needle in str(e.value), (needle, str(e.value))

@@ -47,8 +47,8 @@ class Resources:
                             f"got cpus={self.cpus:g}, gpus={self.gpus:g}")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
             raise SpecError(f"workers per trial must be an integer >= 1, got {self.workers!r}")
-        if self.workers > 1 and self.gpus != int(self.gpus):  # NCCL needs a GPU of its own per rank
-            raise SpecError(f"a data-parallel trial ({self.workers} workers) needs whole GPUs per worker, "
+        if self.workers > 1 and self.gpus not in (0, 1):  # one DDP rank per GPU (NCCL), on cuda:LOCAL_RANK
+            raise SpecError(f"a data-parallel trial ({self.workers} workers) takes 0 or 1 whole GPU per worker, "
                             f"got gpus={self.gpus:g}")
 
     @property
