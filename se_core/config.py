@@ -17,7 +17,7 @@ change the environment after import).
 | ``SE_LENS_TORCHVISION_URL_BASE`` | where torchvision weight files are downloaded from (the URL's folder) | torchvision's own URL |
 | ``SE_LENS_TIMM_URL_BASE`` | the same for timm weights published only by URL (no hub copy) | timm's own URL |
 | ``SE_LENS_DOWNLOAD_TIMEOUT`` | seconds without a byte before a download is given up | ``30`` |
-| ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` | ``torchrun``'s distributed set-up | one process |
+| ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` | the distributed set-up of ``torchrun`` or of Ray Train's workers | one process |
 | ``SE_LENS_RAY_ADDRESS`` | the Ray cluster ``ablate run`` joins (``auto``, ``host:port``, ``ray://host:10001``); ``--address`` wins | an embedded local Ray |
 | ``SE_LENS_RAY_TMPDIR`` | the embedded Ray's session files (logs, sockets) | Ray's own (``/tmp/ray``) |
 | ``RAY_AUTH_MODE`` | Ray's token authentication; ``disabled`` is refused for the embedded instance | ``token`` for the embedded instance |
@@ -117,7 +117,7 @@ def download_timeout() -> float:
 
 @dataclass(frozen=True)
 class Dist:
-    """This process's place in a ``torchrun`` job (rank 0 of 1 outside one)."""
+    """This process's place in a ``torchrun`` job or a Ray Train worker group (rank 0 of 1 outside one)."""
 
     rank: int = 0
     world: int = 1

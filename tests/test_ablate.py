@@ -110,6 +110,9 @@ def test_cli_reports_spec_errors_without_traceback(tmp_path: Path, capsys: pytes
     good.write_text(tiny_sweep_spec(seeds="[0]", epochs=1))
     assert ablate.main(["run", str(good), "--table", str(tmp_path / "t.csv"), "--cpus-per-trial", "0"]) == 2
     assert "cpus > 0" in capsys.readouterr().err
+    assert ablate.main(["run", str(good), "--table", str(tmp_path / "t.csv"), "--workers-per-trial", "2",
+                        "--in-process"]) == 2
+    assert "needs Ray" in capsys.readouterr().err and not (tmp_path / "t.csv").exists()
 
 
 def test_resources_come_from_the_spec_and_flags_override_them(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,8 +122,13 @@ def test_resources_come_from_the_spec_and_flags_override_them(monkeypatch: pytes
     assert sweep.resources == Resources(2.0, 0.25) and sweep.resources.threads == 2
     assert sweep.resources.replace(None, 0.5) == Resources(2.0, 0.5)
     assert Resources(0.5).threads == 1  # half a core still trains on one thread
+    dp = parse_spec(text + "[resources]\nworkers_per_trial = 2\ngpus_per_trial = 1\n", "r.toml").resources
+    assert dp == Resources(1.0, 1.0, 2) and dp.replace(workers=4) == Resources(1.0, 1.0, 4)
     for bad, needle in (("cpus_per_trial = 0", "cpus > 0"), ("gpus_per_trial = 1.5", "fraction of one GPU"),
-                        ("cpus_per_trial = \"two\"", "[resources].cpus_per_trial"), ("memory = 1", "'memory'")):
+                        ("cpus_per_trial = \"two\"", "[resources].cpus_per_trial"), ("memory = 1", "'memory'"),
+                        ("workers_per_trial = 0", "integer >= 1"), ("workers_per_trial = 1.5", "expected an integer"),
+                        ("workers_per_trial = 2\ngpus_per_trial = 0.5", "0 or 1 whole GPU per worker"),
+                        ("workers_per_trial = 2\ngpus_per_trial = 2", "0 or 1 whole GPU per worker")):
         with pytest.raises(SpecError, match="r.toml") as e:
             parse_spec(text + f"[resources]\n{bad}\n", "r.toml")
         assert needle in str(e.value), (needle, str(e.value))

@@ -194,6 +194,9 @@ def test_embedded_ray_listens_on_loopback_only_with_token_auth(monkeypatch: pyte
             with pytest.raises(SpecError, match="no Ray node can hold a trial of 4 CPU"):
                 run_sweep(load_spec(spec), table=work_dir / "t.csv", runs_root=work_dir, resources=Resources(4.0),
                           log=lambda s: None)
+            with pytest.raises(SpecError, match="cannot hold a trial of 2 workers of 1 CPU"):  # all its workers at once
+                run_sweep(load_spec(spec), table=work_dir / "t.csv", runs_root=work_dir,
+                          resources=Resources(1.0, 0.0, 2), log=lambda s: None)
         assert not ray.is_initialized()
         assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in os.environ  # not left to this process's later children
     finally:
@@ -301,3 +304,72 @@ def test_worker_node_and_driver_killed_on_a_two_node_cluster(work: dict, cluster
     starts = _segments(second)
     assert len(starts) >= 2 and starts[-1] >= at_driver_kill, starts
     assert (victim / "trial.log").read_text().count("=== ") >= 2  # one section per attempt
+
+
+def _descendants(pid: int) -> list[int]:
+    """Living (not zombie) processes below ``pid``."""
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                parent[int(entry)] = int(fields[1])
+    out, frontier = [], [pid]
+    while frontier:
+        kids = [p for p, pp in parent.items() if pp in frontier]
+        out += kids
+        frontier = kids
+    return out
+
+
+def test_data_parallel_trial_through_ray_train(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial of 2 workers runs as 2 DDP ranks (gloo) under Ray Train's TorchTrainer on the embedded Ray,
+    resuming the epoch a one-process attempt checkpointed; its row lands with world size 2 and its checkpoint loads."""
+    import ray
+    import torch
+
+    from se_core.models.build import build_from_checkpoint
+    from se_core.runs.train import train
+
+    for k, v in {**RAY_ENV, "OMP_NUM_THREADS": "1"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("SE_LENS_RAY_ADDRESS", raising=False)
+    before = set(_descendants(os.getpid()))  # e.g. the module's cluster, torn down after the last test
+    tmp = Path(tempfile.mkdtemp(prefix="selray", dir="/tmp"))
+    monkeypatch.setenv("SE_LENS_RAY_TMPDIR", str(tmp / "ray"))
+    try:
+        spec = tmp / "dp.toml"
+        spec.write_text(tiny_sweep_spec(name="dp", epochs=2).replace("allow_short = true", "allow_short = true\n"
+                        "baseline = false") + "[resources]\nworkers_per_trial = 2\n")
+        sweep = load_spec(spec)
+        assert sweep.resources.workers == 2
+        (trial,) = plan(sweep)
+        d = tmp / "runs" / "dp" / trial.trial_id
+        train(trial.config, d, threads=1, progress=False, stop_after_epochs=1)  # an attempt killed after epoch 1
+        table = tmp / "dp.csv"
+        res = run_sweep(sweep, table=table, runs_root=tmp / "runs", log=lambda s: None)
+        assert (res.done, res.failed) == (1, []), res.errors
+        assert not ray.is_initialized()
+        row = load_ablation_table(table).iloc[0]
+        assert row["trial_id"] == trial.trial_id and int(row["world_size"]) == 2
+        prov = json.loads((d / "final.json").read_text())["provenance"]
+        assert prov["world_size"] == 2
+        assert [(s["start_epoch"], s["world_size"]) for s in prov["segments"]] == [(0, 1), (1, 2)]  # resumed
+        log = (d / "trial.log").read_text()
+        assert "Ray Train worker rank 0/2" in log and "Ray Train worker rank 1/2" in log  # both ranks trained
+        assert json.loads((d / "running.json").read_text())["world_size"] == 2
+        model, meta = build_from_checkpoint(d / "model.safetensors")
+        assert meta.arch == trial.config.arch
+        with torch.no_grad():
+            assert model.eval()(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+        prog = read_progress(table)
+        assert prog["state"] == "finished" and prog["done"] == 1 and prog["failed"] == []
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+    # the embedded Ray and its Train workers are gone
+    _wait(lambda: not set(_descendants(os.getpid())) - before, "no process left by the trial", timeout=30)

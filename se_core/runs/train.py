@@ -11,7 +11,8 @@
   ``gates.json`` (per SE block: mean, std, histogram and class selectivity of the gates on a
   fixed probe batch of test images), so one can watch excitation develop during training.
 - ``torchrun --nproc_per_node=N python -m se_core.train ...`` trains with DDP (gloo on CPU,
-  nccl on GPU); rank 0 writes the same files.
+  nccl on GPU); rank 0 writes the same files. Inside a Ray Train worker group (a data-parallel
+  ablation trial) the process group is already up and is used as it is.
 """
 from __future__ import annotations
 

@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
                    "in the spec, else 1); also the trial's torch threads")
     r.add_argument("--gpus-per-trial", type=float, default=None,
                    help="GPUs per trial; a fraction (0.25) lets several trials share one GPU (default [resources], else 0)")
+    r.add_argument("--workers-per-trial", type=int, default=None,
+                   help="data-parallel workers per trial (Ray Train, one DDP rank each; --cpus/--gpus-per-trial are "
+                        "then per worker; default [resources], else 1)")
     r.add_argument("--max-retries", type=int, default=3,
                    help="re-runs of a trial whose worker or node died (each resumes from its last checkpoint)")
     r.add_argument("--in-process", action="store_true", help="no Ray: train in this process, one trial at a time (debugging)")
@@ -105,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{sweep.base.epochs} epoch(s) each")
             return 0
         res = run_sweep(sweep, table=a.table or default_table(sweep), runs_root=a.runs_root,
-                        resources=sweep.resources.replace(a.cpus_per_trial, a.gpus_per_trial), address=a.address,
+                        resources=sweep.resources.replace(a.cpus_per_trial, a.gpus_per_trial,
+                                                          a.workers_per_trial), address=a.address,
                         max_retries=a.max_retries, in_process=a.in_process, progress=a.progress,
                         command="python -m se_core.ablate " + shlex.join(argv))
     except (SpecError, TableError) as e:

@@ -1,4 +1,5 @@
-"""Running the trials: one Ray task per trial, resumable, with rows and live progress written as trials land.
+"""Running the trials: one Ray task per trial (a trial of several workers: a Ray Train ``TorchTrainer``
+launched from that task, one DDP rank per worker), resumable, with rows and live progress written as trials land.
 
 Ray does the supervising the runner used to do by hand: it starts no more trials than the
 reserved CPUs/GPUs fit, kills a dead driver's trials, and re-runs a trial whose worker or node
@@ -13,10 +14,11 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from se_core import config
 from se_core.models.build import build_from_checkpoint
 from se_core.models.costs import measure_cost
 from se_core.models.registry import get_spec
@@ -53,30 +55,85 @@ def make_row(info: dict, cfg: TrainConfig, trial_dir: Path) -> dict:
     }
 
 
-def run_trial(trial_dir: str | os.PathLike, threads: int = 1, progress: bool = False) -> dict:
-    """Train (or resume) the trial described by ``trial_dir/trial.json``; writes ``row.json`` and returns the row."""
+def run_trial(trial_dir: str | os.PathLike, threads: int = 1, progress: bool = False) -> dict | None:
+    """Train (or resume) the trial described by ``trial_dir/trial.json``; writes ``row.json`` and returns the row.
+
+    In a data-parallel trial every rank calls this; rank 0, which writes the run's files, writes the
+    row and returns it, the other ranks return ``None``."""
     d = Path(trial_dir)
     info = json.loads((d / "trial.json").read_text())
     cfg = TrainConfig.from_dict(info["config"])
     train(cfg, d, threads=threads, progress=progress)
+    if config.dist().rank != 0:
+        return None
     row = make_row(info, cfg, d)
     atomic_write_bytes(d / "row.json", json.dumps(row, indent=1).encode())
     return row
 
 
-def trial_task(trial_dir: str, threads: int, progress: bool) -> dict:
-    """The body of a trial's Ray task: say where it runs (``running.json``), then train with the
-    output appended to ``trial.log``, one ``=== `` section per attempt."""
+@contextlib.contextmanager
+def _trial_log(d: Path, header: str) -> Iterator[None]:
+    """This process's output appended to the trial's ``trial.log``, in a section of its own (``=== ``),
+    so every attempt, and every rank of a data-parallel trial, is told apart."""
+    with open(d / "trial.log", "a", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        print(f"\n=== {_now()} {header}", flush=True)
+        yield
+
+
+def _mark_running(d: Path, world: int = 1) -> str:
+    """Write ``running.json`` (where the trial's training process runs, for the progress file); returns its node id."""
     import ray
 
-    d = Path(trial_dir)
-    ctx = ray.get_runtime_context()
+    node = ray.get_runtime_context().get_node_id()
     atomic_write_bytes(d / "running.json", json.dumps({
-        "node_id": ctx.get_node_id(), "node_ip": ray.util.get_node_ip_address(), "pid": os.getpid(),
+        "node_id": node, "node_ip": ray.util.get_node_ip_address(), "pid": os.getpid(), "world_size": world,
         "started": _now(), "started_unix": time.time()}).encode())
-    with open(d / "trial.log", "a", buffering=1) as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        print(f"\n=== {_now()} Ray task on node {ctx.get_node_id()[:12]} pid {os.getpid()}", flush=True)
-        return run_trial(d, threads=threads, progress=progress)
+    return node
+
+
+def trial_task(trial_dir: str, res: Resources, progress: bool, max_retries: int = 0) -> dict:
+    """The body of a trial's Ray task: a one-process trial trains here (saying where in ``running.json``,
+    its output appended to ``trial.log``); a trial of several workers runs data-parallel through
+    Ray Train (:func:`_fit_data_parallel`) and returns the row its rank 0 wrote."""
+    d = Path(trial_dir)
+    if res.workers > 1:
+        return _fit_data_parallel(d, res, progress, max_retries)
+    node = _mark_running(d)
+    with _trial_log(d, f"Ray task on node {node[:12]} pid {os.getpid()}"):
+        row = run_trial(d, threads=res.threads, progress=progress)
+    assert row is not None  # one process is rank 0
+    return row
+
+
+def _fit_data_parallel(d: Path, res: Resources, progress: bool, max_retries: int) -> dict:
+    """Train the trial with Ray Train's ``TorchTrainer``: ``res.workers`` workers of ``res.cpus`` CPUs and
+    ``res.gpus`` GPUs each, gloo on CPU and NCCL on GPU. Ray Train sets up the process group and
+    ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``, so each worker runs this project's trainer as one DDP rank
+    (:func:`_train_worker`); a worker group that fails is restarted up to ``max_retries`` times, each
+    restart resuming from ``last.safetensors``."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    d = d.absolute()
+    per_worker = {"CPU": res.cpus, **({"GPU": res.gpus} if res.gpus else {})}
+    trainer = TorchTrainer(
+        _train_worker, train_loop_config={"trial_dir": str(d), "threads": res.threads, "progress": progress},
+        scaling_config=ScalingConfig(num_workers=res.workers, use_gpu=res.gpus > 0, resources_per_worker=per_worker),
+        torch_config=TorchConfig(backend="nccl" if res.gpus > 0 else "gloo"),
+        run_config=RunConfig(name=d.name, storage_path=str(d / "ray_train"),
+                             failure_config=FailureConfig(max_failures=max_retries)))
+    with _trial_log(d, f"Ray task pid {os.getpid()}: data-parallel, {res.workers} Ray Train workers"):
+        trainer.fit()
+    return json.loads((d / "row.json").read_text())
+
+
+def _train_worker(loop: dict) -> None:
+    """One rank of a data-parallel trial, in a Ray Train worker (the process group is already up)."""
+    d = Path(loop["trial_dir"])
+    place = config.dist()
+    node = _mark_running(d, place.world) if place.rank == 0 else ""
+    with _trial_log(d, f"Ray Train worker rank {place.rank}/{place.world} {node[:12]} pid {os.getpid()}"):
+        run_trial(d, threads=loop["threads"], progress=loop["progress"])
 
 
 @dataclass
@@ -215,9 +272,13 @@ def run_sweep(sweep: Sweep, *, table: str | os.PathLike, runs_root: str | os.Pat
     res = resources or sweep.resources
     if max_retries < 0:
         raise SpecError(f"--max-retries must be >= 0, got {max_retries}")
+    if in_process and res.workers > 1:
+        raise SpecError(f"--in-process trains in one process; a trial of {res.workers} workers needs Ray "
+                        "(drop --in-process, or use --workers-per-trial 1)")
     table = Path(table)
     invocation = {"command": command, "commit": git_commit(), "hardware": hardware(), "started": _now(),
-                  "cpus_per_trial": res.cpus, "gpus_per_trial": res.gpus, "in_process": in_process,
+                  "cpus_per_trial": res.cpus, "gpus_per_trial": res.gpus, "workers_per_trial": res.workers,
+                  "in_process": in_process,
                   "address": address or ""}
     s = _Sweep(sweep, table, Path(runs_root) / sweep.name, command, invocation, log)
     todo = []
@@ -231,12 +292,15 @@ def run_sweep(sweep: Sweep, *, table: str | os.PathLike, runs_root: str | os.Pat
         else:
             todo.append(t)
     log(f"sweep {sweep.name}: {len(s.trials)} trial(s), {len(s.rows)} in {table}, {len(todo)} to run "
-        f"({res.cpus:g} CPU(s), {res.gpus:g} GPU(s) per trial)")
+        f"({res.cpus:g} CPU(s), {res.gpus:g} GPU(s) per trial"
+        + (f" worker, {res.workers} data-parallel workers per trial)" if res.workers > 1 else ")"))
     s.save()
     if in_process:
         for t in todo:
             t0 = time.perf_counter()
-            s.record(t, run_trial(s.trial_dir(t), threads=res.threads, progress=progress), t0)
+            row = run_trial(s.trial_dir(t), threads=res.threads, progress=progress)
+            assert row is not None  # one process is rank 0
+            s.record(t, row, t0)
         return SweepResult(table, len(s.rows), len(s.trials), s.ran, [], {})
     if not todo:
         s.write_progress(prog.FINISHED, [], "")
@@ -251,10 +315,12 @@ def run_sweep(sweep: Sweep, *, table: str | os.PathLike, runs_root: str | os.Pat
         s.prov["invocations"][-1]["cluster"] = label
         _check_fits(res, address or "", log)
         log(f"on {label}")
-        task = ray.remote(trial_task).options(num_cpus=res.cpus, num_gpus=res.gpus, max_retries=max_retries,
+        # A data-parallel trial's task only waits on its Ray Train workers, which hold the trial's reservation.
+        own = (res.cpus, res.gpus) if res.workers == 1 else (0, 0)
+        task = ray.remote(trial_task).options(num_cpus=own[0], num_gpus=own[1], max_retries=max_retries,
                                               retry_exceptions=False, name="se-lens-trial")
         t0 = {t.trial_id: time.perf_counter() for t in todo}
-        refs = {task.remote(str(s.trial_dir(t)), res.threads, progress): t for t in todo}
+        refs = {task.remote(str(s.trial_dir(t)), res, progress, max_retries): t for t in todo}
         pending = list(todo)
         try:
             while refs:
@@ -275,16 +341,20 @@ def run_sweep(sweep: Sweep, *, table: str | os.PathLike, runs_root: str | os.Pat
 
 
 def _check_fits(res: Resources, address: str, log: Callable[[str], None]) -> None:
-    """Refuse (embedded) or warn (cluster, which may scale up) when no node can hold one trial: Ray would wait forever."""
+    """Refuse (embedded) or warn (cluster, which may scale up) when the cluster cannot hold one trial
+    (all its workers at once): Ray would wait forever."""
     import ray
 
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-    if any(n.get("CPU", 0) >= res.cpus and n.get("GPU", 0) >= res.gpus for n in nodes):
+    slots = sum(int(min(n.get("CPU", 0) / res.cpus, n.get("GPU", 0) / res.gpus if res.gpus else float("inf")))
+                for n in nodes)
+    if slots >= res.workers:
         return
     have = ", ".join(f"{n.get('CPU', 0):g} CPU/{n.get('GPU', 0):g} GPU" for n in nodes) or "no nodes"
-    msg = (f"no Ray node can hold a trial of {res.cpus:g} CPU(s) and {res.gpus:g} GPU(s) (nodes: {have}); "
-           "lower --cpus-per-trial/--gpus-per-trial or [resources] in the spec")
+    what = (f"the Ray nodes cannot hold a trial of {res.workers} workers of {res.cpus:g} CPU(s) and {res.gpus:g} GPU(s)"
+            " each" if res.workers > 1 else f"no Ray node can hold a trial of {res.cpus:g} CPU(s) and {res.gpus:g} GPU(s)")
+    msg = (f"{what} (nodes: {have}); lower --cpus-per-trial/--gpus-per-trial/--workers-per-trial or [resources] "
+           "in the spec")
     if not address:
         raise SpecError(msg)
     log(f"warning: {msg}; trials wait until such a node joins")
-

@@ -20,7 +20,7 @@ from se_core.runs.train import TrainConfig
 RUNS_ROOT = REPO_ROOT / "runs" / "ablate"
 TABLE_DIR = REPO_ROOT / "data" / "ablations"
 SECTIONS = ("sweep", "train", "default_se", "axes", "resources")
-RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial")
+RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial", "workers_per_trial")
 SWEEP_KEYS = ("name", "description", "seeds", "baseline", "allow_short")
 SE_KEYS = ("reduction", "squeeze", "gate", "stages", "integration", "site")
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("se", "seed"))
@@ -34,23 +34,31 @@ class SpecError(ValueError):
 @dataclass(frozen=True)
 class Resources:
     """What one trial reserves on the Ray cluster; Ray never starts more trials than the reservations fit,
-    and a fractional ``gpus`` lets several trials share one GPU."""
+    and a fractional ``gpus`` lets several trials share one GPU. ``workers`` > 1 makes the trial
+    data-parallel (Ray Train, one DDP rank per worker); ``cpus`` and ``gpus`` are then per worker."""
 
     cpus: float = 1.0
     gpus: float = 0.0
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if not self.cpus > 0 or self.gpus < 0 or (self.gpus > 1 and self.gpus != int(self.gpus)):
             raise SpecError(f"trial resources need cpus > 0 and gpus >= 0 (a fraction of one GPU, or whole GPUs), "
                             f"got cpus={self.cpus:g}, gpus={self.gpus:g}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise SpecError(f"workers per trial must be an integer >= 1, got {self.workers!r}")
+        if self.workers > 1 and self.gpus not in (0, 1):  # one DDP rank per GPU (NCCL), on cuda:LOCAL_RANK
+            raise SpecError(f"a data-parallel trial ({self.workers} workers) takes 0 or 1 whole GPU per worker, "
+                            f"got gpus={self.gpus:g}")
 
     @property
     def threads(self) -> int:
-        """Torch threads of a trial: its reserved CPUs, at least one."""
+        """Torch threads of a trial (of each worker): its reserved CPUs, at least one."""
         return max(1, int(self.cpus))
 
-    def replace(self, cpus: float | None = None, gpus: float | None = None) -> Resources:
-        return Resources(self.cpus if cpus is None else cpus, self.gpus if gpus is None else gpus)
+    def replace(self, cpus: float | None = None, gpus: float | None = None, workers: int | None = None) -> Resources:
+        return Resources(self.cpus if cpus is None else cpus, self.gpus if gpus is None else gpus,
+                         self.workers if workers is None else workers)
 
 
 @dataclass(frozen=True)
@@ -174,7 +182,8 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
     allow_short = _check_value(f"{source}: [sweep].allow_short", sw.get("allow_short", False), "bool")
     description = _check_value(f"{source}: [sweep].description", sw.get("description", ""), "str")
 
-    amounts = [_check_value(f"{source}: [resources].{k}", rs.get(k, d), "float") for k, d in zip(RESOURCE_KEYS, (1.0, 0.0))]
+    amounts = [_check_value(f"{source}: [resources].{k}", rs.get(k, d), kind)
+               for k, d, kind in zip(RESOURCE_KEYS, (1.0, 0.0, 1), ("float", "float", "int"))]
     try:
         resources = Resources(*amounts)
     except SpecError as e:
