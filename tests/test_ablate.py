@@ -196,7 +196,9 @@ def test_a_table_with_trials_of_another_sweep_is_not_extended(tiny_run: dict, tm
     other = parse_spec(tiny_run["spec"].read_text().replace("seeds = [0, 1]", "seeds = [5]"), "other.toml")
     with pytest.raises(SpecError, match="not in this sweep"):
         run_sweep(other, table=tiny_run["table"], runs_root=tmp_path, in_process=True, log=lambda s: None)
-    assert not ablate.progress_path(tiny_run["table"]).exists()  # in-process runs write no live progress
+    # an in-process run leaves a finished progress file (no stale "running" one from an earlier Ray run)
+    from se_core.runs.ablate.progress import read_progress
+    assert read_progress(tiny_run["table"])["state"] == "finished"
 
 
 # ------------------------------------------------------------------------------------------ loader

@@ -7,6 +7,7 @@ import os
 import shlex
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -57,6 +58,8 @@ def default_table(sweep: Sweep) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():  # SIGTERM (kill, a Slurm time limit) ->
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # KeyboardInterrupt -> finally: Ray shut down
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].endswith(".toml"):
         argv = ["run", *argv]
@@ -124,5 +127,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM -> KeyboardInterrupt -> Ray shut down
     sys.exit(main())

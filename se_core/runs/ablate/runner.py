@@ -96,13 +96,31 @@ def trial_task(trial_dir: str, res: Resources, progress: bool, max_retries: int 
     its output appended to ``trial.log``); a trial of several workers runs data-parallel through
     Ray Train (:func:`_fit_data_parallel`) and returns the row its rank 0 wrote."""
     d = Path(trial_dir)
-    if res.workers > 1:
-        return _fit_data_parallel(d, res, progress, max_retries)
-    node = _mark_running(d)
-    with _trial_log(d, f"Ray task on node {node[:12]} pid {os.getpid()}"):
-        row = run_trial(d, threads=res.threads, progress=progress)
+    with _exclusive(d):
+        if res.workers > 1:
+            return _fit_data_parallel(d, res, progress, max_retries)
+        node = _mark_running(d)
+        with _trial_log(d, f"Ray task on node {node[:12]} pid {os.getpid()}"):
+            row = run_trial(d, threads=res.threads, progress=progress)
     assert row is not None  # one process is rank 0
     return row
+
+
+@contextlib.contextmanager
+def _exclusive(d: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the trial folder: a retry or a second driver waits while a dead driver's
+    orphaned attempt (which Ray stops only eventually) still writes there. Released when its process dies."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with open(d / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _fit_data_parallel(d: Path, res: Resources, progress: bool, max_retries: int) -> dict:
@@ -301,6 +319,7 @@ def run_sweep(sweep: Sweep, *, table: str | os.PathLike, runs_root: str | os.Pat
             row = run_trial(s.trial_dir(t), threads=res.threads, progress=progress)
             assert row is not None  # one process is rank 0
             s.record(t, row, t0)
+        s.write_progress(prog.FINISHED, [], "in process")  # no stale "running" file from an earlier Ray run
         return SweepResult(table, len(s.rows), len(s.trials), s.ran, [], {})
     if not todo:
         s.write_progress(prog.FINISHED, [], "")
@@ -313,12 +332,15 @@ def run_sweep(sweep: Sweep, *, table: str | os.PathLike, runs_root: str | os.Pat
     with connect(address) as cluster:
         label = cluster.label
         s.prov["invocations"][-1]["cluster"] = label
-        _check_fits(res, address or "", log)
+        _check_fits(res, cluster.address, log)
         log(f"on {label}")
         # A data-parallel trial's task only waits on its Ray Train workers, which hold the trial's reservation.
         own = (res.cpus, res.gpus) if res.workers == 1 else (0, 0)
+        # Ray 2.60 leaves CUDA_VISIBLE_DEVICES alone for a task that reserves no GPU: hide them, or every CPU
+        # trial (and its Ray Train workers, which inherit the task's runtime env) would use GPU 0 unreserved.
+        hide = {} if res.gpus else {"runtime_env": {"env_vars": {"CUDA_VISIBLE_DEVICES": ""}}}
         task = ray.remote(trial_task).options(num_cpus=own[0], num_gpus=own[1], max_retries=max_retries,
-                                              retry_exceptions=False, name="se-lens-trial")
+                                              retry_exceptions=False, name="se-lens-trial", **hide)
         t0 = {t.trial_id: time.perf_counter() for t in todo}
         refs = {task.remote(str(s.trial_dir(t)), res, progress, max_retries): t for t in todo}
         pending = list(todo)
