@@ -336,6 +336,8 @@ def test_compiled_run_trains_and_records_it(tmp_path: Path) -> None:
     seg_e = json.loads((tmp_path / "e" / "final.json").read_text())["provenance"]["segments"][-1]
     assert seg_c["compile"] == "on: on" and seg_c["compile_warmup_s"] > 0
     assert seg_e["compile"] == "off: off" and "compile_warmup_s" not in seg_e
+    from se_core.runs.train import resolve_precision
+    assert seg_c["precision"] == seg_e["precision"] == resolve_precision("auto", torch.device("cpu"))  # as resolved
     assert comp.metrics[0]["img_per_s"] > 0
     assert abs(comp.metrics[0]["train_loss"] - eager.metrics[0]["train_loss"]) < 0.05
     assert comp.final["n"] == eager.final["n"] == TEST_N

@@ -311,8 +311,9 @@ def train(cfg: TrainConfig, out_dir: str | os.PathLike, *, threads: int | None =
         history, start_epoch = state["history"], state["epoch"]
     # Every call that trains records what ran it, so a run resumed across sessions says so.
     compiled = resolve_compile(compile, device, total_steps)
+    # precision too: ``auto`` resolves per machine, so a run resumed on another CPU can change it
     segment = {"start_epoch": start_epoch, "commit": git_commit(), "hardware": hardware(), "world_size": world,
-               "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+               "precision": precision, "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                "compile": f"{compile}: {'on' if compiled else 'off'}"}
     history.setdefault("segments", []).append(segment)
     ddp_model: nn.Module = model
