@@ -332,7 +332,7 @@ def run_sweep(sweep: Sweep, *, table: str | os.PathLike, runs_root: str | os.Pat
     with connect(address) as cluster:
         label = cluster.label
         s.prov["invocations"][-1]["cluster"] = label
-        _check_fits(res, cluster.address, log)
+        _check_fits(res, address or "", log)
         log(f"on {label}")
         # A data-parallel trial's task only waits on its Ray Train workers, which hold the trial's reservation.
         own = (res.cpus, res.gpus) if res.workers == 1 else (0, 0)
