@@ -207,6 +207,20 @@ def upload_png(page: Page, path: Path) -> None:
     expect(page.get_by_test_id("stFileChipName").filter(has_text=path.name)).to_be_visible()
 
 
+def compute_on_folder(page: Page, server: AppServer, button: str) -> int:
+    """Choose the server's ImageFolder (the shipped samples) as the page's data set and press ``button``
+    (a pass over both models); returns how many images the folder holds."""
+    page.get_by_test_id("stRadioOption").filter(has_text="ImageFolder folder").click()
+    wait_idle(page)
+    box = page.get_by_role("textbox", name="ImageFolder path (one sub-folder per class)")
+    box.fill(server.image_folder)
+    box.press("Enter")
+    wait_idle(page)
+    page.get_by_role("button", name=button).click()
+    wait_idle(page, settle_ms=1000)
+    return len(list(server.data_root.joinpath(server.image_folder).glob("*/*.png")))
+
+
 def screenshot(page: Page, shot_dir: Path, name: str) -> Path:
     """The whole page (the main area scrolls inside the app, so the viewport is grown to its height)."""
     height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
@@ -399,15 +413,7 @@ def test_classwise(page: Page, app_server: AppServer, shot_dir: Path) -> None:
     expect(page.locator("h1")).to_have_text("Class-wise excitation")
     n_images = None
     if "Images" not in metrics(page):  # no shipped statistics: compute them on the 30 shipped samples
-        page.get_by_test_id("stRadioOption").filter(has_text="ImageFolder folder").click()
-        wait_idle(page)
-        box = page.get_by_role("textbox", name="ImageFolder path (one sub-folder per class)")
-        box.fill(app_server.image_folder)
-        box.press("Enter")
-        wait_idle(page)
-        page.get_by_role("button", name="Compute statistics").click()
-        wait_idle(page, settle_ms=1000)
-        n_images = len(list(app_server.data_root.joinpath(app_server.image_folder).glob("*/*.png")))
+        n_images = compute_on_folder(page, app_server, "Compute statistics")
     expect(page.get_by_test_id("stMetric").filter(has_text="SE blocks")).to_be_visible()
     m = metrics(page)
     if n_images is not None:
@@ -438,15 +444,7 @@ def test_gatespace_select_points_and_open_on_inspect(page: Page, app_server: App
     one on Inspect and find it there with its gates."""
     open_page(page, app_server, "/gatespace")
     expect(page.locator("h1")).to_have_text("Gate space")
-    page.get_by_test_id("stRadioOption").filter(has_text="ImageFolder folder").click()
-    wait_idle(page)
-    box = page.get_by_role("textbox", name="ImageFolder path (one sub-folder per class)")
-    box.fill(app_server.image_folder)
-    box.press("Enter")
-    wait_idle(page)
-    page.get_by_role("button", name="Compute gate samples").click()
-    wait_idle(page, settle_ms=1000)
-    n_images = len(list(app_server.data_root.joinpath(app_server.image_folder).glob("*/*.png")))
+    n_images = compute_on_folder(page, app_server, "Compute gate samples")
     expect(page.get_by_test_id("stMetric").filter(has_text="SE blocks")).to_be_visible()
     assert metrics(page)["Images"] == str(n_images)
     assert_charts(page, 1)
