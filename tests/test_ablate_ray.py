@@ -40,33 +40,31 @@ def _env(**extra: str) -> dict[str, str]:
     return subprocess_env(**RAY_ENV, **extra)
 
 
+def _processes() -> dict[int, list[str]]:
+    """Every process now: pid -> the fields of its ``/proc/<pid>/stat`` after the name (state, ppid, pgrp, session, ...)."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                out[int(entry)] = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+    return out
+
+
 def _kill_session(sid: int) -> None:
     """SIGKILL every process of session ``sid`` (a Ray node, or a driver with its embedded Ray): all of
     them were started by this test in a session of their own."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
+    for pid, fields in _processes().items():
         if int(fields[3]) == sid:
             try:
-                os.kill(int(entry), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
 
 
 def _session_alive(sid: int) -> bool:
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid and fields[0] != "Z":
-                return True
-    return False
+    return any(int(fields[3]) == sid and fields[0] != "Z" for fields in _processes().values())
 
 
 def _pid_gone(pid: int) -> bool:
@@ -308,15 +306,7 @@ def test_worker_node_and_driver_killed_on_a_two_node_cluster(work: dict, cluster
 
 def _descendants(pid: int) -> list[int]:
     """Living (not zombie) processes below ``pid``."""
-    parent: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z":
-                parent[int(entry)] = int(fields[1])
+    parent = {p: int(f[1]) for p, f in _processes().items() if f[0] != "Z"}
     out, frontier = [], [pid]
     while frontier:
         kids = [p for p, pp in parent.items() if pp in frontier]
