@@ -18,9 +18,9 @@ which=${1:?vanilla or se}; shift
 for s in "${@:-0 1 2}"; do
   for seed in $s; do
     case $which in
-      vanilla) run "resnet20-s$seed" resnet20_cifar "$seed" ;;
+      vanilla) run "resnet20_e30-s$seed" resnet20_cifar "$seed" ;;
       # candidate C of the pilot (the SE units' parameters without weight decay, 8 hidden units at least)
-      se) run "se_resnet20_h8_sewd0-s$seed" se_resnet20_cifar "$seed" --se min_hidden=8 --se-weight-decay 0 ;;
+      se) run "se_resnet20_h8_sewd0_e30-s$seed" se_resnet20_cifar "$seed" --se min_hidden=8 --se-weight-decay 0 ;;
       *) echo "unknown model set: $which" >&2; exit 2 ;;
     esac
   done
