@@ -3,10 +3,10 @@
 # 30-epoch recipe on all 50,000 training images, tested once on the 10,000 test images, seeds
 # 0, 1, 2 of both models of the winning candidate. Resumable like sweeps/pilot.sh: re-running
 # continues each run from its last.safetensors and skips finished ones. Runs write to
-# data/runs-e30/<name>/. Usage: bash sweeps/final_e30.sh vanilla|se [seeds...]
+# data/runs-e30/<name>/. Precision is pinned to fp32 (one recipe whatever CPU resumes a run). Usage: bash sweeps/final_e30.sh vanilla|se [seeds...]
 set -uo pipefail
 cd "$(dirname "$0")/.."
-common=(--epochs 30 --threads 1 --data cifar10-jpeg --no-progress)
+common=(--epochs 30 --threads 1 --precision fp32 --data cifar10-jpeg --no-progress)
 run() {  # name arch seed [extra trainer args...]
   local name=$1 arch=$2 seed=$3
   [[ -f data/runs-e30/$name/final.json ]] && return 0
