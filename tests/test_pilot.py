@@ -84,6 +84,22 @@ def test_unfinished_or_unmeasured_candidates_choose_nothing() -> None:
     assert pilot.choose(runs, {"A": 2}).winner is None and pilot.VAL_STATS in pilot.choose(runs, {"A": 2}).reason
 
 
+def test_a_winner_is_named_early_only_when_the_missing_runs_cannot_change_it() -> None:
+    """The session-8 pilot: A and B each have one SE seed, already frozen; C is complete."""
+    def pilot_state(c_frozen: list[float], c_top1: list[float] | None = None) -> pd.DataFrame:
+        runs = _runs({"A": ([86.5], [86.8, 86.94], [5]), "C": (c_top1 or [86.64, 86.7], [], c_frozen),
+                      "B": ([87.92], [], [13])})
+        return runs
+    c = pilot.choose(pilot_state([0, 0]))
+    assert c.winner == "C" and "only admissible" in c.reason and "A, B unfinished" in c.reason
+    c = pilot.choose(pilot_state([0, 4]))  # nothing admissible: C's 4 < A's 5 or more < B's 13 or more
+    assert c.winner == "C" and "fewest frozen" in c.reason
+    assert pilot.choose(pilot_state([0, 5])).winner is None  # A's missing seed could tie or beat C
+    assert pilot.choose(pilot_state([0], [86.64])).winner is None  # C itself incomplete
+    runs = _runs({"A": ([86.5], [86.8, 86.94], [0]), "C": ([86.64, 86.7], [], [0, 0])})
+    assert pilot.choose(runs, {"A": 2, "C": 2}).winner is None  # A may still be admissible
+
+
 @needs_cifar
 @pytest.mark.timeout(600)
 def test_real_runs_stats_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

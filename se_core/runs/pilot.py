@@ -98,12 +98,17 @@ def candidates(runs: pd.DataFrame) -> pd.DataFrame:
 
 def choose(runs: pd.DataFrame, planned: dict[str, int] | None = None) -> Choice:
     """Apply the rule once every planned candidate (default: all of :data:`COST_ORDER`) has its planned
-    number of finished seeds of both models (default two); before that, no winner."""
+    number of finished seeds of both models (default two); before that, a winner only where the
+    missing runs cannot change it (:func:`_settled`)."""
     table = candidates(runs)
     planned = planned or {c: 2 for c in COST_ORDER}
     short = [c for c in planned if c not in set(table["candidate"])
              or min(table.set_index("candidate").loc[c, ["se_seeds", "vanilla_seeds"]]) < planned[c]]
     if short:
+        early = _settled(runs, table, [c for c in planned if c not in short], short)
+        if early is not None:
+            return Choice(early[0], early[1] + f" (candidate(s) {', '.join(short)} unfinished: no outcome of their "
+                          "missing runs can change this)", table)
         return Choice(None, f"not finished: candidate(s) {', '.join(short)} lack finished seeds", table)
     if table["frozen_blocks"].isna().any():
         return Choice(None, f"gate statistics on the held-out images ({VAL_STATS}) missing for an SE run: --stats", table)
@@ -117,6 +122,29 @@ def choose(runs: pd.DataFrame, planned: dict[str, int] | None = None) -> Choice:
                       table)
     best = table.sort_values(["frozen_blocks", "delta"], ascending=[True, False], kind="stable").iloc[0]
     return Choice(best["candidate"], "no candidate is admissible: the fewest frozen blocks, then the largest Δ", table)
+
+
+def _settled(runs: pd.DataFrame, table: pd.DataFrame, complete: list[str], short: list[str]) -> tuple[str, str] | None:
+    """The winner while some candidates lack runs, when their missing runs cannot change it: a
+    frozen block in any finished SE seed makes a candidate inadmissible for good, and its frozen
+    total can only grow. None when the outcome still depends on the missing runs."""
+    se = runs[runs["se"] & runs["finished"]]
+    known = {c: se.loc[se["candidate"] == c, "frozen_blocks"].fillna(0).sum() for c in short}
+    if not all(known[c] > 0 for c in short):
+        return None  # a short candidate may still be admissible
+    done = table.set_index("candidate").loc[complete]
+    if done["frozen_blocks"].isna().any():
+        return None
+    adm = done[done["admissible"]]
+    if len(adm) == 1:
+        return adm.index[0], "the only admissible candidate"
+    if len(adm) or not len(done):
+        return None  # several admissible ones: Δ and σ decide, and the missing runs change σ
+    best = done["frozen_blocks"].min()
+    fewest = done[done["frozen_blocks"] == best]
+    if len(fewest) == 1 and all(known[c] > best for c in short):
+        return fewest.index[0], "no candidate is admissible: the fewest frozen blocks"
+    return None
 
 
 def compute_val_stats(root: str | Path, spec: str = "cifar10-jpeg@val=5000") -> list[Path]:
