@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shlex
 import shutil
 import signal
 import socket
@@ -25,7 +26,9 @@ from se_core.data.constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
 from se_core.data.datasets import load_dataset, normalize
 from se_core.models.build import build_from_checkpoint
 from se_core.models.checkpoints import read_checkpoint
-from se_core.runs.train import TrainConfig, compiler_available, gate_snapshot, lr_at, parse_se, probe_indices, train
+from se_core.nn.se import SEConfig
+from se_core.runs.train import (TrainConfig, compiler_available, gate_snapshot, lr_at, parse_command, parse_se, probe_indices,
+                                train, train_command)
 
 pytestmark = needs_cifar
 
@@ -346,7 +349,6 @@ def test_compiled_run_trains_and_records_it(tmp_path: Path) -> None:
 def test_min_hidden_floor_trains_and_keeps_old_configs(tmp_path: Path) -> None:
     """``min_hidden`` (#15): absent from the JSON at its default (shipped configs, trial ids unchanged),
     parsed from ``--se``, and the model built with it has 8-unit bottlenecks in every stage."""
-    from se_core.nn.se import SEConfig
     from se_core.runs.ablate import trial_id
 
     assert "min_hidden" not in json.loads(SEConfig().to_json())
@@ -400,3 +402,19 @@ def test_se_weight_decay_groups_only_the_se_units(tmp_path: Path) -> None:
     res = train(cfg, tmp_path / "wd", threads=1, progress=False, compile="off")
     assert res.final["n"] == TEST_N
     assert json.loads((tmp_path / "wd" / "config.json").read_text())["se_weight_decay"] == 0.0
+
+
+@pytest.mark.parametrize("cfg", [
+    TrainConfig(arch="resnet20_cifar", epochs=30, precision="fp32", seed=2),
+    TrainConfig(se=SEConfig(min_hidden=8), data="cifar10-jpeg@val=5000", se_weight_decay=0.0),
+    TrainConfig(se=SEConfig(), nesterov=False, channels_last=False, lr=0.05, train_subset=100),
+    TrainConfig(se=SEConfig(stages=(2, 3), gate="tanh", reduction=8), cutout=16, schedule="cosine"),
+])
+def test_train_command_round_trips(cfg: TrainConfig) -> None:
+    """The resume command a run's PROVENANCE.md prints parses back to the run's own config (else the
+    trainer's same-config check would refuse it)."""
+    cmd = train_command(cfg, "data/runs/x")
+    argv = shlex.split(cmd)
+    assert argv[:3] == ["python", "-m", "se_core.train"] and argv[-2:] == ["--out", "data/runs/x"]
+    back, _ = parse_command(argv[3:])
+    assert back == cfg and back.to_dict() == cfg.to_dict()

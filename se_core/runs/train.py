@@ -444,7 +444,32 @@ def parse_se(text: str | None) -> SEConfig | None:
     return SEConfig(**kw)
 
 
-def main(argv: list[str] | None = None) -> int:
+def train_command(cfg: TrainConfig, out: str, threads: int | None = 1) -> str:
+    """The ``python -m se_core.train`` command that trains (or resumes) ``cfg`` into ``out``: every field
+    that differs from the defaults, so a resume passes the trainer's same-config check."""
+    d, flags = TrainConfig(), ["python -m se_core.train", "--arch", cfg.arch]
+    if cfg.se is not None:
+        se, base = cfg.se.to_dict(), SEConfig().to_dict()
+        parts = [f"{k}={'+'.join(map(str, v)) if k == 'stages' else v}" for k, v in se.items()
+                 if v != base.get(k) and v is not None]
+        flags += ["--se", ",".join(parts) or f"reduction={cfg.se.reduction}"]
+    for f in fields(TrainConfig):
+        v = getattr(cfg, f.name)
+        if f.name in ("arch", "se") or v == getattr(d, f.name):
+            continue
+        if f.name == "nesterov":
+            flags.append("--no-nesterov")
+        elif f.name == "channels_last":
+            flags.append("--no-channels-last")
+        else:
+            flags += ["--" + f.name.replace("_", "-"), str(v)]
+    if threads:
+        flags += ["--threads", str(threads)]
+    return " ".join([*flags, "--out", out])
+
+
+def parse_command(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
+    """The trainer's command line -> (TrainConfig, the parsed flags); ValueError/KeyError for a bad config."""
     ap = argparse.ArgumentParser(prog="python -m se_core.train", description="Train an SE or vanilla network (resumable).")
     d = TrainConfig()
     ap.add_argument("--arch", default=d.arch)
@@ -470,13 +495,18 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"torch.compile the training forward: auto = for runs of >= {COMPILE_MIN_STEPS} steps "
                     "where a compiler exists (default), on, off")
     a = ap.parse_args(argv)
+    cfg = TrainConfig(arch=a.arch, se=parse_se(a.se), epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
+                      momentum=a.momentum, nesterov=not a.no_nesterov, weight_decay=a.weight_decay,
+                      label_smoothing=a.label_smoothing, schedule=a.schedule, warmup_frac=a.warmup_frac,
+                      seed=a.seed, precision=a.precision, channels_last=not a.no_channels_last, data=a.data,
+                      train_subset=a.train_subset, test_subset=a.test_subset, probe_per_class=a.probe_per_class,
+                      cutout=a.cutout, se_weight_decay=a.se_weight_decay)
+    return cfg, a
+
+
+def main(argv: list[str] | None = None) -> int:
     try:
-        cfg = TrainConfig(arch=a.arch, se=parse_se(a.se), epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
-                          momentum=a.momentum, nesterov=not a.no_nesterov, weight_decay=a.weight_decay,
-                          label_smoothing=a.label_smoothing, schedule=a.schedule, warmup_frac=a.warmup_frac,
-                          seed=a.seed, precision=a.precision, channels_last=not a.no_channels_last, data=a.data,
-                          train_subset=a.train_subset, test_subset=a.test_subset, probe_per_class=a.probe_per_class,
-                          cutout=a.cutout, se_weight_decay=a.se_weight_decay)
+        cfg, a = parse_command(argv)
     except (ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
