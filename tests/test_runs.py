@@ -221,9 +221,11 @@ def test_summary_difference_and_its_standard_error() -> None:
 
 
 def test_release_ships_seed0_checkpoints_tables_and_provenance(runs_root: Path, tmp_path: Path) -> None:
+    from se_core.models.pairs import DEFAULT_PAIR, PAIRS, SE8_PAIR
     from se_core.runs.release import release
 
-    runs = tmp_path / "runs"
+    data = tmp_path / "data"
+    runs = data / "runs"  # the default pair's runs folder; the other shipped pair's has none yet
     shutil.copytree(runs_root, runs)
     half = runs / "resnet20-s1"  # an unfinished run: provenance says how to resume; no results row
     half.mkdir()
@@ -232,14 +234,14 @@ def test_release_ships_seed0_checkpoints_tables_and_provenance(runs_root: Path, 
     cfg["seed"] = 1
     (half / "config.json").write_text(json.dumps(cfg))
     (half / "metrics.csv").write_text(",".join(METRIC_FIELDS) + "\n")
-    data = tmp_path / "data"
     doc = tmp_path / "training.md"
     doc.write_text("# T\n\n<!-- results:begin -->\nstale\n<!-- results:end -->\n\nafter\n")
-    written = release(runs, data, doc)
+    written = release(data, doc)
     assert sorted(Path(p).name for p in written["checkpoints"]) == ["resnet20-s0.safetensors", "se_resnet20-s0.safetensors"]
     for name in ("resnet20-s0", "se_resnet20-s0"):
         assert (data / "checkpoints" / f"{name}.safetensors").read_bytes() == (runs / name / "model.safetensors").read_bytes()
-    assert "python -m se_core.train --arch resnet20_cifar --seed 1" in (half / "PROVENANCE.md").read_text()
+    resume = next(line.strip() for line in (half / "PROVENANCE.md").read_text().splitlines() if "se_core.train" in line)
+    assert resume.startswith("python -m se_core.train --arch resnet20_cifar") and "--seed 1" in resume
     res = pd.read_csv(data / "results" / "cifar10_resnet20.csv")
     assert sorted(res["run"]) == ["resnet20-s0", "se_resnet20-s0", "se_resnet20-s1"]
     for r in res.itertuples():
@@ -248,14 +250,15 @@ def test_release_ships_seed0_checkpoints_tables_and_provenance(runs_root: Path, 
     prov = (data / "results" / "PROVENANCE.md").read_text()
     se = summ.loc["se_resnet20_cifar"]
     assert f"- se_resnet20_cifar: {se['top1']} over seeds 0, 1; Δ vs vanilla {se['delta_vs_vanilla']:+.2f} pt" in prov
+    assert f"## {PAIRS[SE8_PAIR].title}\n\nNo finished run" in prov and f"## {PAIRS[DEFAULT_PAIR].title}" in prov
     assert len(pd.read_csv(data / "results" / "cifar10_resnet20_per_class.csv")) == 3 * 10
     text = doc.read_text()
     assert "stale" not in text and text.startswith("# T\n") and text.endswith("after\n")
     assert f"- se_resnet20_cifar: {se['top1']} over seeds 0, 1" in text  # the same lines as PROVENANCE.md
-    assert release(runs, data, doc) == written and doc.read_text() == text  # idempotent
+    assert release(data, doc) == written and doc.read_text() == text  # idempotent
     doc.write_text("no block\n")
     with pytest.raises(ValueError, match="results:begin"):
-        release(runs, data, doc)
+        release(data, doc)
 
 
 def test_seed_curves_average_runs_per_model_and_epoch() -> None:

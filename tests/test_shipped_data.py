@@ -4,6 +4,7 @@ has its provenance. Fails when a number in data/ was edited by hand or left stal
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pandas as pd
@@ -13,18 +14,39 @@ from support import REPO_ROOT, needs_cifar
 from se_core.analysis.evaluate import evaluate
 from se_core.data.datasets import load_dataset
 from se_core.models.build import build_from_checkpoint
+from se_core.models.pairs import DEFAULT_PAIR, PAIRS, SE8_PAIR, shipped_pairs
+from se_core.models.weights import PairSpec
 from se_core.runs.history import list_runs, load_final, results_table, summary
+from se_core.runs.train import TrainConfig, parse_command
 
 DATA = REPO_ROOT / "data"
 RUNS = DATA / "runs"
 RESULTS = DATA / "results"
 FINISHED = [r for r in list_runs(RUNS) if r.finished]
+OWN = shipped_pairs()
+"""The project's own pairs: each has a runs folder, results tables and seed-0 checkpoints in data/."""
 
 
-def test_every_run_has_provenance_and_no_problem() -> None:
-    runs = list_runs(RUNS)
-    assert runs, "data/runs is empty"
-    for r in runs:
+def _runs(spec: PairSpec) -> list:
+    root = DATA / spec.shipped.runs
+    return list_runs(root) if root.is_dir() else []
+
+
+def _checkpoints() -> list[tuple[str, str]]:
+    """(pair, run) of every checkpoint the own pairs load: the pair's seed-0 runs."""
+    return [(p.name, Path(ref.location).stem) for p in OWN for ref in (p.se_weights, p.vanilla_weights)]
+
+
+def test_own_pairs_are_registered_and_the_default_has_its_runs() -> None:
+    assert [p.name for p in OWN][:2] == [DEFAULT_PAIR, SE8_PAIR]
+    assert len({p.shipped.runs for p in OWN}) == len({p.shipped.results for p in OWN}) == len(OWN)
+    assert {r.name for r in FINISHED} >= {"resnet20-s0", "se_resnet20-s0"}
+    assert all(Path(r.path / "model.safetensors").is_file() for r in FINISHED)
+
+
+@pytest.mark.parametrize("spec", OWN, ids=lambda p: p.name)
+def test_every_run_has_provenance_and_no_problem(spec: PairSpec) -> None:
+    for r in _runs(spec):
         assert r.problem is None, (r.name, r.problem)
         text = (r.path / "PROVENANCE.md").read_text()
         assert ("python -m se_core.evaluate" in text) if r.finished else ("Resume" in text), r.name
@@ -32,45 +54,72 @@ def test_every_run_has_provenance_and_no_problem() -> None:
             prov = load_final(r.path)["provenance"]
             assert {"command", "commit", "seed", "hardware", "date", "wall_time_s"} <= set(prov), r.name
             assert prov["seed"] == r.seed and prov["data"] == "CIFAR-10 (JPEG q75)"
+        else:  # the resume command must be the run's own config, or the trainer refuses it
+            cmd = next(line.strip() for line in text.splitlines() if line.strip().startswith("python -m se_core.train"))
+            assert parse_command(shlex.split(cmd)[3:])[0] == TrainConfig.from_dict(r.config), r.name
 
 
-def test_one_schedule_for_every_run() -> None:
-    """Runs differ only in architecture and seed (the issue asks for one schedule for all)."""
-    schedules = {json.dumps({k: v for k, v in r.config.items() if k not in ("arch", "seed")}, sort_keys=True)
-                 for r in list_runs(RUNS)}
-    assert len(schedules) == 1, schedules
+@pytest.mark.parametrize("spec", OWN, ids=lambda p: p.name)
+def test_one_schedule_for_every_run(spec: PairSpec) -> None:
+    """Runs of a pair differ only in architecture, SE config and seed (the issue asks for one recipe), and the
+    SE runs of a pair share one SE config."""
+    runs = _runs(spec)
+    schedules = {json.dumps({k: v for k, v in r.config.items() if k not in ("arch", "seed", "se", "se_weight_decay")},
+                            sort_keys=True) for r in runs}
+    assert len(schedules) <= 1, schedules
+    se = {json.dumps({k: r.config.get(k) for k in ("se", "se_weight_decay")}, sort_keys=True)
+          for r in runs if r.arch == spec.se_arch}
+    assert len(se) <= 1, se
 
 
-def test_results_tables_are_what_release_computes_from_the_runs() -> None:
-    shipped = pd.read_csv(RESULTS / "cifar10_resnet20.csv")
-    now = results_table(RUNS)
+@pytest.mark.parametrize("spec", OWN, ids=lambda p: p.name)
+def test_results_tables_are_what_release_computes_from_the_runs(spec: PairSpec) -> None:
+    from se_core.runs.release import RESULTS_HEADER, summary_lines
+    from se_core.util.docblock import block_body, read_block
+
+    now = results_table(DATA / spec.shipped.runs) if _runs(spec) else pd.DataFrame()
+    stem = spec.shipped.results
+    if now.empty:
+        assert not (RESULTS / f"{stem}.csv").exists(), "a results table without finished runs: `python -m se_core.release`"
+        return
+    shipped = pd.read_csv(RESULTS / f"{stem}.csv")
     assert list(shipped["run"]) == list(now["run"]), "run `python -m se_core.release` after a run finishes"
     for col in ("seed", "top1", "top5", "n_test", "params", "wall_time_s"):
         assert shipped[col].tolist() == pytest.approx(now[col].tolist()), col
-    summ = pd.read_csv(RESULTS / "cifar10_resnet20_summary.csv").set_index("model")
+    summ = pd.read_csv(RESULTS / f"{stem}_summary.csv").set_index("model")
     for r in summary(now).itertuples():
         assert summ.loc[r.model, "top1_mean"] == pytest.approx(r.top1_mean) and summ.loc[r.model, "runs"] == r.runs
     prov = (RESULTS / "PROVENANCE.md").read_text()
     assert "Runs included: " + ", ".join(now["run"]) in prov
-    from se_core.runs.release import summary_lines
-
-    for line in summary_lines(now, summary(now)):
+    lines = summary_lines(now, summary(now))
+    for line in lines:
         assert line in prov, line
+    assert read_block(REPO_ROOT / "docs" / "training.md", spec.shipped.docs_block) == block_body(
+        [RESULTS_HEADER, "", *lines]), "run `python -m se_core.release`"
 
 
-def test_shipped_checkpoints_are_the_seed0_runs() -> None:
-    for name in ("resnet20-s0", "se_resnet20-s0"):
-        assert (DATA / "checkpoints" / f"{name}.safetensors").read_bytes() == (RUNS / name / "model.safetensors").read_bytes()
+@pytest.mark.parametrize(("pair", "run"), _checkpoints())
+def test_shipped_checkpoints_are_the_seed0_runs(pair: str, run: str) -> None:
+    spec = PAIRS[pair]
+    final = DATA / spec.shipped.runs / run / "final.json"
+    ckpt = DATA / "checkpoints" / f"{run}.safetensors"
+    if not final.is_file():
+        assert not ckpt.exists(), f"{ckpt.name} is shipped but its run has not finished"
+        return
+    assert ckpt.read_bytes() == (final.parent / "model.safetensors").read_bytes()
 
 
 @needs_cifar
-@pytest.mark.parametrize("name", ["resnet20-s0", "se_resnet20-s0"])
-def test_shipped_checkpoint_reproduces_its_accuracy(name: str) -> None:
+@pytest.mark.parametrize(("pair", "run"), _checkpoints())
+def test_shipped_checkpoint_reproduces_its_accuracy(pair: str, run: str) -> None:
     """Evaluating the shipped checkpoint gives the shipped accuracy within 0.01 pt (the first issue's bar was
     0.1; #14's rewrite of the SE unit's arithmetic must leave it exactly where it was)."""
-    model, meta = build_from_checkpoint(DATA / "checkpoints" / f"{name}.safetensors")
+    path = DATA / "checkpoints" / f"{run}.safetensors"
+    if not path.is_file():
+        pytest.skip(f"{path.name} not shipped yet (its run is in flight)")
+    model, meta = build_from_checkpoint(path)
     res = evaluate(model, load_dataset("cifar10-jpeg", "test"), meta.mean, meta.std)
-    shipped = pd.read_csv(RESULTS / "cifar10_resnet20.csv").set_index("run").loc[name]
+    shipped = pd.read_csv(RESULTS / f"{PAIRS[pair].shipped.results}.csv").set_index("run").loc[run]
     assert res["n"] == shipped["n_test"] == 10_000
     assert abs(res["top1"] - shipped["top1"]) <= 0.01
 
@@ -85,11 +134,6 @@ def test_se_runs_re_evaluate_exactly_with_fc_layers_as_matrix_products(name: str
     final = json.loads((RUNS / name / "final.json").read_text())["final"]
     assert res["n"] == final["n"] == 10_000
     assert abs(res["top1"] - final["top1"]) <= 0.01
-
-
-def test_finished_runs_exist() -> None:
-    assert {r.name for r in FINISHED} >= {"resnet20-s0", "se_resnet20-s0"}
-    assert all(Path(r.path / "model.safetensors").is_file() for r in FINISHED)
 
 
 def test_shipped_sweep_rows_belong_to_the_default_sweep() -> None:
@@ -117,12 +161,3 @@ def test_sweep_results_in_the_docs_are_the_shipped_table() -> None:
     lines = summary_lines(load_spec(spec), DATA / "ablations" / "resnet20-cifar10.csv", spec)
     assert read_block(REPO_ROOT / "docs" / "ablations.md", SUMMARY_BLOCK) == block_body(lines), (
         "run `python -m se_core.ablate summary sweeps/default.toml --docs`")
-
-
-def test_training_results_block_is_what_release_writes() -> None:
-    from se_core.runs.release import RESULTS_BLOCK, RESULTS_HEADER, summary_lines
-    from se_core.util.docblock import block_body, read_block
-
-    now = results_table(RUNS)
-    assert read_block(REPO_ROOT / "docs" / "training.md", RESULTS_BLOCK) == block_body(
-        [RESULTS_HEADER, "", *summary_lines(now, summary(now))]), "run `python -m se_core.release`"

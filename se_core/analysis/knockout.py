@@ -11,8 +11,8 @@ its gates s are replaced by
 and the top-1 accuracy is compared with the unmodified model on the same images.
 
 CLI: ``python -m se_core.knockout --pair cifar10-resnet20 [--data SPEC] [--subset N] [--stats FILE]
-[--out CSV]``; ``--ship`` writes the default pair's result on the full CIFAR-10 JPEG test set to
-``data/stats/`` with a JSON provenance sidecar.
+[--out CSV]``; ``--ship`` writes each of the project's own pairs' result (or ``--pair``'s) on the full
+CIFAR-10 JPEG test set to ``data/stats/`` with a JSON provenance sidecar.
 """
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ from se_core.analysis.stats import (
     data_tag,
     load_stats,
     provenance,
+    shippable_pairs,
     shipped_dir,
     shipped_paths,
 )
@@ -158,7 +159,7 @@ def knockout(model: nn.Module, data: ImageSet, mean: Sequence[float], std: Seque
 
 
 def shipped_path(pair: str | None = None) -> Path:
-    """Where the default pair's shipped knock-out table lives (may not exist)."""
+    """Where a pair's shipped knock-out table lives (may not exist; default: the default pair's)."""
     spec = pairs.PAIRS[pair or pairs.DEFAULT_PAIR]
     return shipped_dir() / f"knockout-{Path(spec.se_weights.location).stem}.{data_tag(DEFAULT_DATA, 'test')}.csv"
 
@@ -226,7 +227,8 @@ def load_table(path: str | os.PathLike, *, max_mb: float = MAX_TABLE_MB) -> pd.D
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m se_core.knockout", description=__doc__.splitlines()[0])
-    ap.add_argument("--pair", default=DEFAULT_PAIR, help=f"one of {', '.join(PAIRS)} (its SE model is knocked out)")
+    ap.add_argument("--pair", default=None, help=f"one of {', '.join(PAIRS)} (its SE model is knocked out; default "
+                    f"{DEFAULT_PAIR})")
     ap.add_argument("--data", default=DEFAULT_DATA, help="cifar10-jpeg | torchvision-cifar10:ROOT | ImageFolder path")
     ap.add_argument("--split", default="test")
     ap.add_argument("--subset", type=int, default=None)
@@ -235,12 +237,18 @@ def main(argv: list[str] | None = None) -> int:
                                                   "(default: the shipped ones, else computed on the same data)")
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--out", default=None, help="CSV path (default: print only)")
-    ap.add_argument("--ship", action="store_true", help="default pair, full CIFAR-10 JPEG test set, into data/stats/")
+    ap.add_argument("--ship", action="store_true", help="the project's own pairs whose checkpoints are in data/checkpoints "
+                    "(or the one --pair names), full CIFAR-10 JPEG test set, into data/stats/")
     args = ap.parse_args(argv)
+    if args.ship and args.pair is None:
+        names = shippable_pairs()
+        return max((main([*(argv if argv is not None else sys.argv[1:]), "--pair", n]) for n in names), default=0)
+    args.pair = args.pair or DEFAULT_PAIR
     command = " ".join(["python -m se_core.knockout", *(argv if argv is not None else sys.argv[1:])])
     try:
-        if args.ship and (args.subset or args.data != DEFAULT_DATA or args.pair != DEFAULT_PAIR):
-            raise KnockoutError("--ship uses the default pair on the full CIFAR-10 JPEG test set; drop the other options")
+        if args.ship and (args.subset or args.data != DEFAULT_DATA or PAIRS[args.pair].shipped is None):
+            raise KnockoutError("--ship uses one of the project's own pairs on the full CIFAR-10 JPEG test set; "
+                                "drop the other options")
         pair = load_pair(args.pair)
         se = pair.se
         data = load_dataset(args.data, args.split, tuple(se.meta.input_size))

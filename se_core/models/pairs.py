@@ -20,7 +20,7 @@ import torch
 from se_core.models.build import build_from_checkpoint, spec_meta
 from se_core.models.checkpoints import CheckpointError, CheckpointMeta
 from se_core.models.registry import get_spec
-from se_core.models.weights import LoadedModel, LoadedPair, PairSpec, WeightsMissing, WeightsRef, weights_kind
+from se_core.models.weights import LoadedModel, LoadedPair, PairSpec, ShippedRuns, WeightsMissing, WeightsRef, weights_kind
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,6 @@ class PairTable(dict):
         raise KeyError(key)
 
 
-_HOW_TRAIN = ("python -m se_core.train --arch {arch} --seed 0 --epochs 60 --out data/runs/{run} "
-              "&& cp data/runs/{run}/model.safetensors data/{file}")
-
 PAIRS: PairTable = PairTable()
 
 
@@ -72,17 +69,42 @@ def register_pair(spec: PairSpec) -> PairSpec:
     return spec
 
 
-DEFAULT_PAIR = register_pair(PairSpec(
-    name="cifar10-resnet20",
-    title="CIFAR-10 ResNet-20 vs SE-ResNet-20 (this project, shipped)",
-    se_arch="se_resnet20_cifar", vanilla_arch="resnet20_cifar",
-    se_weights=WeightsRef("file", "checkpoints/se_resnet20-s0.safetensors",
-                          _HOW_TRAIN.format(arch="se_resnet20_cifar", run="se_resnet20-s0", file="checkpoints/se_resnet20-s0.safetensors")),
-    vanilla_weights=WeightsRef("file", "checkpoints/resnet20-s0.safetensors",
-                               _HOW_TRAIN.format(arch="resnet20_cifar", run="resnet20-s0", file="checkpoints/resnet20-s0.safetensors")),
-    dataset="CIFAR-10 (JPEG q75)",
-    note="Trained here by se_core.runs.train (seed 0); provenance in data/checkpoints/PROVENANCE.md.",
-)).name
+def _own_pair(name: str, title: str, runs: ShippedRuns, se: tuple[str, str], vanilla: tuple[str, str],
+              note: str) -> PairSpec:
+    """A pair trained by this project: each model's weights are ``data/checkpoints/<run>.safetensors``, a copy
+    of its seed-0 run's final weights made by ``python -m se_core.release``; ``se``/``vanilla`` are
+    (run, the command that trains it)."""
+    def ref(run: str, command: str) -> WeightsRef:
+        return WeightsRef("file", f"checkpoints/{run}.safetensors", f"{command} && python -m se_core.release")
+    return register_pair(PairSpec(name=name, title=title, se_arch="se_resnet20_cifar", vanilla_arch="resnet20_cifar",
+                                  se_weights=ref(*se), vanilla_weights=ref(*vanilla),
+                                  dataset="CIFAR-10 (JPEG q75)", note=note, shipped=runs))
+
+
+_TRAIN60 = "python -m se_core.train --arch {arch} --seed 0 --epochs 60 --out data/runs/{run}"
+DEFAULT_PAIR = _own_pair(
+    "cifar10-resnet20", "CIFAR-10 ResNet-20 vs SE-ResNet-20 (this project, shipped)",
+    ShippedRuns("runs", "cifar10_resnet20", "results"),
+    ("se_resnet20-s0", _TRAIN60.format(arch="se_resnet20_cifar", run="se_resnet20-s0")),
+    ("resnet20-s0", _TRAIN60.format(arch="resnet20_cifar", run="resnet20-s0")),
+    "Trained here by se_core.runs.train (seed 0, 60 epochs); provenance in data/checkpoints/PROVENANCE.md.",
+).name
+
+SE8_PAIR = _own_pair(
+    "cifar10-resnet20-se8", "CIFAR-10 ResNet-20 vs SE-ResNet-20, 8 hidden units, SE without weight decay "
+    "(this project, shipped)",
+    ShippedRuns("runs-e30", "cifar10_resnet20_se8", "results-se8"),
+    ("se_resnet20_h8_sewd0_e30-s0", "bash sweeps/final_e30.sh se 0"),
+    ("resnet20_e30-s0", "bash sweeps/final_e30.sh vanilla 0"),
+    "The #15 pair (docs/training.md, 'A second pair in which SE does its job'): SE units of at least 8 hidden "
+    "units whose parameters are not weight-decayed, so that no block freezes; 30 epochs, seed 0; provenance in "
+    "data/checkpoints/PROVENANCE.md.",
+).name
+
+
+def shipped_pairs() -> list[PairSpec]:
+    """The project's own pairs (those with :attr:`PairSpec.shipped`), the default first."""
+    return [p for p in PAIRS.values() if p.shipped is not None]
 
 
 def pick_device() -> torch.device:

@@ -48,6 +48,19 @@ class WeightsRef:
 
 
 @dataclass(frozen=True)
+class ShippedRuns:
+    """Where a pair trained by this project keeps its runs and results in ``data/``, so release,
+    the shipped statistics and the Models page treat every such pair alike."""
+
+    runs: str
+    """data-relative folder of the pair's training runs (``runs/<run>/``, one per model and seed)"""
+    results: str
+    """stem of its results tables in ``data/results/`` (``<stem>.csv``, ``<stem>_summary.csv``, ...)"""
+    docs_block: str
+    """name of the results block in ``docs/training.md`` that ``python -m se_core.release`` fills"""
+
+
+@dataclass(frozen=True)
 class PairSpec:
     name: str
     title: str
@@ -57,6 +70,8 @@ class PairSpec:
     vanilla_weights: WeightsRef
     dataset: str
     note: str = ""
+    shipped: ShippedRuns | None = None
+    """Set for the project's own pairs: their weights are the seed-0 runs in ``shipped.runs``."""
 
 
 @dataclass

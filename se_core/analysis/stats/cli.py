@@ -11,7 +11,8 @@ from se_core.analysis.evaluate import eval_subset_indices
 from se_core.analysis.movement import STILL_STD
 from se_core.analysis.stats.accumulate import compute_stats
 from se_core.analysis.stats.model import DEFAULT_BINS, DEFAULT_DATA, RELU_MAX, ExcitationStats, StatsError
-from se_core.analysis.stats.store import cache_path, data_tag, load_stats, provenance, save_stats, ship_pair_stats, shipped_dir
+from se_core.analysis.stats.store import (cache_path, data_tag, load_stats, provenance, save_stats, ship_pair_stats,
+                                         shippable_pairs, shipped_dir)
 from se_core.config import dist
 from se_core.data.datasets import DataError, load_dataset
 from se_core.models.build import build_from_checkpoint
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                                     "the Models page: both models, into the stats cache the dashboard reads")
     src.add_argument("--checkpoint", help="one checkpoint file (.safetensors, or .pt/.pth state dict)")
     ap.add_argument("--arch", default=None, help="registered architecture of a --checkpoint without SE Lens metadata")
-    src.add_argument("--ship", action="store_true", help="default pair, full CIFAR-10 JPEG test set, into data/stats/")
+    src.add_argument("--ship", action="store_true", help="the project's own pairs whose checkpoints are in data/checkpoints, "
+                     "full CIFAR-10 JPEG test set, into data/stats/")
     ap.add_argument("--data", default=DEFAULT_DATA, help="cifar10-jpeg | torchvision-cifar10:ROOT | ImageFolder path")
     ap.add_argument("--split", default="test")
     ap.add_argument("--subset", type=int, default=None, help="every n//N-th image only (as evaluate --test-subset)")
@@ -77,10 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.ship:
             if world > 1:
                 raise StatsError("--ship runs on one process; drop torchrun")
-            paths = ship_pair_stats(device=device, batch_size=args.batch_size, command=command, progress=print)
-            for p in paths.values():
-                print(summary(load_stats(p)))
-            print(f"wrote {', '.join(str(p) for p in paths.values())} and {shipped_dir() / 'PROVENANCE.md'}")
+            for name in shippable_pairs():
+                paths = ship_pair_stats(name, device=device, batch_size=args.batch_size, command=command, progress=print)
+                for p in paths.values():
+                    print(summary(load_stats(p)))
+                print(f"{name}: wrote {', '.join(str(p) for p in paths.values())} and {shipped_dir() / 'PROVENANCE.md'}")
             return 0
         if args.checkpoint:
             model, meta = build_from_checkpoint(args.checkpoint, arch=args.arch)

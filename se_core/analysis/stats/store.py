@@ -315,11 +315,17 @@ SHIP_COMMAND = "python -m se_core.stats --ship"
 
 
 def has_shipped(pair: str) -> bool:
-    """Whether ``pair`` is the one ``--ship`` computes, or its shipped files are there."""
+    """Whether ``pair`` is one of the project's own (``--ship`` computes its statistics), or its shipped files are there."""
     try:
-        return pair == pairs.DEFAULT_PAIR or all(p.is_file() for p in shipped_paths(pair).values())
+        return pairs.PAIRS[pair].shipped is not None or all(p.is_file() for p in shipped_paths(pair).values())
     except KeyError:
         return False
+
+
+def shippable_pairs() -> list[str]:
+    """The project's own pairs whose checkpoints are in ``data/checkpoints`` (what ``--ship`` computes)."""
+    return [p.name for p in pairs.shipped_pairs()
+            if all(ref.path().is_file() for ref in (p.se_weights, p.vanilla_weights))]
 
 
 def pair_command(pair: str, data: str = DEFAULT_DATA, subset: int | None = None, split: str = "test") -> str:
@@ -352,8 +358,9 @@ def compute_pair_stats(pair_name: str, data: ImageSet, *, out_dir: Path, tag: st
 def ship_pair_stats(pair_name: str | None = None, data: ImageSet | None = None, *, out_dir: Path | None = None,
                     batch_size: int = 500, device: torch.device | None = None, command: str | None = None,
                     progress: Callable[[str], None] | None = None) -> dict[str, Path]:
-    """The shipped statistics: both checkpoints of the default pair on the full CIFAR-10 JPEG test set,
-    into ``data/stats/`` with JSON sidecars and a ``PROVENANCE.md`` generated from them.
+    """The shipped statistics: both checkpoints of one of the project's own pairs (default: the default pair)
+    on the full CIFAR-10 JPEG test set, into ``data/stats/`` with JSON sidecars, and the ``PROVENANCE.md``
+    of every statistics file there.
 
     ``data`` replaces the test set (tests only; the provenance then names the data actually used).
     """
@@ -364,7 +371,8 @@ def ship_pair_stats(pair_name: str | None = None, data: ImageSet | None = None, 
     data = data if data is not None else load_dataset(DEFAULT_DATA, "test")
     paths = compute_pair_stats(pair_name, data, out_dir=out_dir, tag=data_tag(DEFAULT_DATA, "test"),
                                batch_size=batch_size, device=device, command=command, progress=progress)
-    write_provenance_md(out_dir, [load_stats(p) for p in paths.values()], list(paths.values()))
+    shipped = sorted(out_dir.glob("*.npz"))
+    write_provenance_md(out_dir, [load_stats(p) for p in shipped], shipped)
     return paths
 
 
