@@ -294,6 +294,19 @@ def test_ship_pair_stats_and_pair_cli(tiny_data_dir, tmp_path, capsys):
     assert S.main(["--pair", DEFAULT_PAIR, "--data", str(folder), "--out", str(tmp_path / "o"), "--bins", "8"]) == 0
     assert len(list((tmp_path / "o").glob("*.npz"))) == 2
     assert S.main(["--pair", "no-such-pair", "--data", str(folder)]) == 2
+    # every own pair whose checkpoints exist ships beside the default, under one PROVENANCE.md
+    from se_core.analysis import knockout as ko
+    from se_core.models.pairs import PAIRS, SE8_PAIR
+
+    assert S.shippable_pairs() == [DEFAULT_PAIR] and S.has_shipped(SE8_PAIR)
+    for ref, src in ((PAIRS[SE8_PAIR].se_weights, "se_resnet20-s0"), (PAIRS[SE8_PAIR].vanilla_weights, "resnet20-s0")):
+        ref.path().write_bytes((tiny_data_dir / "checkpoints" / f"{src}.safetensors").read_bytes())
+    assert S.shippable_pairs() == [DEFAULT_PAIR, SE8_PAIR]
+    second = S.ship_pair_stats(SE8_PAIR, data, batch_size=40)
+    prov = (tiny_data_dir / "stats" / "PROVENANCE.md").read_text()
+    assert all(p.name in prov for p in [*paths.values(), *second.values()])
+    assert ko.main(["--ship", "--subset", "5"]) == 2 and "--ship uses one of the project's own pairs" in capsys.readouterr().err
+    assert ko.main(["--ship", "--pair", "no-such-pair"]) == 2
 
 
 def _free_port() -> int:
