@@ -9,13 +9,15 @@ import pandas as pd
 import streamlit as st
 
 from se_core.analysis import stats as S
+from se_core.config import data_dir
 from se_core.analysis.diagram import SEWidth, se_widths
 from se_core.models.checkpoints import CheckpointError
-from se_core.models.pairs import load_pair
+from se_core.models.pairs import PAIRS, load_pair
 from se_core.models.registry import get_spec
 from se_core.models.user_models import ModelRecipe
 from se_core.models.weights import LoadedModel, LoadedPair, WeightsMissing
 from se_core.nn.se import SEConfig
+from se_core.runs import history
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading models...")
@@ -108,6 +110,17 @@ def shipped_movement(pair_name: str) -> tuple[pd.DataFrame | None, str]:
         return _movement(str(path), path.stat().st_mtime_ns), path.name
     except S.StatsError as e:
         return None, f"{path.name} cannot be read: {e}"
+
+
+def own_pairs_results(names: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`se_core.runs.history.own_pairs_results` of pairs ``names``, cached per state of their runs folders."""
+    specs = [PAIRS[n] for n in names]
+    return _own_pairs_results(names, tuple(history.fingerprint(data_dir() / p.shipped.runs) for p in specs))
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _own_pairs_results(names: tuple[str, ...], fps: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return history.own_pairs_results([PAIRS[n] for n in names], data_dir())
 
 
 @st.cache_data(max_entries=8, show_spinner="Measuring parameters and multiply-adds...")

@@ -1,6 +1,7 @@
 """Models: registry with measured costs, the selected pair's provenance, and the training runs (curves, gates, results)."""
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 import torch
 
@@ -9,7 +10,7 @@ from dashboard.display import download_csv, show
 from dashboard.figures import models as figs
 from dashboard.figures.common import gate_movement
 from se_core.config import data_dir
-from se_core.models.pairs import PAIRS, pick_device
+from se_core.models.pairs import DEFAULT_PAIR, PAIRS, pick_device, shipped_pairs
 from se_core.models.registry import get_spec, list_models
 
 REGISTRY_COLUMNS = {
@@ -24,8 +25,37 @@ REGISTRY_COLUMNS = {
     "se_gmacs_pct": st.column_config.NumberColumn("SE GFLOPs overhead", format="%.3f %%")}
 
 
+def own_pairs() -> None:
+    """The project's own CIFAR-10 pairs side by side: test top-1 per model and seed, Δ ± s.e., frozen SE blocks."""
+    specs = shipped_pairs()
+    summ, res = caching.own_pairs_results(tuple(p.name for p in specs))
+    st.markdown("Every pair this project trained, with the same test set (CIFAR-10 JPEG q75, 10,000 images, fp32 "
+                "re-evaluation). Δ is SE minus vanilla mean top-1 with its standard error over seeds; a gain counts "
+                "as resolved at Δ ≥ 2 s.e. **Frozen SE blocks**: blocks whose gates barely move from image to image "
+                "(a constant scale, not attention), from the shipped class-wise statistics of the seed-0 SE model.")
+    rows = []
+    for p in specs:
+        movement, source = caching.shipped_movement(p.name)
+        frozen = "—" if movement is None else f"{int(movement['frozen'].sum())} of {len(movement)}"
+        mine = summ[summ["pair"] == p.name].set_index("role")
+        cell = lambda role, col: mine.loc[role, col] if role in mine.index else None  # noqa: E731
+        delta, err = cell("se", "delta_vs_vanilla"), cell("se", "delta_se")
+        rows.append({"pair": p.title, "vanilla top-1": cell("vanilla", "top1") or "no finished run",
+                     "SE top-1": cell("se", "top1") or "no finished run",
+                     "Δ (pt)": "—" if delta is None or pd.isna(delta) else
+                     f"{delta:+.2f}" + ("" if err is None or pd.isna(err) else f" ± {err:.2f}"
+                                        + (" (resolved)" if delta >= 2 * err else "")),
+                     "frozen SE blocks": frozen, "runs folder": f"data/{p.shipped.runs}"})
+    table = pd.DataFrame(rows)
+    st.dataframe(table, hide_index=True, width="stretch", key="models-own-pairs")
+    download_csv(table, "se_lens_own_pairs", key="models-own-pairs-csv")
+    if not res.empty:
+        show(figs.own_pairs_top1(summ, res), key="models-own-pairs-chart", filename="own_pairs_top1",
+             data=res[["pair", "role", "run", "seed", "top1"]])
+
+
 def render() -> None:
-    """The Models page: three tabs, then the ImageNet pairs and the user's own checkpoint."""
+    """The Models page: four tabs, then the ImageNet pairs and the user's own checkpoint."""
     pair_name = state.current_pair()
     spec = PAIRS[pair_name]
     st.title("Models")
@@ -33,7 +63,7 @@ def render() -> None:
     dev_text = (f"GPU: {torch.cuda.get_device_name(0)}" if device.type == "cuda"
                 else f"CPU, {torch.get_num_threads()} torch threads")
     st.caption(f"Inference device: **{dev_text}**. Machine: {caching.hardware()}.")
-    tab_reg, tab_pair, tab_runs = st.tabs(["Registry", "Selected pair", "Training runs"])
+    tab_reg, tab_pair, tab_own, tab_runs = st.tabs(["Registry", "Selected pair", "Our CIFAR-10 pairs", "Training runs"])
 
     with tab_reg:
         st.markdown("Every registered architecture, with its size and cost measured on a randomly initialised "
@@ -92,8 +122,14 @@ def render() -> None:
                 show(gate_movement(movement, title="Share of still channels per SE block"),
                      key="models-movement", filename=f"{pair_name}_gate_movement", data=movement)
 
+    with tab_own:
+        own_pairs()
+
     with tab_runs:
-        training_tab.section(data_dir() / "runs", spec)
+        own = spec if spec.shipped is not None else PAIRS[DEFAULT_PAIR]
+        if own is not spec:
+            st.caption(f"The selected pair was not trained by this project; these are the runs of **{own.title}**.")
+        training_tab.section(data_dir() / own.shipped.runs, own)
 
     st.divider()
     st.header("ImageNet pairs and your own checkpoint")

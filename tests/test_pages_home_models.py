@@ -12,9 +12,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboard import display
+from dashboard import display, state
 from dashboard.figures import common
 from dashboard.figures import models as model_figs
+from dashboard.figures.style import PAIR_COLORS
 from se_core.analysis.diagram import integration_dot, integration_text, se_block_dot, se_widths
 from se_core.data.constants import CIFAR10_CLASSES, CIFAR10_MEAN, CIFAR10_STD
 from se_core.data.datasets import DataError
@@ -182,6 +183,13 @@ def test_chart_builders_are_pure_figures() -> None:
     with pytest.raises(ValueError):
         model_figs.histogram_stack([0, 1], [[1, 2]], ["bad"])
     assert len(common.histogram_compare({"SE": [0.1, 0.2], "vanilla": [0.3]}).data) == 2
+    summ = pd.DataFrame({"pair": ["p", "p"], "role": ["vanilla", "se"], "top1_mean": [88.0, 88.5],
+                         "top1_std": [0.1, float("nan")], "runs": [2, 1]})
+    res = pd.DataFrame({"pair": ["p"] * 3, "role": ["vanilla", "vanilla", "se"], "top1": [87.9, 88.1, 88.5],
+                        "seed": [0, 1, 0], "run": ["v0", "v1", "s0"]})
+    own = model_figs.own_pairs_top1(summ, res)
+    assert list(own.data[0].x) == ["p · vanilla", "p · se"] and list(own.data[0].error_y.array) == [0.1, 0.0]
+    assert list(own.data[0].marker.color) == [PAIR_COLORS["vanilla"], PAIR_COLORS["se"]] and len(own.data[1].x) == 3
     cfg = display.plotly_config("f", "svg")
     assert cfg["toImageButtonOptions"] == {"format": "svg", "filename": "f", "scale": 1} and not cfg["displaylogo"]
 
@@ -257,6 +265,14 @@ def test_models_page_with_pair_and_runs(tiny_data_dir: Path, trained_runs: Path)
                  if "every seed" in json.dumps(json.loads(p.proto.spec)["layout"].get("title", "")))
     dots = next(t for t in seeds["data"] if t["name"] == "single seeds")
     assert sorted(dots["x"]) == ["resnet20_cifar", "se_resnet20_cifar"]  # one dot per finished run
+    # the own pairs side by side: the default pair's seeds; the second pair has no finished run here
+    own = next(f for f in frames if "frozen SE blocks" in f.columns).set_index("pair")
+    assert own.loc[pairs.PAIRS[pairs.DEFAULT_PAIR].title, "SE top-1"] == f"{final['top1']:.2f} (1 run)"
+    assert own.loc[pairs.PAIRS[pairs.SE8_PAIR].title, "SE top-1"] == "no finished run"
+    sides = next(json.loads(p.proto.spec) for p in at.get("plotly_chart")
+                 if "Own pairs side by side" in json.dumps(json.loads(p.proto.spec)["layout"].get("title", "")))
+    assert sorted(next(t for t in sides["data"] if t["name"] == "single seeds")["x"]) == [
+        "cifar10-resnet20 · se", "cifar10-resnet20 · vanilla"]
     # provenance of the loaded pair, from the checkpoint's metadata
     tables = pd.concat([t.value for t in at.table])
     assert "random init written by tests/conftest.py" in set(tables["value"])
@@ -288,6 +304,14 @@ def test_models_page_with_pair_and_runs(tiny_data_dir: Path, trained_runs: Path)
     _ok(at)
     reg = next(d.value for d in at.dataframe if "gmacs" in d.value.columns).set_index("model")
     assert reg.loc["resnet50_tv", "params"] == spec_cost("resnet50_tv").params
+    # the second own pair, once it has a finished run: its row fills in, and selecting it shows its own runs
+    shutil.copytree(trained_runs / "se_resnet20-s0", tiny_data_dir / "runs-e30" / "se8-s0")
+    at.selectbox(key=state.PAIR_KEY).set_value(pairs.SE8_PAIR).run()
+    _ok(at)
+    own = next(d.value for d in at.dataframe if "frozen SE blocks" in d.value.columns).set_index("pair")
+    assert own.loc[pairs.PAIRS[pairs.SE8_PAIR].title, "SE top-1"].endswith("(1 run)")
+    runs = next(d.value for d in at.dataframe if "status" in d.value.columns)
+    assert list(runs["run"]) == ["se8-s0"]
 
 
 def test_pages_render_with_empty_data_dir(empty_data_dir: Path) -> None:

@@ -165,6 +165,18 @@ def top1_per_seed(summary: pd.DataFrame, results: pd.DataFrame, colors: Mapping[
                        title="Test top-1 of every seed (dots) and mean ± std (diamonds)")
 
 
+def own_pairs_top1(summary: pd.DataFrame, results: pd.DataFrame) -> go.Figure:
+    """The project's own pairs side by side: per pair, vanilla then SE, every seed's test top-1 (dots) and
+    mean ± std (diamonds); the x label is ``<pair> · <role>``."""
+    label = lambda df: df["pair"] + " · " + df["role"]  # noqa: E731
+    means = summary.assign(x=label(summary))
+    points = results.assign(x=label(results))
+    return seed_points(means, points, x="x", mean="top1_mean", std="top1_std", n="runs", y="top1",
+                       colors=[PAIR_COLORS[r] for r in means["role"]], point_info=("seed", "run"), height=360,
+                       x_title="pair · model", y_title="test top-1 (%)",
+                       title="Own pairs side by side: test top-1 per seed (dots), mean ± std (diamonds)")
+
+
 def per_class_accuracy(per_class: pd.DataFrame, colors: Mapping[str, str]) -> go.Figure:
     """Test accuracy per class and model, whiskers the std over seeds."""
     return bar_compare(per_class, "class", "acc_mean", "model", error="acc_std",

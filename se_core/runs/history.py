@@ -449,6 +449,28 @@ def summary(results: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def own_pairs_results(specs: list, data: str | os.PathLike) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The project's own pairs side by side: (:func:`summary` rows with ``pair`` and ``role`` columns,
+    :func:`results_table` rows with ``pair`` and ``role``), from each pair's runs folder under ``data``
+    (:attr:`se_core.models.weights.PairSpec.shipped`). A pair without finished runs has no rows."""
+    summaries, results = [], []
+    for spec in specs:
+        root = Path(data) / spec.shipped.runs
+        res = results_table(root) if root.is_dir() else pd.DataFrame(columns=list(RESULT_COLUMNS))
+        if res.empty:
+            continue
+        summ = summary(res)
+        for df in (res, summ):
+            df.insert(0, "role", ["se" if a == spec.se_arch else "vanilla" for a in df["arch"]])
+            df.insert(0, "pair", spec.name)
+        results.append(res)
+        summaries.append(summ)
+    if not summaries:
+        return (pd.DataFrame(columns=["pair", "role", *SUMMARY_COLUMNS]),
+                pd.DataFrame(columns=["pair", "role", *RESULT_COLUMNS]))
+    return pd.concat(summaries, ignore_index=True), pd.concat(results, ignore_index=True)
+
+
 def per_class_table(root: str | os.PathLike) -> pd.DataFrame:
     """Per finished run and class: test accuracy in % from ``final.json`` (long form)."""
     rows = []
