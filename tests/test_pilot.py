@@ -126,3 +126,7 @@ def test_real_runs_stats_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert "winner: — (not finished: candidate(s) C, B" in out and "pooled seed std" in out  # C and B are planned too
     assert pilot.main(["--root", str(tmp_path), "--candidates", "A"]) == 0
     assert "winner: A" in capsys.readouterr().out
+    assert pilot.main(["--root", str(tmp_path), "--provenance"]) == 0
+    text = (tmp_path / "A-se_resnet20_h8-s0" / "PROVENANCE.md").read_text()
+    assert text.startswith("# A-se_resnet20_h8-s0\n\n" + pilot.PILOT_INTRO)
+    assert f"--data {spec}" in text and pilot.VAL_STATS in text and stats.meta["provenance"]["commit"] in text

@@ -1,4 +1,4 @@
-"""The #15 pilot's selection rule as code: ``python -m se_core.pilot [--root data/pilot] [--stats]``.
+"""The #15 pilot's selection rule as code: ``python -m se_core.pilot [--root data/pilot] [--stats] [--provenance]``.
 
 The rule (``docs/training.md``, written before the first pilot run): per candidate, Δ = mean SE
 held-out top-1 − mean vanilla held-out top-1, s.e. = σ·sqrt(1/n_se + 1/n_vanilla) with σ the seed
@@ -164,15 +164,46 @@ def compute_val_stats(root: str | Path, spec: str = "cifar10-jpeg@val=5000") -> 
     return written
 
 
+PILOT_INTRO = ("A #15 pilot run (docs/training.md; data/pilot/PROVENANCE.md), written by this project's trainer; "
+               "evaluated on the 5,000 held-out training images, never the test set. Resume the whole pilot, "
+               "skipping finished runs: `bash sweeps/pilot.sh`.")
+
+
+def write_provenance(root: str | Path) -> list[Path]:
+    """``PROVENANCE.md`` of every pilot run (:func:`se_core.runs.release.run_provenance`, plus where its
+    held-out gate statistics came from)."""
+    from se_core.runs.release import run_provenance
+    from se_core.util.files import atomic_write_bytes
+
+    written = []
+    for r in list_runs(root):
+        if r.problem:
+            continue
+        text = run_provenance(r, PILOT_INTRO)
+        if (r.path / VAL_STATS).is_file():
+            pv = load_stats(r.path / VAL_STATS).meta.get("provenance", {})
+            text += "\n".join([
+                f"`{VAL_STATS}` (gate statistics on the held-out images, for the frozen-block test):", "",
+                *(f"- {k}: {pv.get(k)}" for k in ("command", "commit", "date")),
+                f"- checkpoint sha256: {pv.get('checkpoint', {}).get('sha256')}", "",
+                f"Re-compute it (delete the file first): `python -m se_core.pilot --stats`", ""])
+        atomic_write_bytes(r.path / "PROVENANCE.md", text.encode())
+        written.append(r.path / "PROVENANCE.md")
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m se_core.pilot", description=__doc__.splitlines()[0])
     ap.add_argument("--root", default=str(data_dir() / "pilot"))
     ap.add_argument("--stats", action="store_true", help=f"first compute {VAL_STATS} of finished SE runs that lack it")
     ap.add_argument("--candidates", default=",".join(COST_ORDER), help="the planned candidates (two seeds each)")
+    ap.add_argument("--provenance", action="store_true", help="(re)write every run's PROVENANCE.md")
     a = ap.parse_args(argv)
     if a.stats:
         for p in compute_val_stats(a.root):
             print(f"wrote {p}")
+    if a.provenance:
+        print(f"wrote {len(write_provenance(a.root))} PROVENANCE.md files")
     runs = pilot_runs(a.root)
     if runs.empty:
         print(f"error: no pilot runs under {a.root}", file=sys.stderr)

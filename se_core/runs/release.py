@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import math
 import shutil
 import sys
@@ -46,15 +47,17 @@ def _resume_command(run) -> str:
     return train_command(TrainConfig.from_dict(run.config), repo_relative(run.path))
 
 
-def run_provenance(run) -> str:
-    """PROVENANCE.md text of one run directory."""
-    lines = [f"# {run.name}", ""]
+def run_provenance(run, intro: str = "Trained by this project's trainer on CIFAR-10 (JPEG q75); all files here "
+                                    "were written by it.") -> str:
+    """PROVENANCE.md text of one run directory (``intro``: its first paragraph)."""
+    lines = [f"# {run.name}", "", intro, ""]
     if run.finished:
         prov = load_final(run.path)["provenance"]
-        lines += ["Trained by this project's trainer on CIFAR-10 (JPEG q75); all files here were written by it.", ""]
-        lines += [f"- {k}: {v}" for k, v in prov.items()]
-        lines += ["", "Re-compute the test accuracy:", "",
-                  f"    python -m se_core.evaluate --checkpoint {repo_relative(run.path / 'model.safetensors')}", ""]
+        data = TrainConfig.from_dict(run.config).data
+        lines += [f"- {k}: {json.dumps(v) if isinstance(v, (list, dict)) else v}" for k, v in prov.items()]
+        lines += ["", f"Re-compute the {'held-out' if '@val=' in data else 'test'} accuracy:", "",
+                  f"    python -m se_core.evaluate --checkpoint {repo_relative(run.path / 'model.safetensors')}"
+                  + (f" --data {data}" if data != TrainConfig().data else ""), ""]
     else:
         lines += [f"In progress: {run.epochs_done} of {run.config['epochs']} epochs done (metrics.csv, gates.json "
                   "are the trainer's per-epoch records so far).", "",
