@@ -14,12 +14,13 @@ run() {  # name arch [se] [extra trainer args...]
 # Candidate C (added 2026-12-02, docs/training.md) shares A's vanilla runs. The order after A seed 0
 # puts the seed-0 runs of B and C first, since A is already inadmissible by the rule.
 h8=min_hidden=8
-# Session 7: B seed 0 froze 13 of 15 blocks, so B is inadmissible by the rule; its other runs go last
-# (they can move only the pooled sigma), after C seed 1 and A's SE seed 1 (docs/training.md).
+# Session 8 (docs/training.md, written before C seed 1 finished): B can no longer win and A's SE seed 1
+# matters only if C seed 1 freezes 5 or more blocks, so the pilot ends with C seed 1, then A's SE seed 1
+# only while the rule still names no winner.
 lane1() { run A-se_resnet20_h8-s0 se_resnet20_cifar $h8; run B-se_resnet32_h8-s0 se_resnet32_cifar $h8
           run C-se_resnet20_h8_sewd0-s1 se_resnet20_cifar $h8 --se-weight-decay 0
-          run B-resnet32-s1 resnet32_cifar; run B-se_resnet32_h8-s1 se_resnet32_cifar $h8; }
+          python -m se_core.pilot --stats | grep -q '^winner: —' && run A-se_resnet20_h8-s1 se_resnet20_cifar $h8; }
 lane2() { run A-resnet20-s0 resnet20_cifar; run C-se_resnet20_h8_sewd0-s0 se_resnet20_cifar $h8 --se-weight-decay 0
-          run A-resnet20-s1 resnet20_cifar; run A-se_resnet20_h8-s1 se_resnet20_cifar $h8
-          run B-resnet32-s0 resnet32_cifar; }
+          run A-resnet20-s1 resnet20_cifar; }
 lane1 & lane2 & wait
+python -m se_core.pilot --stats --provenance
