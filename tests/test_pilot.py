@@ -130,3 +130,9 @@ def test_real_runs_stats_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture) 
     text = (tmp_path / "A-se_resnet20_h8-s0" / "PROVENANCE.md").read_text()
     assert text.startswith("# A-se_resnet20_h8-s0\n\n" + pilot.PILOT_INTRO)
     assert f"--data {spec}" in text and pilot.VAL_STATS in text and stats.meta["provenance"]["commit"] in text
+    doc = tmp_path / "training.md"
+    doc.write_text("# T\n<!-- pilot:begin -->\nstale\n<!-- pilot:end -->\n")
+    assert pilot.main(["--root", str(tmp_path), "--docs", str(doc)]) == 0
+    text = doc.read_text()
+    assert "stale" not in text and f"| A-se_resnet20_h8-s0 | 1 | {runs.loc['A-se_resnet20_h8-s0', 'val_top1']:.2f} |" in text
+    assert "Winner: none yet (not finished: candidate(s) C, B" in text

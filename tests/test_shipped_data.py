@@ -161,3 +161,12 @@ def test_sweep_results_in_the_docs_are_the_shipped_table() -> None:
     lines = summary_lines(load_spec(spec), DATA / "ablations" / "resnet20-cifar10.csv", spec)
     assert read_block(REPO_ROOT / "docs" / "ablations.md", SUMMARY_BLOCK) == block_body(lines), (
         "run `python -m se_core.ablate summary sweeps/default.toml --docs`")
+
+
+def test_pilot_block_in_the_docs_is_what_the_pilot_runs_give() -> None:
+    """docs/training.md's pilot table is what ``python -m se_core.pilot --docs`` writes from data/pilot today."""
+    from se_core.runs.pilot import DOCS_BLOCK, docs_lines
+    from se_core.util.docblock import block_body, read_block
+
+    assert read_block(REPO_ROOT / "docs" / "training.md", DOCS_BLOCK) == block_body(docs_lines(DATA / "pilot")), (
+        "run `python -m se_core.pilot --docs`")

@@ -22,10 +22,11 @@ from pathlib import Path
 import pandas as pd
 
 from se_core.analysis.stats import compute_stats, load_stats, provenance, save_stats
-from se_core.config import data_dir
+from se_core.config import REPO_ROOT, data_dir
 from se_core.data.datasets import load_dataset
 from se_core.models.build import build_from_checkpoint
 from se_core.runs.history import RunError, list_runs, load_final
+from se_core.util.docblock import fill_block
 
 COST_ORDER = ("A", "C", "B")
 """Candidates, cheapest first (docs/training.md; C, added after A's first seed, costs what A costs)."""
@@ -164,6 +165,38 @@ def compute_val_stats(root: str | Path, spec: str = "cifar10-jpeg@val=5000") -> 
     return written
 
 
+DOCS_BLOCK = "pilot"
+"""The block of ``docs/training.md`` that ``--docs`` fills."""
+
+
+def docs_lines(root: str | Path) -> list[str]:
+    """The pilot's state as Markdown, from the runs' own files: each run's held-out top-1 and frozen SE
+    blocks (which ones), the pooled σ, each candidate's Δ ± s.e., and the rule's outcome."""
+    runs = pilot_runs(root)
+    lines = ["Written by `python -m se_core.pilot --docs` from `data/pilot/` (held-out top-1 on 5,000 training "
+             "images, fp32 re-evaluation; frozen blocks from each SE run's `val-stats.npz`):", "",
+             "| run | epochs | held-out top-1 | frozen SE blocks |", "| --- | --- | --- | --- |"]
+    for r in runs.itertuples():
+        top1 = f"{r.val_top1:.2f}" if r.finished else f"unfinished ({r.epochs_done} of {r.epochs} epochs)"
+        frozen = "–"
+        if r.se and (Path(root) / r.run / VAL_STATS).is_file():
+            m = load_stats(Path(root) / r.run / VAL_STATS).movement_frame()
+            which = ", ".join(m.loc[m["frozen"], "label"])
+            frozen = f"{int(m['frozen'].sum())} of {len(m)}" + (f" ({which})" if which else "")
+        lines.append(f"| {r.run} | {r.epochs_done} | {top1} | {frozen} |")
+    sigma, dof = pooled_sigma(runs)
+    choice = choose(runs)
+    lines += ["", f"Pooled seed std σ = {sigma:.3f} pt ({dof} dof). Per candidate (Δ = SE − vanilla mean held-out top-1):", ""]
+    for c in choice.table.itertuples():
+        delta = "no Δ yet" if math.isnan(c.delta) else f"Δ {c.delta:+.2f}" + (
+            "" if math.isnan(c.se_err) else f" ± {c.se_err:.2f} pt")
+        frozen = "?" if math.isnan(c.frozen_blocks) else int(c.frozen_blocks)
+        lines.append(f"- {c.candidate}: {c.se_seeds} SE and {c.vanilla_seeds} vanilla seeds finished, {delta}, "
+                     f"{frozen} frozen blocks, {'admissible' if c.admissible else 'not admissible'}.")
+    lines += ["", f"Winner: {choice.winner or 'none yet'} ({choice.reason})."]
+    return lines
+
+
 PILOT_INTRO = ("A #15 pilot run (docs/training.md; data/pilot/PROVENANCE.md), written by this project's trainer; "
                "evaluated on the 5,000 held-out training images, never the test set. Resume the whole pilot, "
                "skipping finished runs: `bash sweeps/pilot.sh`.")
@@ -198,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stats", action="store_true", help=f"first compute {VAL_STATS} of finished SE runs that lack it")
     ap.add_argument("--candidates", default=",".join(COST_ORDER), help="the planned candidates (two seeds each)")
     ap.add_argument("--provenance", action="store_true", help="(re)write every run's PROVENANCE.md")
+    ap.add_argument("--docs", nargs="?", const=str(REPO_ROOT / "docs" / "training.md"), default=None,
+                    help=f"fill the {DOCS_BLOCK!r} block of docs/training.md (or the file given)")
     a = ap.parse_args(argv)
     if a.stats:
         for p in compute_val_stats(a.root):
@@ -214,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     choice = choose(runs, {c: 2 for c in a.candidates.split(",") if c})
     print(choice.table.to_string(index=False))
     print(f"\nwinner: {choice.winner or '—'} ({choice.reason})")
+    if a.docs:
+        fill_block(a.docs, DOCS_BLOCK, docs_lines(a.root))
+        print(f"wrote the {DOCS_BLOCK} block of {a.docs}")
     return 0
 
 
