@@ -36,6 +36,12 @@ TOKEN = secrets.token_hex(16)
 RAY_ENV = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN, "RAY_worker_niceness": "0"}
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _env(**extra: str) -> dict[str, str]:
     return subprocess_env(**RAY_ENV, **extra)
 
@@ -230,14 +236,15 @@ def cluster() -> Iterator[dict]:
     """A real local Ray cluster: a head with no CPUs (trials only run on worker nodes) on 127.0.0.1,
     worker nodes joined on demand by ``add_node``; every process killed at the end."""
     tmp = tempfile.mkdtemp(prefix="selray", dir="/tmp")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port, client_port = _free_port(), _free_port()  # ephemeral ports: outside Ray's worker port range
     sessions: list[int] = []
     try:
         head = subprocess.Popen([RAY, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                                 "--num-cpus", "0", "--temp-dir", tmp, "--include-dashboard", "false",
-                                 "--disable-usage-stats"], env=_env(), stdout=subprocess.DEVNULL,
+                                 "--ray-client-server-port", str(client_port), "--num-cpus", "0", "--temp-dir", tmp,
+                                 "--include-dashboard", "false", "--disable-usage-stats"],
+                                # the head's Ray Client server waits 30 s for a client's server process by default:
+                                # too short on two cores busy with the suite and training
+                                env=_env(RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S="300"), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, start_new_session=True)
         sessions.append(head.pid)
         _, err = head.communicate(timeout=180)
@@ -250,7 +257,7 @@ def cluster() -> Iterator[dict]:
             sessions.append(node.pid)
             return node.pid
 
-        yield {"address": f"127.0.0.1:{port}", "add_node": add_node}
+        yield {"address": f"127.0.0.1:{port}", "client": f"ray://127.0.0.1:{client_port}", "add_node": add_node}
     finally:
         for sid in sessions:
             _kill_session(sid)
@@ -302,6 +309,16 @@ def test_worker_node_and_driver_killed_on_a_two_node_cluster(work: dict, cluster
     starts = _segments(second)
     assert len(starts) >= 2 and starts[-1] >= at_driver_kill, starts
     assert (victim / "trial.log").read_text().count("=== ") >= 2  # one section per attempt
+
+
+def test_sweep_through_ray_client(work: dict, cluster: dict) -> None:
+    """``--address ray://host:port`` (Ray Client, the ``ray[client]`` extra) runs the sweep on the cluster
+    from outside it and gives the same table."""
+    cluster["add_node"](1)
+    p = _driver(work, "client", "--address", cluster["client"], "--cpus-per-trial", "1")
+    assert "2/2 trial(s)" in _finish(p)
+    _assert_same_table(work, work["tmp"] / "client.csv")
+    assert "Ray cluster ray://" in json.loads((work["tmp"] / "client.provenance.json").read_text())["invocations"][-1]["cluster"]
 
 
 def _descendants(pid: int) -> list[int]:
