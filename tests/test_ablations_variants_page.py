@@ -129,3 +129,21 @@ def test_a_table_without_kept_checkpoints_says_how_to_make_them(tiny_data_dir, k
     assert "python -m se_core.ablate run sweeps/default.toml" in note and "tiny-var" in note
     assert not [s for s in at.selectbox if s.key == "abl-excitation-variant"]
     assert "variant_gates" not in _charts(at)
+
+
+@pytest.mark.parametrize("page", ["home", "models", "inspector", "attributions", "classwise", "gatespace"])
+def test_every_page_opens_a_kept_variant_from_its_link(page: str, tiny_data_dir, kept_sweep: dict, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    name = pair_name("tiny-var", kept_sweep["ids"]["tanh"])
+    monkeypatch.setenv("SE_LENS_ABLATIONS_DIR", str(kept_sweep["table"].parent))
+    monkeypatch.setenv("SE_LENS_STATS_CACHE", str(tmp_path / "cache"))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.query_params["pair"] = name
+    at.run()
+    at.switch_page(f"../pages/{page}.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="pair").value == name
