@@ -75,6 +75,11 @@ def open_variant(kept: dict[str, KeptTrial], axis: str, order: Sequence[str], pi
     if not variants:
         st.caption("None of this axis' settings has a kept checkpoint yet.")
         return
+    if picked is not None and picked not in kept:
+        st.caption(f"Trial {picked}, clicked on the chart, has no kept checkpoint (it ran before the runner kept "
+                   "them, or elsewhere); pick a kept one below.")
+    elif picked is not None and kept[picked].is_baseline:
+        st.caption("The no-SE trial clicked on the chart is every variant's vanilla twin; pick an SE variant below.")
     key = f"abl-{axis}-variant"
     names = [k.name for k in variants]
     labels = {k.name: f"{k.setting_on(axis)} · seed {k.seed} · trial {k.trial_id}" for k in variants}

@@ -72,7 +72,12 @@ def test_kept_variants_open_as_pairs_and_compare_per_block(tiny_data_dir, kept_s
     # the picker beside the chart: the axis' kept SE trials in the chart's order
     pick = at.selectbox(key="abl-excitation-variant")
     assert pick.value == sig and [o.split(" · ")[0] for o in pick.options] == ["sigmoid", "tanh"]
-    # clicking tanh's seed dot on the chart picks its trial
+    # clicking the no-SE dot picks nothing (it is every variant's twin); clicking tanh's seed dot picks its trial
+    at.session_state["abl-excitation-ours"] = {"selection": {"points": [{"customdata": [0, ids["no SE"]]}],
+                                                             "point_indices": [], "box": [], "lasso": []}}
+    at.run()
+    assert any("every variant's vanilla twin" in c.value for c in at.caption)
+    assert at.selectbox(key="abl-excitation-variant").value == sig
     at.session_state["abl-excitation-ours"] = {"selection": {"points": [{"customdata": [0, ids["tanh"]]}],
                                                              "point_indices": [], "box": [], "lasso": []}}
     at.run()
