@@ -132,7 +132,8 @@ def test_the_runner_keeps_every_finished_trial_once_with_provenance(kept_env: di
     for t in kept_env["trials"]:
         side = json.loads((kept / f"{t.trial_id}.json").read_text())
         row = rows[t.trial_id]
-        assert (side["axis"], side["setting"], side["seed"], side["twin"]) == (t.axis, t.setting, 0, base.trial_id)
+        twin = "" if t is base else base.trial_id
+        assert (side["axis"], side["setting"], side["seed"], side["twin"]) == (t.axis, t.setting, 0, twin)
         for k in ("command", "commit", "hardware", "date", "top1_err"):
             assert side[k] == row[k] and side[k] not in ("", None), k
         assert side["sha256"] and side["source_sha256"] and side["dtype"] == "float16"

@@ -254,7 +254,8 @@ class _Sweep:
         try:
             if not src.is_file() or kept_matches(self.kept_dir, t.trial_id, src):
                 return
-            twin = next((x for x in self.trials if x.axis == BASELINE_AXIS and x.config.seed == t.config.seed), None)
+            twin = next((x for x in self.trials if x.axis == BASELINE_AXIS and x.config.seed == t.config.seed
+                         and x is not t), None)  # the vanilla trial of the seed (none for itself)
             se = t.config.se_config()
             info = {"sweep": self.sweep.name, "trial_id": t.trial_id, "index": t.index, "axis": t.axis,
                     "setting": t.setting, "axes": t.axes_text, "axes_list": [list(m) for m in t.memberships],
