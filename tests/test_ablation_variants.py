@@ -297,3 +297,15 @@ def test_a_model_without_gates_is_refused_by_name(tmp_path: Path) -> None:
     empty = GateSample(("a",), np.zeros(0, np.int64), np.zeros(0, np.int64), (), (), {}, {})
     with pytest.raises(Exception, match="no SE gates"):
         C.variant_frame(empty, C.Variant("no SE", tmp_path / "x.safetensors"))
+
+
+@needs_cifar
+def test_the_cli_switch_turns_keeping_off(kept_env: dict, tmp_path: Path) -> None:
+    from se_core.runs.ablate import main
+    table = tmp_path / "t.csv"
+    shutil.copy(kept_env["table"], table)  # every row there: nothing to train, only copies to keep
+    args = ["run", str(kept_env["spec"]), "--table", str(table), "--runs-root", str(kept_env["tmp"] / "runs"),
+            "--in-process"]
+    assert main([*args, "--no-keep-checkpoints"]) == 0 and not (tmp_path / "tiny-kept").exists()
+    assert main(args) == 0  # by default the rows' checkpoints are kept, from their trial folders
+    assert len(list((tmp_path / "tiny-kept").glob("*.safetensors"))) == 3
