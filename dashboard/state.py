@@ -61,8 +61,13 @@ def user_pair_options() -> list[str]:
 
 
 def source_pair_options() -> list[str]:
-    """The pairs the pair sources list for everyone (kept ablation variants), not registered ones."""
-    return [n for n in listed_pairs() if n not in PAIRS]
+    """The pairs the pair sources list for everyone (kept ablation variants), then this session's own choice of
+    such a pair when it is not listed (a link to a variant whose twin is missing: the page says why it cannot load)."""
+    listed = [n for n in listed_pairs() if n not in PAIRS]
+    mine = st.session_state.get(PAIR_KEY)
+    if isinstance(mine, str) and mine.startswith(ABLATION_PREFIX) and mine not in listed and is_known(mine):
+        listed.append(mine)
+    return listed
 
 
 def pair_options() -> list[str]:

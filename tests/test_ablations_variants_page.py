@@ -123,7 +123,17 @@ def test_a_variant_without_its_vanilla_twin_says_which_trial_is_missing(tiny_dat
     warn = next(w.value for w in at.warning if "cannot be opened as a pair yet" in w.value)
     assert ids["no SE"] in warn and "python -m se_core.ablate run" in warn
     assert at.button(key="abl-excitation-variant-inspect").disabled
-    assert pair_name("tiny-var", ids["tanh"]) not in at.selectbox(key="pair").options  # not offered in the sidebar
+    assert not [o for o in at.selectbox(key="pair").options if o.startswith("Ablation")]  # not offered in the sidebar
+    # a link to it opens it, and every page says which trial is missing
+    st.cache_resource.clear()
+    link = AppTest.from_file(APP, default_timeout=240)
+    link.query_params["pair"] = pair_name("tiny-var", ids["tanh"])
+    link.run()
+    link.switch_page("../pages/inspector.py")
+    link.run()
+    assert not link.exception and link.selectbox(key="pair").value == pair_name("tiny-var", ids["tanh"])
+    err = " ".join(e.value for e in link.error)
+    assert "Model weights are missing" in err and ids["no SE"] in err and "python -m se_core.ablate run" in err
 
 
 def test_a_table_without_kept_checkpoints_says_how_to_make_them(tiny_data_dir, kept_sweep: dict, tmp_path: Path,
