@@ -44,16 +44,22 @@ def show(fig: go.Figure, *, key: str, filename: str, data: pd.DataFrame | None =
         download_csv(data, filename, key=f"{key}-csv")
 
 
-def show_selectable(fig: go.Figure, *, key: str, filename: str) -> list[int]:
-    """Draw ``fig`` like :func:`show`, with box, lasso and click selection that rerun the page; the
-    ``customdata`` of the selected points (non-negative integers: traces mark unselectable points with -1)."""
+def selected_customdata(fig: go.Figure, *, key: str, filename: str,
+                        modes: tuple[str, ...] = ("points", "box", "lasso")) -> list:
+    """Draw ``fig`` like :func:`show`, with selection (``modes``) that reruns the page (or its fragment); the
+    ``customdata`` of each selected point, as plotly gives it (a value, or a list of them)."""
     filename = re.sub(r"[^A-Za-z0-9_.-]+", "_", filename).strip("_") or "chart"
     config = dict(plotly_config(filename), modeBarButtonsToRemove=[])
     event = st.plotly_chart(fig, width="stretch", theme=None, key=key, config=config, on_select="rerun",
-                            selection_mode=("points", "box", "lasso"))
+                            selection_mode=modes)
+    return [p.get("customdata") for p in ((event or {}).get("selection") or {}).get("points", [])]
+
+
+def show_selectable(fig: go.Figure, *, key: str, filename: str) -> list[int]:
+    """Draw ``fig`` like :func:`show`, with box, lasso and click selection that rerun the page; the
+    ``customdata`` of the selected points (non-negative integers: traces mark unselectable points with -1)."""
     out = []
-    for point in ((event or {}).get("selection") or {}).get("points", []):
-        data = point.get("customdata")
+    for data in selected_customdata(fig, key=key, filename=filename):
         data = data[0] if isinstance(data, (list, tuple)) and data else data
         if isinstance(data, (int, float)) and data >= 0:
             out.append(int(data))

@@ -1,6 +1,7 @@
 """Session state shared by the pages: the chosen model pair, mirrored in the URL query string.
 
-The sidebar lists the registered pairs, then the user pairs (``user:<id>``, see
+The sidebar lists the registered pairs, then the pairs the pair sources list (every kept ablation trial
+with its vanilla twin, ``ablation:<sweep>/<trial_id>``, see :mod:`se_core.models.ablation_models`), then the user pairs (``user:<id>``, see
 :mod:`se_core.models.user_models`) saved in this server's store (so a fresh session finds them
 without a ``?pair=`` link) and any this session registered or opened by link. A page switches the sidebar to a new user pair with
 :func:`add_user_pair` (applied on the next rerun, before the sidebar widget exists). Also the
@@ -14,7 +15,8 @@ import streamlit as st
 
 from dashboard import display
 from se_core import config
-from se_core.models.pairs import DEFAULT_PAIR, PAIRS, is_known
+from se_core.models.ablation_models import PREFIX as ABLATION_PREFIX
+from se_core.models.pairs import DEFAULT_PAIR, PAIRS, is_known, listed_pairs
 from se_core.models.user_models import list_user_pairs
 from se_core.models.weights import USER_PREFIX
 
@@ -58,9 +60,21 @@ def user_pair_options() -> list[str]:
     return saved + [n for n in _user_pairs() if n not in saved and is_known(n)]
 
 
+def source_pair_options() -> list[str]:
+    """The pairs the pair sources list for everyone (kept ablation variants), then this session's own choice of
+    such a pair when it is not listed (a link to a variant whose twin is missing: the page says why it cannot load)."""
+    listed = [n for n in listed_pairs() if n not in PAIRS]
+    mine = st.session_state.get(PAIR_KEY)
+    if isinstance(mine, str) and mine.startswith(ABLATION_PREFIX) and mine not in listed and is_known(mine):
+        listed.append(mine)
+    return listed
+
+
 def pair_options() -> list[str]:
-    """Registered pairs, then the user pairs (:func:`user_pair_options`)."""
-    return list(PAIRS) + user_pair_options()
+    """Registered pairs, then the listed source pairs (:func:`source_pair_options`), then the user pairs
+    (:func:`user_pair_options`)."""
+    listed = source_pair_options()
+    return list(PAIRS) + listed + [n for n in user_pair_options() if n not in listed]
 
 
 def _title(name: str) -> str:
@@ -86,11 +100,15 @@ def sidebar() -> None:
     with st.sidebar:
         st.selectbox("Model pair", options, key=PAIR_KEY, format_func=_title,
                      on_change=_sync_url, help="SE model and its vanilla counterpart; the choice is kept in the URL. "
-                                               "The built-in pairs come first, then the pairs registered on this "
-                                               "server from uploaded checkpoints (Models page).")
-        n_user = len(options) - len(PAIRS)
-        if n_user:
-            st.caption(f"{len(PAIRS)} built-in pairs, then {n_user} registered on this server (“Yours: …”).")
+                                               "The built-in pairs come first, then the kept ablation variants "
+                                               "(each vs its sweep's no-SE trial of the same seed), then the pairs "
+                                               "registered on this server from uploaded checkpoints (Models page).")
+        n_kept = sum(n.startswith(ABLATION_PREFIX) for n in options)
+        n_user = len(options) - len(PAIRS) - n_kept
+        parts = ([f"{n_kept} kept ablation variant(s) (“Ablation …”, opened from the Ablations page)"] if n_kept else []) + \
+                ([f"{n_user} registered on this server (“Yours: …”)"] if n_user else [])
+        if parts:
+            st.caption(f"{len(PAIRS)} built-in pairs, then " + ", then ".join(parts) + ".")
         display.export_format_picker()
     if st.query_params.get(PAIR_KEY) != st.session_state[PAIR_KEY]:
         _sync_url()

@@ -2,7 +2,8 @@
 
 Thin page: ``se_core.runs.tables`` loads, checks and summarises the result table and the paper's
 reference rows (picked and cached by :mod:`dashboard.ablation_tables`); ``se_core.runs.ablate``
-produces the table. This file only lays out.
+produces the table and keeps each trial's checkpoint, whose variants :mod:`dashboard.ablation_variants`
+opens as pairs and compares per block. This file only lays out.
 """
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import ablation_tables as abl
+from dashboard import ablation_variants as variants
 from dashboard import sweep_progress as live
-from dashboard.display import download_csv, show
+from dashboard.display import download_csv, selected_customdata, show
 from dashboard.figures.ablations import cost_fig, delta_fig, ours_fig, paper_fig
 from se_core.runs import tables
 from se_core.runs.tables import AXES, TableError
@@ -79,6 +81,9 @@ def render() -> None:
                 st.dataframe(df, hide_index=True, width="stretch")
                 download_csv(df, Path(str(label)).stem or "ablations", key="abl-all-csv", label="Download all trials (CSV)")
 
+        kept = variants.kept_trials(df)
+        if df is not None and not kept:
+            st.info(variants.none_kept_note(df))
         present = tables.axes_present(df) if df is not None else []
         sigma, dof = tables.pooled_seed_std(df) if df is not None else (float("nan"), 0)
         axes = list(AXES)
@@ -89,8 +94,12 @@ def render() -> None:
                 summary = tables.summarize_axis(df, axis) if axis in present else pd.DataFrame(columns=tables.SUMMARY_COLUMNS)
                 rows = tables.axis_rows(df, axis) if axis in present else None
                 left, right = st.columns(2)
+                points: list = []
                 with left:
-                    if rows is not None and len(summary):
+                    if rows is not None and len(summary) and kept:  # a seed's dot picks its trial below
+                        points = selected_customdata(ours_fig(summary, rows, axis), key=f"abl-{axis}-ours",
+                                                     filename=f"ablation-{axis}-ours", modes=("points",))
+                    elif rows is not None and len(summary):
                         show(ours_fig(summary, rows, axis), key=f"abl-{axis}-ours", filename=f"ablation-{axis}-ours")
                     elif df is not None:
                         st.info(f"The loaded table has no trials on the {info.title.lower()} axis.")
@@ -116,6 +125,11 @@ def render() -> None:
                                  "run per row, so no error bars.")
                 if len(summary):
                     show(cost_fig(summary, axis), key=f"abl-{axis}-cost", filename=f"ablation-{axis}-cost")
+                if kept and len(summary):
+                    st.markdown(f"**Kept variants: {info.title.lower()}**")
+                    order = list(summary["setting"])
+                    variants.open_variant(kept, axis, order, variants.picked_trial(points))
+                    variants.comparison(kept, axis, order, info.title)
                 with st.expander("Numbers"):
                     if len(summary):
                         st.markdown("**Ours** (error in %, mean/std over seeds; Δ in points, `_se` its standard error from "

@@ -340,7 +340,8 @@ TESTED = {"common": {"band_curves", "bar_compare", "gate_movement", "seed_points
           "models": {"line_curves", "heatmap", "histogram_stack", "registry_params", "registry_overhead", "seed_curve",
                      "loss_curves", "accuracy_curves", "gate_mean", "gate_selectivity", "gate_still", "gate_hist_lines",
                      "gate_hist_heatmap", "top1_per_seed", "per_class_accuracy"},
-          "ablations": {"ours_fig", "paper_fig", "delta_fig", "cost_fig", "setting_color"},
+          "ablations": {"ours_fig", "paper_fig", "delta_fig", "cost_fig", "setting_color", "variant_gates_fig",
+                        "variant_dependence_fig"},
           "gatespace": {"gate_map", "jaccard", "top_channels", "variance_split", "input_vs_depth", "spread_vs_depth"}}
 
 
@@ -395,6 +396,37 @@ def test_gatespace_dependence_figures() -> None:
     np.testing.assert_allclose(arr(med["y"]), one["spread_median"])
     assert med["text"] == ["frozen", "", ""] and d["layout"]["shapes"][0]["y0"] == 0.01
     assert list(band["y"]) == [0.0, 0.03, 0.06, 0.02, 0.01, 0.0]
+
+
+def _variant_frame() -> pd.DataFrame:
+    """Rows of se_core.analysis.gates.compare: 'all' has three blocks, 'stage 3' only the last one."""
+    rows = []
+    for variant, blocks in (("stage 3", [2]), ("all", [0, 1, 2])):
+        for d in blocks:
+            rows.append({"variant": variant, "key": variant, "label": f"s{d + 1}.b0", "depth": d, "input_share": 0.1 * d,
+                         "between_share": 0.05 * d, "mean": 0.5, "q05": 0.1 + d, "q25": 0.3 + d, "q50": 0.5 + d,
+                         "q75": 0.7 + d, "q95": 0.9 + d})
+    return pd.DataFrame(rows)
+
+
+def test_variant_figures_line_up_blocks_in_depth_order() -> None:
+    frame = _variant_frame()
+    d = valid(ablations.variant_gates_fig(frame, title_text="t"))
+    stage3, every = d["data"]
+    assert (stage3["type"], stage3["name"], every["name"]) == ("box", "stage 3", "all")
+    assert list(stage3["x"]) == ["s3.b0"] and list(arr(every["median"])) == [0.5, 1.5, 2.5]
+    assert list(arr(every["lowerfence"])) == [0.1, 1.1, 2.1] and list(arr(every["upperfence"])) == [0.9, 1.9, 2.9]
+    assert list(arr(every["q1"])) == [0.3, 1.3, 2.3] and list(arr(every["q3"])) == [0.7, 1.7, 2.7]
+    assert stage3["marker"]["color"] != every["marker"]["color"] and d["layout"]["boxmode"] == "group"
+    # the variant with fewer blocks comes first, yet the axis runs in depth order
+    assert d["layout"]["xaxis"]["categoryarray"] == ["s1.b0", "s2.b0", "s3.b0"]
+    assert d["layout"]["meta"] == {"chart": "variant_gates"}
+    d = valid(ablations.variant_dependence_fig(frame, title_text="Input dependence: excitation"))
+    assert [t["name"] for t in d["data"]] == ["stage 3: input-dependent", "stage 3: between classes",
+                                              "all: input-dependent", "all: between classes"]
+    np.testing.assert_allclose(arr(d["data"][2]["y"]), [0.0, 0.1, 0.2])
+    assert d["layout"]["xaxis"]["categoryarray"] == ["s1.b0", "s2.b0", "s3.b0"]
+    assert d["layout"]["meta"] == {"chart": "variant_dependence"} and d["layout"]["title"]["text"].endswith("excitation")
 
 
 def test_every_builder_is_tested_here() -> None:

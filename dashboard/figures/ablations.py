@@ -1,6 +1,8 @@
-"""Figures of the Ablations page: our sweep per axis, the paper's rows, the change vs baselines, and each setting's cost.
+"""Figures of the Ablations page: our sweep per axis, the paper's rows, the change vs baselines, each setting's cost,
+and the kept variants' gates compared per block.
 
-Built from the tables of :mod:`se_core.runs.tables`, in the dict style of :mod:`dashboard.figures.style`.
+Built from the tables of :mod:`se_core.runs.tables` and :mod:`se_core.analysis.gates.compare`, in the dict style
+of :mod:`dashboard.figures.style`.
 """
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard.figures.common import bar_compare, seed_points
-from dashboard.figures.style import PAIR_COLORS, cell_axes, figure, grid, title
+from dashboard.figures.gatespace import block_order, input_vs_depth
+from dashboard.figures.style import PAIR_COLORS, PALETTE, cell_axes, chart_layout, figure, grid, rgba, title
 from se_core.runs import tables
 from se_core.runs.tables import AXES, BASELINE_SETTING
 
@@ -86,8 +89,33 @@ def cost_fig(summary: pd.DataFrame, axis: str) -> go.Figure:
     return figure(traces, lay)
 
 
+def variant_gates_fig(frame: pd.DataFrame, *, title_text: str) -> go.Figure:
+    """Per SE block (depth order), each variant's distribution of the gate values s over the probe images and
+    channels: a box from its quartiles and median, whiskers at the 5th and 95th percentiles, the mean dashed;
+    one colour per variant, grouped by block (rows of :func:`se_core.analysis.gates.compare.compare_variants`)."""
+    traces = []
+    for i, (variant, g) in enumerate(frame.groupby("variant", sort=False)):
+        color = PALETTE[i % len(PALETTE)]
+        traces.append(dict(type="box", name=str(variant), x=list(g["label"]), q1=np.asarray(g["q25"]),
+                           median=np.asarray(g["q50"]), q3=np.asarray(g["q75"]), lowerfence=np.asarray(g["q05"]),
+                           upperfence=np.asarray(g["q95"]), mean=np.asarray(g["mean"]), boxmean=True,
+                           marker={"color": color}, line={"color": color}, fillcolor=rgba(color, 0.3),
+                           offsetgroup=str(variant), legendgroup=str(variant)))
+    lay = chart_layout(title_text, "SE block (depth order)", "gate value s (5 / 25 / 50 / 75 / 95 %)", 440)
+    lay.update(boxmode="group", meta={"chart": "variant_gates"})
+    lay["xaxis"].update(type="category", categoryorder="array", categoryarray=block_order(frame))
+    return figure(traces, lay)
+
+
+def variant_dependence_fig(frame: pd.DataFrame, *, title_text: str) -> go.Figure:
+    """Per variant, the share of each block's gate variance that depends on the image (solid) and on its class
+    (dotted) against depth: the Gate space page's chart, one series per variant."""
+    return input_vs_depth(frame.rename(columns={"variant": "series"}), title_text=title_text,
+                          chart="variant_dependence")
+
+
 __all__ = ["DELTA_COLORS", "OTHER_COLOR", "PAPER_COLOR", "cost_fig", "delta_fig", "ours_fig", "paper_fig",
-           "setting_color"]
+           "setting_color", "variant_dependence_fig", "variant_gates_fig"]
 
 
 def progress_fig(running: list[dict]) -> go.Figure:

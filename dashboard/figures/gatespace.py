@@ -82,8 +82,10 @@ def variance_split(frame: pd.DataFrame, *, title_text: str) -> go.Figure:
     return figure(traces, lay)
 
 
-def input_vs_depth(table: pd.DataFrame) -> go.Figure:
-    """Per series, the share of variance that depends on the image (solid) and on the class (dotted) vs depth."""
+def input_vs_depth(table: pd.DataFrame, *, title_text: str = "Input dependence against depth",
+                   chart: str = "input_vs_depth") -> go.Figure:
+    """Per series, the share of variance that depends on the image (solid) and on the class (dotted) vs depth
+    (blocks in the order of ``depth``, so series with fewer blocks, SE in some stages only, line up)."""
     traces = []
     for i, (series, g) in enumerate(table.groupby("series", sort=False)):
         color = PALETTE[i % len(PALETTE)]
@@ -91,10 +93,18 @@ def input_vs_depth(table: pd.DataFrame) -> go.Figure:
             traces.append(dict(type="scatter", mode="lines+markers", x=list(g["label"]), y=np.asarray(g[col]),
                                name=f"{series}: {part}", legendgroup=series, line={"color": color, "dash": dash},
                                hovertemplate=f"{series}<br>%{{x}}: %{{y:.1%}} {part}<extra></extra>"))
-    lay = chart_layout("Input dependence against depth", "block (depth order)", "share of the block's variance", 420)
+    lay = chart_layout(title_text, "block (depth order)", "share of the block's variance", 420)
     lay["yaxis"].update(range=[0, 1], tickformat=".0%")
-    lay["meta"] = {"chart": "input_vs_depth"}
+    lay["xaxis"].update(type="category", categoryorder="array", categoryarray=block_order(table))
+    lay["meta"] = {"chart": chart}
     return figure(traces, lay)
+
+
+def block_order(table: pd.DataFrame) -> list[str]:
+    """The blocks' labels of a per-block table, in depth order, each once."""
+    if "depth" not in table:
+        return list(dict.fromkeys(table["label"]))
+    return list(dict.fromkeys(table.sort_values("depth", kind="stable")["label"]))
 
 
 def spread_vs_depth(frame: pd.DataFrame, *, title_text: str, threshold: float) -> go.Figure:

@@ -4,6 +4,7 @@ This package's ``__init__`` is the composition root (as ``timm/models/__init__.p
 modules below import only downward (checkpoints → registry → build/costs; weights → pairs), and the
 plug-ins that push themselves into the registry and the pair table are imported here, once:
 :mod:`~se_core.models.builtin` (this project's ResNets), :mod:`~se_core.models.zoo` (timm and
-torchvision, loaded lazily) and :mod:`~se_core.models.user_models` (``user:<id>`` pairs).
+torchvision, loaded lazily), :mod:`~se_core.models.user_models` (``user:<id>`` pairs) and
+:mod:`~se_core.models.ablation_models` (kept ablation trials, ``ablation:<sweep>/<trial_id>`` pairs).
 """
-from se_core.models import builtin, user_models, zoo  # noqa: F401  (plug-ins register themselves)
+from se_core.models import ablation_models, builtin, user_models, zoo  # noqa: F401  (plug-ins register themselves)

@@ -15,13 +15,13 @@ import struct
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from se_core.util.files import atomic_write_bytes
+from se_core.util.files import atomic_write_bytes, file_sha256
 from se_core.util.text import first_meaningful_line
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024
@@ -31,8 +31,9 @@ MAX_UNZIPPED_BYTES = 4 * 1024**3
 MAX_ZIP_RATIO = 200
 """...as are archives whose entries compress better than this ratio (tensors don't)."""
 META_KEY = "se_lens"
-
-
+COMPACT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+"""Half-precision formats of a compact copy (:func:`save_compact`)."""
+_F16_MAX = float(torch.finfo(torch.float16).max)
 
 
 class CheckpointError(ValueError):
@@ -85,6 +86,47 @@ def save_checkpoint(path: str | os.PathLike, model_or_state: nn.Module | Mapping
     state = model_or_state.state_dict() if isinstance(model_or_state, nn.Module) else model_or_state
     state = {k.removeprefix("module."): v for k, v in state.items()}
     save_tensors(path, state, {META_KEY: meta.to_json()})
+
+
+def compact_state(state: Mapping[str, torch.Tensor], dtype: str = "float16") -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Floating-point tensors in half precision, the rest (BatchNorm's step counters) unchanged: half the bytes.
+
+    A float16 copy keeps 11 significant bits; a tensor with values beyond float16's range goes to bfloat16
+    instead (its names are returned), so nothing turns infinite."""
+    if dtype not in COMPACT_DTYPES:
+        raise ValueError(f"compact dtype must be one of {', '.join(COMPACT_DTYPES)}, got {dtype!r}")
+    out, widened = {}, []
+    for k, v in state.items():
+        if not v.is_floating_point():
+            out[k] = v
+            continue
+        want = COMPACT_DTYPES[dtype]
+        if want == torch.float16 and v.numel() and float(v.detach().abs().max()) > _F16_MAX:
+            want = torch.bfloat16
+            widened.append(k)
+        out[k] = v.detach().to(want)
+    return out, widened
+
+
+def save_compact(src: str | os.PathLike, dst: str | os.PathLike, provenance: Mapping | None = None,
+                 dtype: str = "float16") -> CheckpointMeta:
+    """Write a half-precision copy of checkpoint ``src`` to ``dst`` (atomically), keeping its metadata (architecture,
+    SE config, classes, normalisation, provenance) plus ``provenance`` and a ``compact`` record of what was done.
+
+    Loading it needs nothing special: :func:`load_into` copies each half-precision tensor into the model's float32
+    parameters, so :func:`se_core.models.build.build_from_checkpoint` restores an fp32 model."""
+    src = Path(src)
+    state, meta = read_checkpoint(src)
+    if meta is None:
+        raise CheckpointError(f"{src.name} has no SE Lens metadata; a compact copy must say what model it holds")
+    small, widened = compact_state(state, dtype)
+    record = {"dtype": dtype, "source": src.name, "source_sha256": file_sha256(src),
+              "source_bytes": src.stat().st_size, "restored_as": "float32 by load_into / build_from_checkpoint"}
+    if widened:
+        record["bfloat16_tensors"] = widened
+    kept = replace(meta, provenance={**meta.provenance, **dict(provenance or {}), "compact": record})
+    save_tensors(dst, small, {META_KEY: kept.to_json()})
+    return kept
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -25,11 +25,14 @@ from se_core.models.weights import LoadedModel, LoadedPair, PairSpec, ShippedRun
 
 @dataclass(frozen=True)
 class PairSource:
-    """Pairs resolved by name on demand rather than listed (a user's own, ``user:<id>``)."""
+    """Pairs resolved by name on demand rather than registered (a user's own, ``user:<id>``; a kept ablation
+    trial, ``ablation:<sweep>/<trial_id>``). ``listed``, when given, names the ones every picker offers
+    (:func:`listed_pairs`); the user source has none (each dashboard session lists its own)."""
 
     spec: Callable[[str], PairSpec]
     exists: Callable[[str], bool]
     load: Callable[[str, torch.device | None], LoadedPair]
+    listed: Callable[[], list[str]] | None = None
 
 
 _SOURCES: dict[str, PairSource] = {}
@@ -38,6 +41,18 @@ _SOURCES: dict[str, PairSource] = {}
 def register_pair_source(prefix: str, source: PairSource) -> None:
     """Resolve names starting with ``prefix`` through ``source`` (added by :mod:`se_core.models.user_models`)."""
     _SOURCES[prefix] = source
+
+
+def listed_pairs() -> list[str]:
+    """The pairs the sources list (e.g. every kept ablation trial with its twin), in registration order."""
+    out: list[str] = []
+    for source in _SOURCES.values():
+        if source.listed is not None:
+            try:
+                out += [n for n in source.listed() if n not in out]
+            except OSError:  # an unreadable folder lists nothing rather than breaking every page
+                continue
+    return out
 
 
 def _source(name: object) -> PairSource | None:

@@ -7,7 +7,10 @@ across axes are trained once (the default SE config is one trial per seed, refer
 axis). Each trial (config x seed, id = hash of its ``TrainConfig``) is one
 :func:`se_core.runs.train.train` run in ``runs/ablate/<sweep>/<trial_id>/`` and one row of a long CSV
 table (schema: :mod:`se_core.runs.tables`), by default ``data/ablations/<sweep>.csv``, with a
-provenance JSON beside it.
+provenance JSON beside it. Each finished trial's final weights are kept beside the table, compactly
+(float16, ``<sweep>/<trial_id>.safetensors`` with a provenance sidecar; ``--no-keep-checkpoints`` or
+``[sweep].keep_checkpoints = false`` turns it off), and open as pairs ``ablation:<sweep>/<trial_id>``
+(:mod:`se_core.models.ablation_models`).
 
 Runs on Ray: with no address an embedded local Ray sized to the machine (bound to 127.0.0.1,
 token authentication on); ``--address auto|HOST:PORT|ray://HOST:10001`` joins a cluster. Each trial

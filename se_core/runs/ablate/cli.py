@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="re-runs of a trial whose worker or node died (each resumes from its last checkpoint)")
     r.add_argument("--in-process", action="store_true", help="no Ray: train in this process, one trial at a time (debugging)")
     r.add_argument("--progress", action="store_true", help="per-batch progress bars in each trial's log")
+    r.add_argument("--no-keep-checkpoints", dest="keep", action="store_false", default=None,
+                   help="do not keep finished trials' final weights (float16) in <table dir>/<sweep>/ (default: "
+                        "[sweep].keep_checkpoints, true)")
     p = sub.add_parser("plan", help="list the trials of a spec without training")
     p.add_argument("spec")
     sm = sub.add_parser("summary", help="per-axis Markdown tables of a sweep's results beside the paper's rows")
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                         resources=sweep.resources.replace(a.cpus_per_trial, a.gpus_per_trial,
                                                           a.workers_per_trial), address=a.address,
                         max_retries=a.max_retries, in_process=a.in_process, progress=a.progress,
-                        command="python -m se_core.ablate " + shlex.join(argv))
+                        keep_checkpoints=a.keep, command="python -m se_core.ablate " + shlex.join(argv))
     except (SpecError, TableError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

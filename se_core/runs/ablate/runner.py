@@ -19,15 +19,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from se_core import config
+from se_core.models.ablation_models import keep_trial, kept_matches
 from se_core.models.build import build_from_checkpoint
 from se_core.models.costs import measure_cost
 from se_core.models.registry import get_spec
 from se_core.runs.ablate import progress as prog
 from se_core.runs.ablate.spec import RUNS_ROOT, Resources, SpecError, Sweep, Trial, plan
 from se_core.runs.ablate.table import _now, provenance_path, read_rows, write_table
+from se_core.runs.tables import AXES, BASELINE_AXIS
 from se_core.runs.train import TrainConfig, train
 from se_core.util.files import atomic_write_bytes
+from se_core.util.paths import repo_relative
 from se_core.util.provenance import git_commit, hardware
+
+KEPT_FROM = "model.safetensors"
+"""The file of a finished trial that is kept: its final weights."""
 
 
 def make_row(info: dict, cfg: TrainConfig, trial_dir: Path) -> dict:
@@ -180,8 +186,9 @@ class _Sweep:
     """One invocation of a sweep: the table, its provenance and its progress file, kept in step."""
 
     def __init__(self, sweep: Sweep, table: Path, runs: Path, command: str, invocation: dict,
-                 log: Callable[[str], None]) -> None:
+                 log: Callable[[str], None], keep: bool = True) -> None:
         self.sweep, self.table, self.runs, self.command, self.log = sweep, table, runs, command, log
+        self.kept_dir = table.parent / sweep.name if keep else None
         self.trials = plan(sweep)
         by_id = {t.trial_id: t for t in self.trials}
         self.rows: dict[str, dict] = {}
@@ -235,7 +242,36 @@ class _Sweep:
             return {**row, "command": row.get("command") or self.command}
         return None
 
+    def keep(self, t: Trial, row: dict) -> None:
+        """Keep the trial's final weights compactly beside the table (``<sweep>/<trial_id>.safetensors`` and its
+        sidecar), once: a whole copy of the same file is left as it is. Called for every row that lands, fresh or
+        taken from ``row.json`` on a resume, before the table is written, so a row in the table has its copy; a
+        row of an earlier run without one gets it on the next run while the trial folder still has the file.
+        A copy that cannot be written is logged, never fatal: the row still lands."""
+        if self.kept_dir is None:
+            return
+        src = self.trial_dir(t) / KEPT_FROM
+        try:
+            if not src.is_file() or kept_matches(self.kept_dir, t.trial_id, src):
+                return
+            twin = next((x for x in self.trials if x.axis == BASELINE_AXIS and x.config.seed == t.config.seed
+                         and x is not t), None)  # the vanilla trial of the seed (none for itself)
+            se = t.config.se_config()
+            info = {"sweep": self.sweep.name, "trial_id": t.trial_id, "index": t.index, "axis": t.axis,
+                    "setting": t.setting, "axes": t.axes_text, "axes_list": [list(m) for m in t.memberships],
+                    "axis_title": AXES[t.axis].title if t.axis in AXES else "", "seed": t.config.seed,
+                    "arch": t.config.arch, "se_config": None if se is None else se.to_dict(),
+                    "twin": twin.trial_id if twin else "", "twin_arch": twin.config.arch if twin else "",
+                    "table": self.table.name, "source": repo_relative(src),
+                    **{k: row.get(k) for k in ("command", "commit", "hardware", "date", "precision", "world_size",
+                                               "epochs", "data", "top1_err", "test_n")}}
+            k = keep_trial(self.kept_dir, src, info)
+            self.log(f"kept {_describe(t)} as {repo_relative(k.path)} ({k.info.get('bytes', 0):,} bytes)")
+        except (OSError, ValueError) as e:  # CheckpointError is a ValueError
+            self.log(f"warning: could not keep the checkpoint of {_describe(t)} ({e}); the next run tries again")
+
     def record(self, t: Trial, row: dict, t0: float) -> None:
+        self.keep(t, row)
         self.rows[t.trial_id] = row
         self.ran.append(t.trial_id)
         self.errors.pop(t.trial_id, None)
@@ -281,10 +317,14 @@ class _Sweep:
 def run_sweep(sweep: Sweep, *, table: str | os.PathLike, runs_root: str | os.PathLike = RUNS_ROOT,
               resources: Resources | None = None, address: str | None = None, max_retries: int = 3,
               in_process: bool = False, progress: bool = False, command: str = "", poll_s: float = 2.0,
+              keep_checkpoints: bool | None = None,
               log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)) -> SweepResult:
     """Run the trials not yet in ``table`` on Ray (an embedded local instance, or the cluster at
     ``address``), resuming interrupted ones, writing each finished trial's row as it lands and the
-    live state to ``<table>.progress.json``. Failed trials are reported, not fatal; running again retries them."""
+    live state to ``<table>.progress.json``. Failed trials are reported, not fatal; running again retries them.
+
+    Each finished trial's final weights are kept (float16) in ``<table dir>/<sweep>/<trial_id>.safetensors``
+    unless ``keep_checkpoints`` (default: the spec's ``[sweep].keep_checkpoints``, true) is false."""
     from se_core.runs.ablate.cluster import connect
 
     res = resources or sweep.resources
@@ -298,10 +338,13 @@ def run_sweep(sweep: Sweep, *, table: str | os.PathLike, runs_root: str | os.Pat
                   "cpus_per_trial": res.cpus, "gpus_per_trial": res.gpus, "workers_per_trial": res.workers,
                   "in_process": in_process,
                   "address": address or ""}
-    s = _Sweep(sweep, table, Path(runs_root) / sweep.name, command, invocation, log)
+    keep = sweep.keep_checkpoints if keep_checkpoints is None else keep_checkpoints
+    invocation["keep_checkpoints"] = keep
+    s = _Sweep(sweep, table, Path(runs_root) / sweep.name, command, invocation, log, keep=keep)
     todo = []
     for t in s.trials:
         if t.trial_id in s.rows:
+            s.keep(t, s.rows[t.trial_id])  # a row of an earlier run (or one killed before its copy): kept now
             continue
         s.prepare(t)
         row = s.finished_row(t)

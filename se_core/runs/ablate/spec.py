@@ -21,7 +21,7 @@ RUNS_ROOT = REPO_ROOT / "runs" / "ablate"
 TABLE_DIR = REPO_ROOT / "data" / "ablations"
 SECTIONS = ("sweep", "train", "default_se", "axes", "resources")
 RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial", "workers_per_trial")
-SWEEP_KEYS = ("name", "description", "seeds", "baseline", "allow_short")
+SWEEP_KEYS = ("name", "description", "seeds", "baseline", "allow_short", "keep_checkpoints")
 SE_KEYS = ("reduction", "squeeze", "gate", "stages", "integration", "site")
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig) if f.name not in ("se", "seed"))
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -77,6 +77,8 @@ class Sweep:
     spec_sha256: str = ""
     resources: Resources = Resources()
     spec: dict = field(default_factory=dict, compare=False, repr=False)
+    keep_checkpoints: bool = True
+    """Keep each finished trial's final weights (float16) in ``<table dir>/<sweep>/`` (:mod:`se_core.models.ablation_models`)."""
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
     baseline = _check_value(f"{source}: [sweep].baseline", sw.get("baseline", True), "bool")
     allow_short = _check_value(f"{source}: [sweep].allow_short", sw.get("allow_short", False), "bool")
     description = _check_value(f"{source}: [sweep].description", sw.get("description", ""), "str")
+    keep = _check_value(f"{source}: [sweep].keep_checkpoints", sw.get("keep_checkpoints", True), "bool")
 
     amounts = [_check_value(f"{source}: [resources].{k}", rs.get(k, d), kind)
                for k, d, kind in zip(RESOURCE_KEYS, (1.0, 0.0, 1), ("float", "float", "int"))]
@@ -255,7 +258,8 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
             raise SpecError(f"{source}: [default_se].stages: {e}") from None
     return Sweep(name=name, seeds=tuple(seeds), base=base, se_arch=se_arch, default_se=default_se, axes=tuple(axes),
                  baseline=baseline, description=description, source=source,
-                 spec_sha256=hashlib.sha256(text.encode()).hexdigest(), resources=resources, spec=raw)
+                 spec_sha256=hashlib.sha256(text.encode()).hexdigest(), resources=resources, spec=raw,
+                 keep_checkpoints=keep)
 
 
 def load_spec(path: str | os.PathLike) -> Sweep:
