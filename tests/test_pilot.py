@@ -134,5 +134,5 @@ def test_real_runs_stats_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture) 
     doc.write_text("# T\n<!-- pilot:begin -->\nstale\n<!-- pilot:end -->\n")
     assert pilot.main(["--root", str(tmp_path), "--docs", str(doc)]) == 0
     text = doc.read_text()
-    assert "stale" not in text and f"| A-se_resnet20_h8-s0 | 1 | {runs.loc['A-se_resnet20_h8-s0', 'val_top1']:.2f} |" in text
+    assert "stale" not in text and f"| A-se_resnet20_h8-s0 | {runs.loc['A-se_resnet20_h8-s0', 'val_top1']:.2f} |" in text
     assert "Winner: none yet (not finished: candidate(s) C, B" in text

@@ -175,15 +175,15 @@ def docs_lines(root: str | Path) -> list[str]:
     runs = pilot_runs(root)
     lines = ["Written by `python -m se_core.pilot --docs` from `data/pilot/` (held-out top-1 on 5,000 training "
              "images, fp32 re-evaluation; frozen blocks from each SE run's `val-stats.npz`):", "",
-             "| run | epochs | held-out top-1 | frozen SE blocks |", "| --- | --- | --- | --- |"]
-    for r in runs.itertuples():
-        top1 = f"{r.val_top1:.2f}" if r.finished else f"unfinished ({r.epochs_done} of {r.epochs} epochs)"
+             "| run | held-out top-1 | frozen SE blocks |", "| --- | --- | --- |"]
+    for r in runs.itertuples():  # an unfinished run's epoch count is left out: the block changes when a run lands
+        top1 = f"{r.val_top1:.2f}" if r.finished else "unfinished"
         frozen = "–"
         if r.se and (Path(root) / r.run / VAL_STATS).is_file():
             m = load_stats(Path(root) / r.run / VAL_STATS).movement_frame()
             which = ", ".join(m.loc[m["frozen"], "label"])
             frozen = f"{int(m['frozen'].sum())} of {len(m)}" + (f" ({which})" if which else "")
-        lines.append(f"| {r.run} | {r.epochs_done} | {top1} | {frozen} |")
+        lines.append(f"| {r.run} | {top1} | {frozen} |")
     sigma, dof = pooled_sigma(runs)
     choice = choose(runs)
     lines += ["", f"Pooled seed std σ = {sigma:.3f} pt ({dof} dof). Per candidate (Δ = SE − vanilla mean held-out top-1):", ""]
