@@ -9,8 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from se_core.analysis import stats as S
-from se_core.config import data_dir
 from se_core.analysis.diagram import SEWidth, se_widths
+from se_core.config import data_dir
 from se_core.models.checkpoints import CheckpointError
 from se_core.models.pairs import PAIRS, load_pair
 from se_core.models.registry import get_spec

@@ -1,7 +1,6 @@
 """Models: registry with measured costs, the selected pair's provenance, and the training runs (curves, gates, results)."""
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 import torch
 
@@ -12,6 +11,7 @@ from dashboard.figures.common import gate_movement
 from se_core.config import data_dir
 from se_core.models.pairs import DEFAULT_PAIR, PAIRS, pick_device, shipped_pairs
 from se_core.models.registry import get_spec, list_models
+from se_core.runs.history import pairs_overview
 
 REGISTRY_COLUMNS = {
     "model": st.column_config.TextColumn("model"),
@@ -33,20 +33,11 @@ def own_pairs() -> None:
                 "re-evaluation). Δ is SE minus vanilla mean top-1 with its standard error over seeds; a gain counts "
                 "as resolved at Δ ≥ 2 s.e. **Frozen SE blocks**: blocks whose gates barely move from image to image "
                 "(a constant scale, not attention), from the shipped class-wise statistics of the seed-0 SE model.")
-    rows = []
+    frozen = {}
     for p in specs:
-        movement, source = caching.shipped_movement(p.name)
-        frozen = "—" if movement is None else f"{int(movement['frozen'].sum())} of {len(movement)}"
-        mine = summ[summ["pair"] == p.name].set_index("role")
-        cell = lambda role, col: mine.loc[role, col] if role in mine.index else None  # noqa: E731
-        delta, err = cell("se", "delta_vs_vanilla"), cell("se", "delta_se")
-        rows.append({"pair": p.title, "vanilla top-1": cell("vanilla", "top1") or "no finished run",
-                     "SE top-1": cell("se", "top1") or "no finished run",
-                     "Δ (pt)": "—" if delta is None or pd.isna(delta) else
-                     f"{delta:+.2f}" + ("" if err is None or pd.isna(err) else f" ± {err:.2f}"
-                                        + (" (resolved)" if delta >= 2 * err else "")),
-                     "frozen SE blocks": frozen, "runs folder": f"data/{p.shipped.runs}"})
-    table = pd.DataFrame(rows)
+        movement, _ = caching.shipped_movement(p.name)
+        frozen[p.name] = None if movement is None else (int(movement["frozen"].sum()), len(movement))
+    table = pairs_overview(specs, summ, frozen)
     st.dataframe(table, hide_index=True, width="stretch", key="models-own-pairs")
     download_csv(table, "se_lens_own_pairs", key="models-own-pairs-csv")
     if not res.empty:

@@ -270,3 +270,19 @@ def test_seed_curves_average_runs_per_model_and_epoch() -> None:
     assert sc.loc[("a", 1), "mean"] == 12.0 and sc.loc[("a", 2), "mean"] == 25.0
     assert sc.loc[("a", 1), "std"] == pytest.approx(np.std([10.0, 14.0], ddof=1)) and sc.loc[("a", 1), "n"] == 2
     assert sc.loc[("b", 1), "std"] == 0.0 and sc.loc[("b", 1), "n"] == 1  # one seed: no band
+
+
+def test_pairs_overview_reads_delta_against_its_standard_error() -> None:
+    from se_core.models.pairs import DEFAULT_PAIR, PAIRS, SE8_PAIR
+    from se_core.runs.history import pairs_overview
+
+    specs = [PAIRS[DEFAULT_PAIR], PAIRS[SE8_PAIR]]
+    summ = pd.DataFrame({"pair": [DEFAULT_PAIR] * 2 + [SE8_PAIR] * 2, "role": ["vanilla", "se"] * 2,
+                         "top1": ["88.31 ± 0.04", "88.13 ± 0.16", "88.00 ± 0.10", "88.60 ± 0.10"],
+                         "delta_vs_vanilla": [math.nan, -0.18, math.nan, 0.60], "delta_se": [math.nan, 0.09, math.nan, 0.08]})
+    t = pairs_overview(specs, summ, {DEFAULT_PAIR: (5, 9), SE8_PAIR: None}).set_index("pair")
+    old, new = t.loc[PAIRS[DEFAULT_PAIR].title], t.loc[PAIRS[SE8_PAIR].title]
+    assert old["Δ (pt)"] == "-0.18 ± 0.09 (not resolved)" and old["frozen SE blocks"] == "5 of 9"
+    assert new["Δ (pt)"] == "+0.60 ± 0.08 (resolved)" and new["frozen SE blocks"] == "—"
+    one = pairs_overview(specs[1:], summ[summ["role"] == "se"].assign(delta_vs_vanilla=math.nan), {})
+    assert one.iloc[0]["vanilla top-1"] == "no finished run" and one.iloc[0]["Δ (pt)"] == "—"

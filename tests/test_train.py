@@ -27,8 +27,17 @@ from se_core.data.datasets import load_dataset, normalize
 from se_core.models.build import build_from_checkpoint
 from se_core.models.checkpoints import read_checkpoint
 from se_core.nn.se import SEConfig
-from se_core.runs.train import (TrainConfig, compiler_available, gate_snapshot, lr_at, parse_command, parse_se, probe_indices,
-                                train, train_command)
+from se_core.runs.train import (
+    TrainConfig,
+    compiler_available,
+    gate_snapshot,
+    lr_at,
+    parse_command,
+    parse_se,
+    probe_indices,
+    train,
+    train_command,
+)
 
 pytestmark = needs_cifar
 

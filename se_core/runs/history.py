@@ -471,6 +471,23 @@ def own_pairs_results(specs: list, data: str | os.PathLike) -> tuple[pd.DataFram
     return pd.concat(summaries, ignore_index=True), pd.concat(results, ignore_index=True)
 
 
+def pairs_overview(specs: list, summary: pd.DataFrame, frozen: dict[str, tuple[int, int] | None]) -> pd.DataFrame:
+    """One row per own pair for people: vanilla and SE top-1 (mean ± std), Δ ± s.e. and whether it is
+    resolved (Δ ≥ 2 s.e.), frozen SE blocks (``frozen[pair]`` = (frozen, blocks), None when unknown)."""
+    rows = []
+    for p in specs:
+        mine = summary[summary["pair"] == p.name].set_index("role")
+        top1 = {role: mine.loc[role, "top1"] if role in mine.index else "no finished run" for role in ("vanilla", "se")}
+        delta = mine.loc["se", "delta_vs_vanilla"] if "se" in mine.index else math.nan
+        err = mine.loc["se", "delta_se"] if "se" in mine.index else math.nan
+        d = "—" if math.isnan(delta) else f"{delta:+.2f}" + (
+            "" if math.isnan(err) else f" ± {err:.2f}" + (" (resolved)" if delta >= 2 * err else " (not resolved)"))
+        f = frozen.get(p.name)
+        rows.append({"pair": p.title, "vanilla top-1": top1["vanilla"], "SE top-1": top1["se"], "Δ (pt)": d,
+                     "frozen SE blocks": "—" if f is None else f"{f[0]} of {f[1]}", "runs folder": f"data/{p.shipped.runs}"})
+    return pd.DataFrame(rows, columns=["pair", "vanilla top-1", "SE top-1", "Δ (pt)", "frozen SE blocks", "runs folder"])
+
+
 def per_class_table(root: str | os.PathLike) -> pd.DataFrame:
     """Per finished run and class: test accuracy in % from ``final.json`` (long form)."""
     rows = []

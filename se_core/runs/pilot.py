@@ -219,7 +219,7 @@ def write_provenance(root: str | Path) -> list[Path]:
                 f"`{VAL_STATS}` (gate statistics on the held-out images, for the frozen-block test):", "",
                 *(f"- {k}: {pv.get(k)}" for k in ("command", "commit", "date")),
                 f"- checkpoint sha256: {pv.get('checkpoint', {}).get('sha256')}", "",
-                f"Re-compute it (delete the file first): `python -m se_core.pilot --stats`", ""])
+                "Re-compute it (delete the file first): `python -m se_core.pilot --stats`", ""])
         atomic_write_bytes(r.path / "PROVENANCE.md", text.encode())
         written.append(r.path / "PROVENANCE.md")
     return written

@@ -11,8 +11,16 @@ from se_core.analysis.evaluate import eval_subset_indices
 from se_core.analysis.movement import STILL_STD
 from se_core.analysis.stats.accumulate import compute_stats
 from se_core.analysis.stats.model import DEFAULT_BINS, DEFAULT_DATA, RELU_MAX, ExcitationStats, StatsError
-from se_core.analysis.stats.store import (cache_path, data_tag, load_stats, provenance, save_stats, ship_pair_stats,
-                                         shippable_pairs, shipped_dir)
+from se_core.analysis.stats.store import (
+    cache_path,
+    data_tag,
+    load_stats,
+    provenance,
+    save_stats,
+    ship_pair_stats,
+    shippable_pairs,
+    shipped_dir,
+)
 from se_core.config import dist
 from se_core.data.datasets import DataError, load_dataset
 from se_core.models.build import build_from_checkpoint
