@@ -126,7 +126,11 @@ def comparison(kept: dict[str, KeptTrial], axis: str, order: Sequence[str], axis
     n = int(c2.number_input("Probe images", 100, 10_000, C.PROBE_IMAGES, step=100, key=f"abl-{axis}-cmp-n",
                             help="Evenly spaced images of the test split, the same for every variant."))
     chosen = [k for k in variants if k.seed == seed]
-    spec = str(chosen[0].info.get("data") or "cifar10-jpeg")
+    try:
+        spec = chosen[0].probe_data
+    except ValueError as e:
+        st.error(f"The comparison cannot run: {e}.")
+        return
     try:
         data = datasets.dataset(spec, "test", tuple(get_spec(chosen[0].arch).input_size), n, 0)
     except (DataError, OSError, KeyError) as e:

@@ -309,3 +309,18 @@ def test_the_cli_switch_turns_keeping_off(kept_env: dict, tmp_path: Path) -> Non
     assert main([*args, "--no-keep-checkpoints"]) == 0 and not (tmp_path / "tiny-kept").exists()
     assert main(args) == 0  # by default the rows' checkpoints are kept, from their trial folders
     assert len(list((tmp_path / "tiny-kept").glob("*.safetensors"))) == 3
+
+
+@pytest.mark.parametrize(("data", "ok"), [(None, True), ("cifar10-jpeg", True), ("cifar10-jpeg@val=5000", True),
+                                          ("torchvision-cifar10:/tmp/x", False), ("/etc", False),
+                                          ("cifar10-jpeg/../../etc", False)])
+def test_a_sidecar_names_only_the_built_in_data_set(data: str | None, ok: bool, tmp_path: Path) -> None:
+    """The comparison probes a kept trial on the data its sidecar names; a sidecar is editable, so a path
+    (which would leave the data roots, or make torchvision unpickle) is refused, naming the sidecar."""
+    kept = AM.KeptTrial(folder=tmp_path, sweep="s", trial_id="abc123", axis="excitation", setting="tanh", seed=0,
+                        arch="se_resnet20_cifar", info={} if data is None else {"data": data})
+    if ok:
+        assert kept.probe_data == (data or "cifar10-jpeg")
+    else:
+        with pytest.raises(ValueError, match="abc123.json"):
+            kept.probe_data

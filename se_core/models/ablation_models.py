@@ -79,6 +79,17 @@ class KeptTrial:
         return next((s for a, s in self.axes if a == axis), self.setting if self.axis == axis else None)
 
     @property
+    def probe_data(self) -> str:
+        """The data set the trial trained on, for probing it: only the built-in CIFAR-10 (``cifar10-jpeg``,
+        optionally ``@val=N``). A sidecar is a file anyone could edit, so a path (an ImageFolder, or
+        ``torchvision-cifar10:ROOT``, whose loader unpickles) is refused with a message naming the sidecar."""
+        spec = str(self.info.get("data") or "cifar10-jpeg")
+        if re.fullmatch(r"cifar10-jpeg(@val=\d+)?", spec):
+            return spec
+        raise ValueError(f"{sidecar_file(self.folder, self.trial_id)} names data {spec!r}; kept trials are compared "
+                         "on the built-in CIFAR-10 (JPEG q75) only (cifar10-jpeg, optionally @val=N)")
+
+    @property
     def label(self) -> str:
         """``Excitation gate: tanh, seed 2`` (the default SE trial: ``SE (default), seed 2``)."""
         what = f"{self.axis_title}: {self.setting}" if self.axis_title and not self.is_baseline else self.setting
