@@ -323,4 +323,4 @@ def test_a_sidecar_names_only_the_built_in_data_set(data: str | None, ok: bool, 
         assert kept.probe_data == (data or "cifar10-jpeg")
     else:
         with pytest.raises(ValueError, match="abc123.json"):
-            kept.probe_data
+            _ = kept.probe_data

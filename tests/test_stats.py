@@ -305,8 +305,15 @@ def test_ship_pair_stats_and_pair_cli(tiny_data_dir, tmp_path, capsys):
     second = S.ship_pair_stats(SE8_PAIR, data, batch_size=40)
     prov = (tiny_data_dir / "stats" / "PROVENANCE.md").read_text()
     assert all(p.name in prov for p in [*paths.values(), *second.values()])
-    assert ko.main(["--ship", "--subset", "5"]) == 2 and "--ship uses one of the project's own pairs" in capsys.readouterr().err
+    capsys.readouterr()
+    assert ko.main(["--ship", "--subset", "5"]) == 2 and "drop --subset" in capsys.readouterr().err
+    assert S.main(["--ship", "--data", "x", "--subset", "5"]) == 2 and "drop --data, --subset" in capsys.readouterr().err
     assert ko.main(["--ship", "--pair", "no-such-pair"]) == 2
+    for ref in (PAIRS[DEFAULT_PAIR].se_weights, PAIRS[SE8_PAIR].se_weights):  # no own pair has its checkpoints
+        ref.path().unlink()
+    assert S.main(["--ship"]) == 2 and ko.main(["--ship"]) == 2
+    err = capsys.readouterr().err
+    assert f"skipping {SE8_PAIR}: " in err and "bash sweeps/final_e30.sh se 0" in err and "no own pair has its checkpoints" in err
 
 
 def _free_port() -> int:

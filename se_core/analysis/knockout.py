@@ -39,7 +39,7 @@ from se_core.analysis.stats import (
     data_tag,
     load_stats,
     provenance,
-    shippable_pairs,
+    ship_targets,
     shipped_dir,
     shipped_paths,
 )
@@ -240,15 +240,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ship", action="store_true", help="the project's own pairs whose checkpoints are in data/checkpoints "
                     "(or the one --pair names), full CIFAR-10 JPEG test set, into data/stats/")
     args = ap.parse_args(argv)
-    if args.ship and args.pair is None:
-        names = shippable_pairs()
-        return max((main([*(argv if argv is not None else sys.argv[1:]), "--pair", n]) for n in names), default=0)
-    args.pair = args.pair or DEFAULT_PAIR
-    command = " ".join(["python -m se_core.knockout", *(argv if argv is not None else sys.argv[1:])])
+    argv = list(argv if argv is not None else sys.argv[1:])
     try:
-        if args.ship and (args.subset or args.data != DEFAULT_DATA or PAIRS[args.pair].shipped is None):
-            raise KnockoutError("--ship uses one of the project's own pairs on the full CIFAR-10 JPEG test set; "
-                                "drop the other options")
+        if args.ship and args.pair is None:
+            return max(main([*argv, "--pair", n]) for n in ship_targets(ap, args, {"batch_size", "pair"}))
+        if args.ship:
+            ship_targets(ap, args, {"batch_size", "pair"})
+            if PAIRS[args.pair].shipped is None:
+                raise KnockoutError(f"--ship is for the project's own pairs; {args.pair} is not one (use --out)")
+    except (KnockoutError, StatsError, KeyError) as e:
+        print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
+        return 2
+    args.pair = args.pair or DEFAULT_PAIR
+    command = " ".join(["python -m se_core.knockout", *argv])
+    try:
         pair = load_pair(args.pair)
         se = pair.se
         data = load_dataset(args.data, args.split, tuple(se.meta.input_size))

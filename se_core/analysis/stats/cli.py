@@ -18,7 +18,7 @@ from se_core.analysis.stats.store import (
     provenance,
     save_stats,
     ship_pair_stats,
-    shippable_pairs,
+    ship_targets,
     shipped_dir,
 )
 from se_core.config import dist
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.ship:
             if world > 1:
                 raise StatsError("--ship runs on one process; drop torchrun")
-            for name in shippable_pairs():
+            for name in ship_targets(ap, args, {"batch_size"}):
                 paths = ship_pair_stats(name, device=device, batch_size=args.batch_size, command=command, progress=print)
                 for p in paths.values():
                     print(summary(load_stats(p)))

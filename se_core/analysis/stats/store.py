@@ -328,6 +328,25 @@ def shippable_pairs() -> list[str]:
             if all(ref.path().is_file() for ref in (p.se_weights, p.vanilla_weights))]
 
 
+def ship_targets(parser, args, allowed: set[str]) -> list[str]:
+    """The own pairs a ``--ship`` run computes; prints the ones skipped (checkpoints not made yet) and raises
+    :class:`StatsError` when an option other than ``allowed`` is set (``--ship`` always means the full
+    CIFAR-10 JPEG test set into ``data/stats/``) or when no own pair has its checkpoints."""
+    changed = sorted(k for k, v in vars(args).items() if k not in allowed | {"ship"} and v != parser.get_default(k))
+    if changed:
+        raise StatsError("--ship computes the project's own pairs on the full CIFAR-10 JPEG test set into data/stats/; "
+                         "drop " + ", ".join("--" + k.replace("_", "-") for k in changed))
+    ready = shippable_pairs()
+    for p in pairs.shipped_pairs():
+        if p.name not in ready:
+            missing = [ref for ref in (p.se_weights, p.vanilla_weights) if not ref.path().is_file()]
+            print(f"skipping {p.name}: {', '.join(str(r.path()) for r in missing)} not made yet "
+                  f"({missing[0].how_to_get})", file=sys.stderr)
+    if not ready:
+        raise StatsError("no own pair has its checkpoints in data/checkpoints yet; see the lines above")
+    return ready
+
+
 def pair_command(pair: str, data: str = DEFAULT_DATA, subset: int | None = None, split: str = "test") -> str:
     """The shell command computing both models' statistics of ``pair`` on ``data`` into the stats cache,
     the same files (same key) the dashboard's Class-wise page computes and reads."""
