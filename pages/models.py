@@ -11,7 +11,7 @@ from dashboard.figures.common import gate_movement
 from se_core.config import data_dir
 from se_core.models.pairs import DEFAULT_PAIR, PAIRS, pick_device, shipped_pairs
 from se_core.models.registry import get_spec, list_models
-from se_core.runs.history import pairs_overview
+from se_core.runs.history import RunError, pairs_overview
 
 REGISTRY_COLUMNS = {
     "model": st.column_config.TextColumn("model"),
@@ -28,16 +28,16 @@ REGISTRY_COLUMNS = {
 def own_pairs() -> None:
     """The project's own CIFAR-10 pairs side by side: test top-1 per model and seed, Δ ± s.e., frozen SE blocks."""
     specs = shipped_pairs()
-    summ, res = caching.own_pairs_results(tuple(p.name for p in specs))
+    try:
+        summ, res = caching.own_pairs_results(tuple(p.name for p in specs))
+    except RunError as e:
+        st.error(f"The own pairs' results cannot be tabulated: {e}")
+        return
     st.markdown("Every pair this project trained, with the same test set (CIFAR-10 JPEG q75, 10,000 images, fp32 "
                 "re-evaluation). Δ is SE minus vanilla mean top-1 with its standard error over seeds; a gain counts "
                 "as resolved at Δ ≥ 2 s.e. **Frozen SE blocks**: blocks whose gates barely move from image to image "
                 "(a constant scale, not attention), from the shipped class-wise statistics of the seed-0 SE model.")
-    frozen = {}
-    for p in specs:
-        movement, _ = caching.shipped_movement(p.name)
-        frozen[p.name] = None if movement is None else (int(movement["frozen"].sum()), len(movement))
-    table = pairs_overview(specs, summ, frozen)
+    table = pairs_overview(specs, summ, {p.name: caching.shipped_movement(p.name)[0] for p in specs})
     st.dataframe(table, hide_index=True, width="stretch", key="models-own-pairs")
     download_csv(table, "se_lens_own_pairs", key="models-own-pairs-csv")
     if not res.empty:

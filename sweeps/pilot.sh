@@ -23,4 +23,4 @@ lane1() { run A-se_resnet20_h8-s0 se_resnet20_cifar $h8; run B-se_resnet32_h8-s0
 lane2() { run A-resnet20-s0 resnet20_cifar; run C-se_resnet20_h8_sewd0-s0 se_resnet20_cifar $h8 --se-weight-decay 0
           run A-resnet20-s1 resnet20_cifar; }
 lane1 & lane2 & wait
-python -m se_core.pilot --stats --provenance
+python -m se_core.pilot --stats --provenance --docs

@@ -98,6 +98,10 @@ def test_a_winner_is_named_early_only_when_the_missing_runs_cannot_change_it() -
     assert pilot.choose(pilot_state([0], [86.64])).winner is None  # C itself incomplete
     runs = _runs({"A": ([86.5], [86.8, 86.94], [0]), "C": ([86.64, 86.7], [], [0, 0])})
     assert pilot.choose(runs, {"A": 2, "C": 2}).winner is None  # A may still be admissible
+    # a candidate with runs counts even when not planned: the full rule would weigh it too
+    runs = _runs({"A": ([86.5], [86.8, 86.94], [5]), "C": ([86.64, 86.7], [], [0, 0]),
+                  "D": ([88.0, 88.2], [86.0, 86.1], [0, 0])})
+    assert pilot.choose(runs, {"A": 2, "C": 2}).winner is None
 
 
 @needs_cifar

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from se_core.data.datasets import DataError
 from se_core.models.registry import get_spec
+from se_core.nn.se import SEConfig
 from se_core.probe.sites import find_sites
 from se_core.runs.history import (
     RunError,
@@ -29,7 +31,7 @@ from se_core.runs.history import (
     runs_table,
     summary,
 )
-from se_core.runs.train import METRIC_FIELDS, TrainConfig, train
+from se_core.runs.train import METRIC_FIELDS, TrainConfig, parse_command, train, train_command
 
 TINY = dict(epochs=1, train_subset=128, test_subset=50, probe_per_class=2, batch_size=64)
 
@@ -279,10 +281,30 @@ def test_pairs_overview_reads_delta_against_its_standard_error() -> None:
     specs = [PAIRS[DEFAULT_PAIR], PAIRS[SE8_PAIR]]
     summ = pd.DataFrame({"pair": [DEFAULT_PAIR] * 2 + [SE8_PAIR] * 2, "role": ["vanilla", "se"] * 2,
                          "top1": ["88.31 ± 0.04", "88.13 ± 0.16", "88.00 ± 0.10", "88.60 ± 0.10"],
-                         "delta_vs_vanilla": [math.nan, -0.18, math.nan, 0.60], "delta_se": [math.nan, 0.09, math.nan, 0.08]})
-    t = pairs_overview(specs, summ, {DEFAULT_PAIR: (5, 9), SE8_PAIR: None}).set_index("pair")
+                         "delta_vs_vanilla": [math.nan, -0.18, math.nan, 0.60], "delta_se": [math.nan, 0.0923, math.nan, 0.08]})
+    movement = pd.DataFrame({"frozen": [True] * 5 + [False] * 4})
+    t = pairs_overview(specs, summ, {DEFAULT_PAIR: movement, SE8_PAIR: None}).set_index("pair")
     old, new = t.loc[PAIRS[DEFAULT_PAIR].title], t.loc[PAIRS[SE8_PAIR].title]
     assert old["Δ (pt)"] == "-0.18 ± 0.09 (not resolved)" and old["frozen SE blocks"] == "5 of 9"
+    worse = pairs_overview(specs[:1], summ.assign(delta_vs_vanilla=-0.5), {}).iloc[0]
+    assert worse["Δ (pt)"] == "-0.50 ± 0.09 (resolved: SE worse)"
     assert new["Δ (pt)"] == "+0.60 ± 0.08 (resolved)" and new["frozen SE blocks"] == "—"
     one = pairs_overview(specs[1:], summ[summ["role"] == "se"].assign(delta_vs_vanilla=math.nan), {})
     assert one.iloc[0]["vanilla top-1"] == "no finished run" and one.iloc[0]["Δ (pt)"] == "—"
+
+
+@pytest.mark.parametrize("cfg", [
+    TrainConfig(arch="resnet20_cifar", epochs=30, precision="fp32", seed=2),
+    TrainConfig(se=SEConfig(min_hidden=8), data="cifar10-jpeg@val=5000", se_weight_decay=0.0),
+    TrainConfig(se=SEConfig(), nesterov=False, channels_last=False, lr=0.05, train_subset=100),
+    TrainConfig(se=SEConfig(stages=(2, 3), gate="tanh", reduction=8), cutout=16, schedule="cosine"),
+    TrainConfig(arch="resnet20_cifar", data="/data/my images@val=100", train_subset=7),  # a path with a space
+])
+def test_train_command_round_trips(cfg: TrainConfig) -> None:
+    """The resume command a run's PROVENANCE.md prints parses back to the run's own config (else the
+    trainer's same-config check would refuse it)."""
+    cmd = train_command(cfg, "data/runs/x")
+    argv = shlex.split(cmd)
+    assert argv[:3] == ["python", "-m", "se_core.train"] and argv[-2:] == ["--out", "data/runs/x"]
+    back, _ = parse_command(argv[3:])
+    assert back == cfg and back.to_dict() == cfg.to_dict()

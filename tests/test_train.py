@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import shlex
 import shutil
 import signal
 import socket
@@ -32,11 +31,9 @@ from se_core.runs.train import (
     compiler_available,
     gate_snapshot,
     lr_at,
-    parse_command,
     parse_se,
     probe_indices,
     train,
-    train_command,
 )
 
 pytestmark = needs_cifar
@@ -411,19 +408,3 @@ def test_se_weight_decay_groups_only_the_se_units(tmp_path: Path) -> None:
     res = train(cfg, tmp_path / "wd", threads=1, progress=False, compile="off")
     assert res.final["n"] == TEST_N
     assert json.loads((tmp_path / "wd" / "config.json").read_text())["se_weight_decay"] == 0.0
-
-
-@pytest.mark.parametrize("cfg", [
-    TrainConfig(arch="resnet20_cifar", epochs=30, precision="fp32", seed=2),
-    TrainConfig(se=SEConfig(min_hidden=8), data="cifar10-jpeg@val=5000", se_weight_decay=0.0),
-    TrainConfig(se=SEConfig(), nesterov=False, channels_last=False, lr=0.05, train_subset=100),
-    TrainConfig(se=SEConfig(stages=(2, 3), gate="tanh", reduction=8), cutout=16, schedule="cosine"),
-])
-def test_train_command_round_trips(cfg: TrainConfig) -> None:
-    """The resume command a run's PROVENANCE.md prints parses back to the run's own config (else the
-    trainer's same-config check would refuse it)."""
-    cmd = train_command(cfg, "data/runs/x")
-    argv = shlex.split(cmd)
-    assert argv[:3] == ["python", "-m", "se_core.train"] and argv[-2:] == ["--out", "data/runs/x"]
-    back, _ = parse_command(argv[3:])
-    assert back == cfg and back.to_dict() == cfg.to_dict()

@@ -460,8 +460,12 @@ def own_pairs_results(specs: list, data: str | os.PathLike) -> tuple[pd.DataFram
         if res.empty:
             continue
         summ = summary(res)
+        roles = {spec.se_arch: "se", spec.vanilla_arch: "vanilla"}
+        if not set(summ["arch"]) <= set(roles) or summ["arch"].duplicated().any():
+            raise RunError(f"{root}: the runs of pair {spec.name} must be one {spec.se_arch} and one "
+                           f"{spec.vanilla_arch} model; found {', '.join(summ['model'])}")
         for df in (res, summ):
-            df.insert(0, "role", ["se" if a == spec.se_arch else "vanilla" for a in df["arch"]])
+            df.insert(0, "role", [roles[a] for a in df["arch"]])
             df.insert(0, "pair", spec.name)
         results.append(res)
         summaries.append(summ)
@@ -471,9 +475,9 @@ def own_pairs_results(specs: list, data: str | os.PathLike) -> tuple[pd.DataFram
     return pd.concat(summaries, ignore_index=True), pd.concat(results, ignore_index=True)
 
 
-def pairs_overview(specs: list, summary: pd.DataFrame, frozen: dict[str, tuple[int, int] | None]) -> pd.DataFrame:
+def pairs_overview(specs: list, summary: pd.DataFrame, movement: dict[str, pd.DataFrame | None]) -> pd.DataFrame:
     """One row per own pair for people: vanilla and SE top-1 (mean ± std), Δ ± s.e. and whether it is
-    resolved (Δ ≥ 2 s.e.), frozen SE blocks (``frozen[pair]`` = (frozen, blocks), None when unknown)."""
+    resolved (|Δ| ≥ 2 s.e.), frozen SE blocks from ``movement[pair]`` (a gate-movement frame, None when unknown)."""
     rows = []
     for p in specs:
         mine = summary[summary["pair"] == p.name].set_index("role")
@@ -481,8 +485,10 @@ def pairs_overview(specs: list, summary: pd.DataFrame, frozen: dict[str, tuple[i
         delta = mine.loc["se", "delta_vs_vanilla"] if "se" in mine.index else math.nan
         err = mine.loc["se", "delta_se"] if "se" in mine.index else math.nan
         d = "—" if math.isnan(delta) else f"{delta:+.2f}" + (
-            "" if math.isnan(err) else f" ± {err:.2f}" + (" (resolved)" if delta >= 2 * err else " (not resolved)"))
-        f = frozen.get(p.name)
+            "" if math.isnan(err) else f" ± {err:.2f}" + (" (resolved)" if delta >= 2 * err else
+                                                          " (resolved: SE worse)" if delta <= -2 * err else " (not resolved)"))
+        m = movement.get(p.name)
+        f = None if m is None else (int(m["frozen"].sum()), len(m))
         rows.append({"pair": p.title, "vanilla top-1": top1["vanilla"], "SE top-1": top1["se"], "Δ (pt)": d,
                      "frozen SE blocks": "—" if f is None else f"{f[0]} of {f[1]}", "runs folder": f"data/{p.shipped.runs}"})
     return pd.DataFrame(rows, columns=["pair", "vanilla top-1", "SE top-1", "Δ (pt)", "frozen SE blocks", "runs folder"])

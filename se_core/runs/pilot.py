@@ -106,7 +106,7 @@ def choose(runs: pd.DataFrame, planned: dict[str, int] | None = None) -> Choice:
     short = [c for c in planned if c not in set(table["candidate"])
              or min(table.set_index("candidate").loc[c, ["se_seeds", "vanilla_seeds"]]) < planned[c]]
     if short:
-        early = _settled(runs, table, [c for c in planned if c not in short], short)
+        early = _settled(runs, table, [c for c in table["candidate"] if c not in short], short)
         if early is not None:
             return Choice(early[0], early[1] + f" (candidate(s) {', '.join(short)} unfinished: no outcome of their "
                           "missing runs can change this)", table)
@@ -169,7 +169,7 @@ DOCS_BLOCK = "pilot"
 """The block of ``docs/training.md`` that ``--docs`` fills."""
 
 
-def docs_lines(root: str | Path) -> list[str]:
+def docs_lines(root: str | Path, planned: dict[str, int] | None = None) -> list[str]:
     """The pilot's state as Markdown, from the runs' own files: each run's held-out top-1 and frozen SE
     blocks (which ones), the pooled σ, each candidate's Δ ± s.e., and the rule's outcome."""
     runs = pilot_runs(root)
@@ -185,7 +185,7 @@ def docs_lines(root: str | Path) -> list[str]:
             frozen = f"{int(m['frozen'].sum())} of {len(m)}" + (f" ({which})" if which else "")
         lines.append(f"| {r.run} | {top1} | {frozen} |")
     sigma, dof = pooled_sigma(runs)
-    choice = choose(runs)
+    choice = choose(runs, planned)
     lines += ["", f"Pooled seed std σ = {sigma:.3f} pt ({dof} dof). Per candidate (Δ = SE − vanilla mean held-out top-1):", ""]
     for c in choice.table.itertuples():
         delta = "no Δ yet" if math.isnan(c.delta) else f"Δ {c.delta:+.2f}" + (
@@ -246,11 +246,12 @@ def main(argv: list[str] | None = None) -> int:
     sigma, dof = pooled_sigma(runs)
     print(runs.drop(columns=["se"]).to_string(index=False))
     print(f"\npooled seed std σ = {sigma:.3f} pt ({dof} dof)")
-    choice = choose(runs, {c: 2 for c in a.candidates.split(",") if c})
+    planned = {c: 2 for c in a.candidates.split(",") if c}
+    choice = choose(runs, planned)
     print(choice.table.to_string(index=False))
     print(f"\nwinner: {choice.winner or '—'} ({choice.reason})")
     if a.docs:
-        fill_block(a.docs, DOCS_BLOCK, docs_lines(a.root))
+        fill_block(a.docs, DOCS_BLOCK, docs_lines(a.root, planned))
         print(f"wrote the {DOCS_BLOCK} block of {a.docs}")
     return 0
 

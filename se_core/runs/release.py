@@ -20,6 +20,7 @@ import argparse
 import datetime as _dt
 import json
 import math
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -56,8 +57,8 @@ def run_provenance(run, intro: str = "Trained by this project's trainer on CIFAR
         data = TrainConfig.from_dict(run.config).data
         lines += [f"- {k}: {json.dumps(v) if isinstance(v, (list, dict)) else v}" for k, v in prov.items()]
         lines += ["", f"Re-compute the {'held-out' if '@val=' in data else 'test'} accuracy:", "",
-                  f"    python -m se_core.evaluate --checkpoint {repo_relative(run.path / 'model.safetensors')}"
-                  + (f" --data {data}" if data != TrainConfig().data else ""), ""]
+                  "    " + shlex.join(["python", "-m", "se_core.evaluate", "--checkpoint", repo_relative(run.path / "model.safetensors"),
+                                       *(["--data", data] if data != TrainConfig().data else [])]), ""]
     else:
         lines += [f"In progress: {run.epochs_done} of {run.config['epochs']} epochs done (metrics.csv, gates.json "
                   "are the trainer's per-epoch records so far).", "",

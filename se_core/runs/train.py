@@ -23,6 +23,7 @@ import io
 import json
 import math
 import os
+import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -447,7 +448,7 @@ def parse_se(text: str | None) -> SEConfig | None:
 def train_command(cfg: TrainConfig, out: str, threads: int | None = 1) -> str:
     """The ``python -m se_core.train`` command that trains (or resumes) ``cfg`` into ``out``: every field
     that differs from the defaults, so a resume passes the trainer's same-config check."""
-    d, flags = TrainConfig(), ["python -m se_core.train", "--arch", cfg.arch]
+    d, flags = TrainConfig(), ["python", "-m", "se_core.train", "--arch", cfg.arch]
     if cfg.se is not None:
         se, base = cfg.se.to_dict(), SEConfig().to_dict()
         parts = [f"{k}={'+'.join(map(str, v)) if k == 'stages' else v}" for k, v in se.items()
@@ -465,7 +466,7 @@ def train_command(cfg: TrainConfig, out: str, threads: int | None = 1) -> str:
             flags += ["--" + f.name.replace("_", "-"), str(v)]
     if threads:
         flags += ["--threads", str(threads)]
-    return " ".join([*flags, "--out", out])
+    return shlex.join([*flags, "--out", out])
 
 
 def parse_command(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
