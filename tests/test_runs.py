@@ -237,7 +237,8 @@ def test_release_ships_seed0_checkpoints_tables_and_provenance(runs_root: Path, 
     (half / "config.json").write_text(json.dumps(cfg))
     (half / "metrics.csv").write_text(",".join(METRIC_FIELDS) + "\n")
     doc = tmp_path / "training.md"
-    doc.write_text("# T\n\n<!-- results:begin -->\nstale\n<!-- results:end -->\n\nafter\n")
+    doc.write_text("# T\n\n<!-- results:begin -->\nstale\n<!-- results:end -->\n\n<!-- results-se8:begin -->\n"
+                   "<!-- results-se8:end -->\nafter\n")
     written = release(data, doc)
     assert sorted(Path(p).name for p in written["checkpoints"]) == ["resnet20-s0.safetensors", "se_resnet20-s0.safetensors"]
     for name in ("resnet20-s0", "se_resnet20-s0"):
@@ -257,10 +258,36 @@ def test_release_ships_seed0_checkpoints_tables_and_provenance(runs_root: Path, 
     text = doc.read_text()
     assert "stale" not in text and text.startswith("# T\n") and text.endswith("after\n")
     assert f"- se_resnet20_cifar: {se['top1']} over seeds 0, 1" in text  # the same lines as PROVENANCE.md
+    assert "<!-- results-se8:begin -->\nNo finished run in" in text
     assert release(data, doc) == written and doc.read_text() == text  # idempotent
     doc.write_text("no block\n")
     with pytest.raises(ValueError, match="results:begin"):
         release(data, doc)
+
+
+def test_release_removes_outputs_no_run_backs_any_more(runs_root: Path, tmp_path: Path) -> None:
+    """A run that is withdrawn (re-trained in another precision, say) takes its shipped checkpoint,
+    results tables and docs lines with it on the next release."""
+    from se_core.models.pairs import DEFAULT_PAIR, PAIRS
+    from se_core.runs.release import release
+
+    data = tmp_path / "data"
+    shutil.copytree(runs_root, data / "runs")
+    doc = tmp_path / "training.md"
+    doc.write_text("<!-- results:begin -->\n<!-- results:end -->\n")
+    first = release(data, doc, pairs=[PAIRS[DEFAULT_PAIR]])
+    assert first["removed"] == [] and len(first["checkpoints"]) == 2
+    shutil.rmtree(data / "runs" / "resnet20-s0")
+    second = release(data, doc, pairs=[PAIRS[DEFAULT_PAIR]])
+    assert [Path(p).name for p in second["removed"]] == ["resnet20-s0.safetensors"]
+    assert not (data / "checkpoints" / "resnet20-s0.safetensors").exists()
+    assert "## resnet20-s0.safetensors" not in (data / "checkpoints" / "PROVENANCE.md").read_text()
+    for run in ("se_resnet20-s0", "se_resnet20-s1"):
+        shutil.rmtree(data / "runs" / run)
+    third = release(data, doc, pairs=[PAIRS[DEFAULT_PAIR]])
+    assert sorted(Path(p).name for p in third["removed"]) == ["cifar10_resnet20.csv", "cifar10_resnet20_per_class.csv",
+                                                              "cifar10_resnet20_summary.csv", "se_resnet20-s0.safetensors"]
+    assert not list((data / "results").glob("*.csv")) and "No finished run" in doc.read_text()
 
 
 def test_seed_curves_average_runs_per_model_and_epoch() -> None:

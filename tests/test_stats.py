@@ -313,7 +313,7 @@ def test_ship_pair_stats_and_pair_cli(tiny_data_dir, tmp_path, capsys):
         ref.path().unlink()
     assert S.main(["--ship"]) == 2 and ko.main(["--ship"]) == 2
     err = capsys.readouterr().err
-    assert f"skipping {SE8_PAIR}: " in err and "bash sweeps/final_e30.sh se 0" in err and "no own pair has its checkpoints" in err
+    assert f"skipping {SE8_PAIR}: " in err and "bash sweeps/final_e30.sh se:0" in err and "no own pair has its checkpoints" in err
 
 
 def _free_port() -> int:

@@ -109,8 +109,8 @@ SE8_PAIR = _own_pair(
     "cifar10-resnet20-se8", "CIFAR-10 ResNet-20 vs SE-ResNet-20, 8 hidden units, SE without weight decay "
     "(this project, shipped)",
     ShippedRuns("runs-e30", "cifar10_resnet20_se8", "results-se8"),
-    ("se_resnet20_h8_sewd0_e30-s0", "bash sweeps/final_e30.sh se 0"),
-    ("resnet20_e30-s0", "bash sweeps/final_e30.sh vanilla 0"),
+    ("se_resnet20_h8_sewd0_e30-s0", "bash sweeps/final_e30.sh se:0"),
+    ("resnet20_e30-s0", "bash sweeps/final_e30.sh vanilla:0"),
     "The #15 pair (docs/training.md, 'A second pair in which SE does its job'): SE units of at least 8 hidden "
     "units whose parameters are not weight-decayed, so that no block freezes; 30 epochs, seed 0; provenance in "
     "data/checkpoints/PROVENANCE.md.",

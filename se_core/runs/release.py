@@ -85,6 +85,13 @@ def _checkpoint_runs(spec: PairSpec) -> list[str]:
     return [Path(ref.location).stem for ref in (spec.se_weights, spec.vanilla_weights)]
 
 
+def _remove_stale(path: Path, written: dict) -> None:
+    """Remove a shipped output that no run backs any more (listed under ``written['removed']``)."""
+    if path.exists():
+        path.unlink()
+        written["removed"].append(repo_relative(path))
+
+
 def _release_pair(spec: PairSpec, data: Path, docs: Path | None, written: dict, ckpt_lines: list[str],
                   results_text: list[str]) -> None:
     """One shipped pair's part of :func:`release`: appends to ``written`` and the two PROVENANCE texts."""
@@ -100,9 +107,10 @@ def _release_pair(spec: PairSpec, data: Path, docs: Path | None, written: dict, 
     by_name = {r.name: r for r in runs if not r.problem and r.finished}
     for name in _checkpoint_runs(spec):
         r = by_name.get(name)
-        if r is None:
-            continue
         dst = data / "checkpoints" / f"{name}.safetensors"
+        if r is None:  # shipped outputs are a function of the runs: a checkpoint whose run is gone goes too
+            _remove_stale(dst, written)
+            continue
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(r.path / "model.safetensors", dst)
         prov = load_final(r.path)["provenance"]
@@ -114,10 +122,15 @@ def _release_pair(spec: PairSpec, data: Path, docs: Path | None, written: dict, 
     stem = spec.shipped.results
     results_text += [f"## {spec.title}", ""]
     res = results_table(runs_root) if runs else pd.DataFrame()
+    out = data / "results"
     if res.empty:
         results_text += [f"No finished run in `{repo_relative(runs_root)}` yet.", ""]
+        for suffix in ("", "_summary", "_per_class"):
+            _remove_stale(out / f"{stem}{suffix}.csv", written)
+        if docs is not None and docs.is_file():
+            fill_block(docs, spec.shipped.docs_block, [f"No finished run in `{repo_relative(runs_root)}` yet."])
+            written["results"].append(repo_relative(docs))
         return
-    out = data / "results"
     out.mkdir(parents=True, exist_ok=True)
     res["gmacs"] = [spec_cost(a, None).gmacs for a in res["arch"]]
     summ = summary(res)
@@ -144,7 +157,7 @@ def _release_pair(spec: PairSpec, data: Path, docs: Path | None, written: dict, 
 def release(data: Path = DATA, docs: Path | None = DOCS, pairs: list[PairSpec] | None = None) -> dict:
     """Write everything listed in the module docstring for every shipped pair (default: all of
     :func:`se_core.models.pairs.shipped_pairs`); returns what was written."""
-    written: dict[str, list[str]] = {"provenance": [], "checkpoints": [], "results": []}
+    written: dict[str, list[str]] = {"provenance": [], "checkpoints": [], "results": [], "removed": []}
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     ckpt_lines = ["# Shipped checkpoints", "",
                   "The project's own pairs. Each file is the final `model.safetensors` of a seed-0 run in `data/`, "
@@ -153,9 +166,9 @@ def release(data: Path = DATA, docs: Path | None = DOCS, pairs: list[PairSpec] |
                     f"Made by `python -m se_core.release` at commit {git_commit()} on {now}.", ""]
     for spec in pairs if pairs is not None else shipped_pairs():
         _release_pair(spec, data, docs, written, ckpt_lines, results_text)
-    if written["checkpoints"]:
+    if written["checkpoints"] or any("checkpoints/" in p for p in written["removed"]):
         atomic_write_bytes(data / "checkpoints" / "PROVENANCE.md", "\n".join(ckpt_lines).encode())
-    if any(p.startswith(repo_relative(data / "results")) for p in written["results"]):
+    if any(p.startswith(repo_relative(data / "results")) for p in written["results"] + written["removed"]):
         atomic_write_bytes(data / "results" / "PROVENANCE.md", "\n".join(results_text).encode())
     return written
 
