@@ -1,5 +1,8 @@
 """What the Attributions page computes, cached per (pair, image digest, target, method settings).
 
+Each method runs at background priority (:mod:`se_core.util.background`): seconds of Captum on a shared
+server must not slow another session's probe, which the OS now schedules first.
+
 The models and the input tensor are passed unhashed (leading underscore); the pair name and
 the image's digest identify them. Quality metrics rerun a method several times and faithfulness
 curves cost two forward passes per step, so both are only computed when the page asks.
@@ -24,6 +27,7 @@ from se_core.analysis.attribution import (
 )
 from se_core.analysis.faithfulness import Faithfulness, deletion_insertion
 from se_core.models.weights import LoadedPair
+from se_core.util import background
 
 RANDOM_TITLE = "Random order"
 """The faithfulness tables' name for the seeded random reference order."""
@@ -40,7 +44,7 @@ def predictions(_se: torch.nn.Module, _vanilla: torch.nn.Module, _x: torch.Tenso
 def attribution(_model: torch.nn.Module, _x: torch.Tensor, pair: str, role: str, digest: str, target: int,
                 config: AttributionConfig, feed: str = "shared") -> AttributionResult:
     """One method's map for one model of the pair; ``feed`` names which preprocessing made ``_x``."""
-    return attribute(_model, _x, target, config)
+    return background.run(attribute, _model, _x, target, config)
 
 
 STOP_KEY = "attr_stop"
@@ -77,7 +81,7 @@ def pair_attributions(pair: LoadedPair, x: torch.Tensor, x_vanilla: torch.Tensor
 def explanation_quality(_model: torch.nn.Module, _x: torch.Tensor, pair: str, role: str, digest: str, target: int,
                         config: AttributionConfig, feed: str = "shared") -> dict[str, float]:
     """Infidelity and sensitivity-max of one method on one model."""
-    return quality(_model, _x, target, config)
+    return background.run(quality, _model, _x, target, config)
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -87,8 +91,8 @@ def faithfulness(_model: torch.nn.Module, _x: torch.Tensor, _amap: np.ndarray, p
     """Deletion and insertion curves of one model, pixels ranked by ``_amap`` (the map ``config`` made on
     this model's input ``_x``), or in the seeded random order when ``config`` is None."""
     order = "random" if config is None else "attribution"
-    return deletion_insertion(_model, _x, target, _amap, baseline=baseline, steps=steps, batch_size=batch_size,
-                              order=order)
+    return background.run(deletion_insertion, _model, _x, target, _amap, baseline=baseline, steps=steps,
+                          batch_size=batch_size, order=order)
 
 
 def faithfulness_tables(curves: dict[tuple[str | None, str], Faithfulness]) -> tuple[pd.DataFrame, pd.DataFrame]:

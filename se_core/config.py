@@ -121,6 +121,12 @@ def download_timeout() -> float:
     return float(env("SE_LENS_DOWNLOAD_TIMEOUT", "30"))
 
 
+def background_nice() -> int:
+    """How much lower than a page's own work a server runs long computations such as attributions
+    (``SE_LENS_BACKGROUND_NICE``, a nice increment 0-19; 0 runs them on the page's thread at its priority)."""
+    return max(0, min(19, int(env("SE_LENS_BACKGROUND_NICE", "10"))))
+
+
 @dataclass(frozen=True)
 class Dist:
     """This process's place in a ``torchrun`` job or a Ray Train worker group (rank 0 of 1 outside one)."""

@@ -52,8 +52,9 @@ def stop(proc: subprocess.Popen) -> None:
             continue
 
 
-def launch(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
-    """Start the app with ``env`` (its output to ``log``); (process, URL) once healthy, else ServerError."""
+def launch(env: dict[str, str], log: Path, cpus: set[int] | None = None) -> tuple[subprocess.Popen, str]:
+    """Start the app with ``env`` (its output to ``log``), on the cores ``cpus`` when given (Linux); (process,
+    URL) once healthy, else ServerError."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.port", str(port),
@@ -62,7 +63,7 @@ def launch(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
            "--server.fileWatcherType", "none"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
     deadline = time.monotonic() + HEALTH_TIMEOUT_S
     while not healthy(url):
         if proc.poll() is not None or time.monotonic() > deadline:

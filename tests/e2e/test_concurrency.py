@@ -181,3 +181,61 @@ def test_eight_users_upload_at_once_and_each_sees_only_their_own(app_server: App
           f"whole test {wall:.0f} s")
     log = app_server.log.read_text(errors="replace")
     assert "Traceback" not in log, log[-4000:]
+
+
+def _protocol_users(url: str, paths: list[Path], attribute: list[Path]) -> tuple[list, list]:
+    """Inspect sessions uploading ``paths`` at once through Streamlit's protocol (no rendering, tests/e2e/stclient.py),
+    while one session per image in ``attribute`` computes attributions on the same cached models."""
+    import stclient
+
+    async def inspect(p: Path, ready: asyncio.Barrier):
+        s = stclient.Session(url, "inspect")
+        try:
+            first = await s.open()
+            await asyncio.wait_for(ready.wait(), TIMEOUT_MS / 1000)
+            return await s.upload(stclient.uploader_id(first), [p])
+        finally:
+            await s.close()
+
+    async def attributions(p: Path):
+        s = stclient.Session(url, "attributions")
+        try:
+            return await s.upload(stclient.uploader_id(await s.open()), [p])
+        finally:
+            await s.close()
+
+    async def main():
+        ready = asyncio.Barrier(len(paths))
+        attr = [asyncio.create_task(attributions(p)) for p in attribute]
+        runs = await asyncio.gather(*(inspect(p, ready) for p in paths), return_exceptions=True)
+        return runs, await asyncio.gather(*attr, return_exceptions=True)
+
+    return asyncio.run(asyncio.wait_for(main(), TIMEOUT_MS / 1000 * 3))
+
+
+@pytest.mark.timeout(600)
+def test_protocol_sessions_beside_attributions_each_see_only_their_own(app_server: AppServer,
+                                                                       user_images: list[Path]) -> None:
+    """The same check without a browser's rendering, while two more sessions run Captum on the same models:
+    attributions run on pooled views at background priority, and no Inspect session sees another's numbers."""
+    import json
+
+    inspect_runs, attr_runs = _protocol_users(app_server.url, user_images[2:], user_images[:2])
+    want = _direct(app_server, user_images[2:])
+    for run in attr_runs:
+        assert not isinstance(run, BaseException), run
+        assert run.status == "FINISHED_SUCCESSFULLY" and not run.of_type("exception")
+        assert run.of_type("plotly_chart"), "the attributions page drew no chart"
+    for i, (run, path, exp) in enumerate(zip(inspect_runs, user_images[2:], want)):
+        assert not isinstance(run, BaseException), (path.name, run)
+        assert run.status == "FINISHED_SUCCESSFULLY" and not run.of_type("exception"), path.name
+        charts = [json.loads(e.plotly_chart.spec) for e in run.of_type("plotly_chart")]
+        (heat,) = [c for c in charts if (c["layout"].get("meta") or {}).get("chart") == "gate_heatmap"]
+        assert heat["layout"]["meta"]["image"] == path.name
+        z = chart_array(heat["data"][0]["z"])
+        np.testing.assert_allclose(z, exp["gates"], atol=ATOL, equal_nan=True, err_msg=path.name)
+        for j, other in enumerate(want):
+            if j != i:
+                assert np.nanmax(np.abs(z - other["gates"])) > 20 * ATOL, (path.name, j)
+    log = app_server.log.read_text(errors="replace")
+    assert "Traceback" not in log, log[-4000:]
