@@ -4,7 +4,7 @@ change the environment after import).
 | variable | meaning | default |
 | --- | --- | --- |
 | ``SE_LENS_DATA_DIR`` | shipped data: checkpoints, tables, statistics | ``<repo>/data`` |
-| ``SE_LENS_ABLATIONS_DIR`` | kept ablation checkpoints, ``<sweep>/<trial_id>.safetensors`` (the ``ablation:`` pairs) | ``<data dir>/ablations`` |
+| ``SE_LENS_ABLATIONS_DIR`` | the ablation tables (``<sweep>.csv``, where ``ablate run`` writes them by default and the Ablations page lists them) and their kept checkpoints, ``<sweep>/<trial_id>.safetensors`` (the ``ablation:`` pairs) | ``<data dir>/ablations`` |
 | ``SE_LENS_CIFAR_TARBALL`` | the CIFAR-10 JPEG tarball | ``<repo>/../shared/data/cifar10-jpeg.tar.gz`` |
 | ``SE_LENS_CACHE`` | decoded data sets | ``<repo>/.cache`` |
 | ``SE_LENS_STATS_CACHE`` | computed class-wise statistics | ``<cache>/stats`` |
@@ -44,7 +44,7 @@ def data_dir() -> Path:
 
 
 def ablations_dir() -> Path:
-    """Where the ablation runner's kept checkpoints are read from (``<sweep>/<trial_id>.safetensors``)."""
+    """The ablation tables and, beside them, their kept checkpoints (``<sweep>/<trial_id>.safetensors``)."""
     return Path(env("SE_LENS_ABLATIONS_DIR", str(data_dir() / "ablations")))
 
 

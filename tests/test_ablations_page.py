@@ -36,7 +36,7 @@ def tiny_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _app(monkeypatch: pytest.MonkeyPatch, shipped_dir: Path, roots: Path | None = None) -> AppTest:
-    monkeypatch.setattr(tables, "ABLATIONS_DIR", shipped_dir)
+    monkeypatch.setenv("SE_LENS_ABLATIONS_DIR", str(shipped_dir))
     if roots is not None:
         monkeypatch.setenv("SE_LENS_DATA_ROOTS", str(roots))
     st.cache_data.clear()

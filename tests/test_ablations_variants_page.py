@@ -15,7 +15,6 @@ from test_classwise_page import _array, _charts
 
 from se_core.analysis.gates import compare as C
 from se_core.models.ablation_models import pair_name
-from se_core.runs import tables
 from se_core.runs.ablate import load_spec, plan, provenance_path, run_sweep
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -38,9 +37,8 @@ def kept_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"table": table, "kept": table.parent / "tiny-var", "ids": ids}
 
 
-def _app(monkeypatch: pytest.MonkeyPatch, shipped: Path, kept_root: Path, cache: Path) -> AppTest:
-    monkeypatch.setattr(tables, "ABLATIONS_DIR", shipped)
-    monkeypatch.setenv("SE_LENS_ABLATIONS_DIR", str(kept_root))
+def _app(monkeypatch: pytest.MonkeyPatch, shipped: Path, cache: Path) -> AppTest:
+    monkeypatch.setenv("SE_LENS_ABLATIONS_DIR", str(shipped))  # the tables and the kept checkpoints beside them
     monkeypatch.setenv("SE_LENS_STATS_CACHE", str(cache))
     st.cache_data.clear()
     at = AppTest.from_file(APP, default_timeout=240)
@@ -51,11 +49,14 @@ def _app(monkeypatch: pytest.MonkeyPatch, shipped: Path, kept_root: Path, cache:
     return at
 
 
-def _shipped(kept_sweep: dict, tmp_path: Path) -> Path:
+def _shipped(kept_sweep: dict, tmp_path: Path, kept: bool = True) -> Path:
+    """An ablations folder with the sweep's table and provenance, and (``kept``) its kept checkpoints."""
     shipped = tmp_path / "shipped"
     shipped.mkdir()
     for f in (kept_sweep["table"], provenance_path(kept_sweep["table"])):
         shutil.copy(f, shipped / f.name)
+    if kept:
+        shutil.copytree(kept_sweep["kept"], shipped / kept_sweep["kept"].name)
     return shipped
 
 
@@ -63,7 +64,7 @@ def test_kept_variants_open_as_pairs_and_compare_per_block(tiny_data_dir, kept_s
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     ids = kept_sweep["ids"]
     sig, tanh = pair_name("tiny-var", ids["SE (default)"]), pair_name("tiny-var", ids["tanh"])
-    at = _app(monkeypatch, _shipped(kept_sweep, tmp_path), kept_sweep["table"].parent, tmp_path / "cache")
+    at = _app(monkeypatch, _shipped(kept_sweep, tmp_path), tmp_path / "cache")
     assert not at.error, [e.value for e in at.error]
     assert not any("No checkpoint of this table" in i.value for i in at.info)
     # the sidebar lists both variants (each vs the no-SE trial of its seed) after the built-in pairs
@@ -113,11 +114,10 @@ def test_a_variant_without_its_vanilla_twin_says_which_trial_is_missing(tiny_dat
                                                                         tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     ids = kept_sweep["ids"]
-    root = tmp_path / "kept"
-    shutil.copytree(kept_sweep["kept"], root / "tiny-var")
+    root = _shipped(kept_sweep, tmp_path)
     for suffix in (".safetensors", ".json"):
         (root / "tiny-var" / f"{ids['no SE']}{suffix}").unlink()
-    at = _app(monkeypatch, _shipped(kept_sweep, tmp_path), root, tmp_path / "cache")
+    at = _app(monkeypatch, root, tmp_path / "cache")
     assert not at.error
     assert at.selectbox(key="abl-excitation-variant").options  # still listed here, to be told why
     warn = next(w.value for w in at.warning if "cannot be opened as a pair yet" in w.value)
@@ -138,7 +138,7 @@ def test_a_variant_without_its_vanilla_twin_says_which_trial_is_missing(tiny_dat
 
 def test_a_table_without_kept_checkpoints_says_how_to_make_them(tiny_data_dir, kept_sweep: dict, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    at = _app(monkeypatch, _shipped(kept_sweep, tmp_path), tmp_path / "nothing-kept", tmp_path / "cache")
+    at = _app(monkeypatch, _shipped(kept_sweep, tmp_path, kept=False), tmp_path / "cache")
     assert not at.error
     note = next(i.value for i in at.info if "No checkpoint of this table" in i.value)
     assert "python -m se_core.ablate run sweeps/default.toml" in note and "tiny-var" in note

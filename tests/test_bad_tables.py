@@ -476,7 +476,7 @@ def test_ablations_page_malformed_tables_then_a_good_one(tiny_data_dir, tmp_path
     (root / "utf16.csv").write_bytes(GOOD.encode("utf-16"))
     sparse(root / "huge.csv", tables.MAX_TABLE_MB)
     (root / "good.csv").write_text(GOOD)
-    monkeypatch.setattr(tables, "ABLATIONS_DIR", tmp_path / "none")
+    monkeypatch.setenv("SE_LENS_ABLATIONS_DIR", str(tmp_path / "none"))
     monkeypatch.setenv("SE_LENS_DATA_ROOTS", str(root))
     st.cache_data.clear()
     at = _open("ablations.py")

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from se_core import config
 from se_core.config import REPO_ROOT
 from se_core.util.files import read_text
 
 REFERENCE_PATH = REPO_ROOT / "data" / "reference" / "ablations.csv"
 SHARED_REFERENCE_PATH = REPO_ROOT.parent / "shared" / "reference" / "ablations.csv"
-ABLATIONS_DIR = REPO_ROOT / "data" / "ablations"
 MAX_TABLE_MB = 20.0
 MIN_EPOCHS = 10
 
@@ -491,12 +491,12 @@ def summary_markdown(df: pd.DataFrame, ref: pd.DataFrame | None = None) -> list[
 
 
 def shipped_tables(root: str | os.PathLike | None = None) -> list[Path]:
-    """Ablation CSVs shipped in ``data/ablations`` (newest name order)."""
-    d = Path(root) if root is not None else ABLATIONS_DIR
+    """Ablation CSVs shipped in :func:`se_core.config.ablations_dir` (``data/ablations``; name order)."""
+    d = Path(root) if root is not None else config.ablations_dir()
     return sorted(p for p in d.glob("*.csv") if p.is_file()) if d.is_dir() else []
 
 
-__all__ = ["ABLATIONS_DIR", "AXES", "AxisInfo", "BASELINE_AXIS", "BASELINE_SETTING", "COLUMNS", "DEFAULT_AXIS",
+__all__ = ["AXES", "AxisInfo", "BASELINE_AXIS", "BASELINE_SETTING", "COLUMNS", "DEFAULT_AXIS",
            "DEFAULT_SETTING", "KNOWN_AXES", "MAX_TABLE_MB", "MIN_EPOCHS", "PAPER_SETTING_MAP", "REFERENCE_PATH",
            "REQUIRED", "SCHEMA", "SHARED_REFERENCE_PATH", "STAGE_NOTE", "SUMMARY_COLUMNS", "TableError", "VOLATILE",
            "DELTA_SERIES", "axes_present", "diff_se", "pooled_seed_std", "axis_rows", "compare_axis", "format_axes", "load_ablation_table", "load_reference", "memberships",

@@ -92,9 +92,9 @@ def app_server(browser_ok, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     else:
         data_dir = tmp / "data"
         _root_conftest().write_tiny_pair(data_dir)
-        runs = REPO_ROOT / "data" / "runs"
-        if runs.is_dir():  # read-only view of the training runs, so the Models page has curves to draw
-            (data_dir / "runs").symlink_to(runs, target_is_directory=True)
+        for sub in ("runs", "ablations"):  # read-only views: the Models page's curves, the Ablations page's tables
+            if (REPO_ROOT / "data" / sub).is_dir():
+                (data_dir / sub).symlink_to(REPO_ROOT / "data" / sub, target_is_directory=True)
     data_root = tmp / "roots"
     _image_folder(data_root / IMAGE_FOLDER)
 

@@ -41,7 +41,6 @@ from se_core.runs.ablate.spec import (
     SE_KEYS,
     SECTIONS,
     SWEEP_KEYS,
-    TABLE_DIR,
     TRAIN_KEYS,
     Resources,
     SpecError,
@@ -55,7 +54,7 @@ from se_core.runs.ablate.spec import (
 from se_core.runs.ablate.table import provenance_path, read_provenance, read_rows, write_table
 
 __all__ = ["Cluster", "NAME_RE", "RESOURCE_KEYS", "RUNS_ROOT", "Resources", "SECTIONS", "SE_KEYS", "SUMMARY_BLOCK",
-           "SWEEP_KEYS", "SpecError", "Sweep", "SweepResult", "TABLE_DIR", "TRAIN_KEYS", "Trial", "connect",
+           "SWEEP_KEYS", "SpecError", "Sweep", "SweepResult", "TRAIN_KEYS", "Trial", "connect",
            "default_table", "load_spec", "main", "make_row", "parse_spec", "plan", "progress_path", "provenance_path",
            "read_progress", "read_provenance", "read_rows", "run_sweep", "run_trial", "summary_lines", "trial_id",
            "trial_task", "write_table"]

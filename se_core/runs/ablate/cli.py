@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from se_core import config
 from se_core.config import REPO_ROOT
 from se_core.runs import tables
 from se_core.runs.ablate.runner import run_sweep
-from se_core.runs.ablate.spec import RUNS_ROOT, TABLE_DIR, SpecError, Sweep, load_spec, plan
+from se_core.runs.ablate.spec import RUNS_ROOT, SpecError, Sweep, load_spec, plan
 from se_core.runs.tables import TableError
 from se_core.util.docblock import fill_block
 from se_core.util.paths import repo_relative
@@ -54,7 +55,8 @@ def _test_images(df: pd.DataFrame) -> str:
 
 
 def default_table(sweep: Sweep) -> Path:
-    return TABLE_DIR / f"{sweep.name}.csv"
+    """Where a sweep's table goes unless ``--out`` says otherwise: beside the app's shipped tables."""
+    return config.ablations_dir() / f"{sweep.name}.csv"
 
 
 def main(argv: list[str] | None = None) -> int:

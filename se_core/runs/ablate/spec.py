@@ -18,7 +18,6 @@ from se_core.runs.tables import BASELINE_AXIS, BASELINE_SETTING, DEFAULT_AXIS, D
 from se_core.runs.train import TrainConfig
 
 RUNS_ROOT = REPO_ROOT / "runs" / "ablate"
-TABLE_DIR = REPO_ROOT / "data" / "ablations"
 SECTIONS = ("sweep", "train", "default_se", "axes", "resources")
 RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial", "workers_per_trial")
 SWEEP_KEYS = ("name", "description", "seeds", "baseline", "allow_short", "keep_checkpoints")
