@@ -12,7 +12,7 @@ from se_core.analysis import stats as S
 from se_core.analysis.diagram import SEWidth, se_widths
 from se_core.config import data_dir
 from se_core.models.checkpoints import CheckpointError
-from se_core.models.pairs import PAIRS, load_pair
+from se_core.models.pairs import PAIRS, load_pair, weights_stamp
 from se_core.models.registry import get_spec
 from se_core.models.user_models import ModelRecipe
 from se_core.models.weights import LoadedModel, LoadedPair, WeightsMissing
@@ -21,14 +21,16 @@ from se_core.runs import history
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading models...")
-def _pair(name: str) -> LoadedPair:
+def _pair(name: str, stamp: tuple) -> LoadedPair:
+    """``stamp`` (:func:`se_core.models.pairs.weights_stamp`) keys the cache by the files too, so a pair
+    re-trained or shipped under the same name while the server runs is loaded again."""
     return load_pair(name)
 
 
 def get_pair(name: str) -> LoadedPair | None:
     """The loaded pair, or ``None`` after showing an ``st.error`` that says what to do."""
     try:
-        return _pair(name)
+        return _pair(name, weights_stamp(name))
     except WeightsMissing as e:
         st.error(f"Model weights are missing. {e}")
     except (CheckpointError, KeyError, ValueError, RuntimeError, ImportError) as e:
@@ -42,7 +44,7 @@ def try_pair(name: str) -> tuple[LoadedPair | None, str | None]:
     For pages that still have something to show without weights (Home, Models).
     """
     try:
-        return _pair(name), None
+        return _pair(name, weights_stamp(name)), None
     except WeightsMissing as e:
         return None, f"Model weights are missing. {e}"
     except (CheckpointError, KeyError, ValueError, RuntimeError, ImportError) as e:

@@ -178,6 +178,23 @@ def is_known(name: str) -> bool:
     return source is not None and source.exists(name)
 
 
+def weights_stamp(name: str) -> tuple:
+    """What identifies the weights pair ``name`` loads now: each model's weights file with its modification
+    time and size (``None`` for one not on disk). A model cache keyed by it reloads a pair whose files were
+    re-trained or newly shipped under the same name; ``()`` when the name resolves to no pair."""
+    try:
+        spec = PAIRS[name]
+        refs = (spec.se_weights, spec.vanilla_weights)
+        stamp = []
+        for ref in refs:
+            path = ref.path() if ref.kind != "random" else None
+            st = path.stat() if path is not None and path.is_file() else None
+            stamp.append((ref.kind, ref.location, st and st.st_mtime_ns, st and st.st_size))
+        return tuple(stamp)
+    except (KeyError, ValueError, OSError):
+        return ()
+
+
 def load_pair(name: str = DEFAULT_PAIR, device: torch.device | None = None) -> LoadedPair:
     """Both models of pair ``name`` on ``device`` (default: GPU if present, else CPU)."""
     source = _source(name)
