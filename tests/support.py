@@ -79,3 +79,18 @@ excitation = ["sigmoid"]
 def tiny_sweep_spec(name: str = "tiny", seeds: str = "[0]", epochs: int = 1) -> str:
     """TOML of a seconds-long sweep (one SE config plus the baseline, 128 training images)."""
     return _TINY_SWEEP.format(name=name, seeds=seeds, epochs=epochs)
+
+
+def run_tiny_sweep(tmp: Path, spec_text: str, table: Path, trials: int):
+    """Run a sweep spec (:func:`tiny_sweep_spec`, possibly edited) in this process into ``table``; skips
+    without the CIFAR-10 tarball, fails unless all ``trials`` finished. Returns the loaded spec."""
+    from se_core.runs.ablate import load_spec, run_sweep
+
+    if reason := cifar_skip_reason():
+        pytest.skip(reason)
+    spec = tmp / f"{table.stem}.toml"
+    spec.write_text(spec_text)
+    res = run_sweep(load_spec(spec), table=table, runs_root=tmp / "runs", in_process=True, command="pytest",
+                    log=lambda s: None)
+    assert res.done == trials and not res.failed
+    return load_spec(spec)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
-from support import cifar_skip_reason, tiny_sweep_spec
+from support import run_tiny_sweep, tiny_sweep_spec
 
 from se_core.runs import tables
-from se_core.runs.ablate import load_spec, provenance_path, run_sweep
+from se_core.runs.ablate import provenance_path
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 SPEC = tiny_sweep_spec("tiny-page", "[0, 1]", 1)
@@ -23,16 +23,9 @@ SPEC = tiny_sweep_spec("tiny-page", "[0, 1]", 1)
 @pytest.fixture(scope="module")
 def tiny_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A result table made by a real tiny sweep (2 configs x 2 seeds x 1 epoch)."""
-    if reason := cifar_skip_reason():
-        pytest.skip(reason)
     tmp = tmp_path_factory.mktemp("abl_page")
-    spec = tmp / "tiny.toml"
-    spec.write_text(SPEC)
-    table = tmp / "tiny-page.csv"
-    res = run_sweep(load_spec(spec), table=table, runs_root=tmp / "runs", in_process=True,
-                    command="pytest", log=lambda s: None)
-    assert res.done == 4 and not res.failed
-    return table
+    run_tiny_sweep(tmp, SPEC, tmp / "tiny-page.csv", 4)
+    return tmp / "tiny-page.csv"
 
 
 def _app(monkeypatch: pytest.MonkeyPatch, shipped_dir: Path, roots: Path | None = None) -> AppTest:

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
-from support import cifar_skip_reason, tiny_sweep_spec
+from support import run_tiny_sweep, tiny_sweep_spec
 from test_classwise_page import _array, _charts
 
 from se_core.analysis.gates import compare as C
 from se_core.models.ablation_models import pair_name
-from se_core.runs.ablate import load_spec, plan, provenance_path, run_sweep
+from se_core.runs.ablate import plan, provenance_path
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 SPEC = tiny_sweep_spec("tiny-var").replace('excitation = ["sigmoid"]', 'excitation = ["sigmoid", "tanh"]')
@@ -24,16 +24,9 @@ SPEC = tiny_sweep_spec("tiny-var").replace('excitation = ["sigmoid"]', 'excitati
 @pytest.fixture(scope="module")
 def kept_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A real tiny sweep (no SE, sigmoid = default SE, tanh; one seed, one epoch) with its kept checkpoints."""
-    if reason := cifar_skip_reason():
-        pytest.skip(reason)
     tmp = tmp_path_factory.mktemp("abl_var")
-    spec = tmp / "tiny-var.toml"
-    spec.write_text(SPEC)
     table = tmp / "abl" / "tiny-var.csv"
-    res = run_sweep(load_spec(spec), table=table, runs_root=tmp / "runs", in_process=True, command="pytest",
-                    log=lambda s: None)
-    assert res.done == 3 and not res.failed
-    ids = {t.setting: t.trial_id for t in plan(load_spec(spec))}
+    ids = {t.setting: t.trial_id for t in plan(run_tiny_sweep(tmp, SPEC, table, 3))}
     return {"table": table, "kept": table.parent / "tiny-var", "ids": ids}
 
 
