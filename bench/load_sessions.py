@@ -196,7 +196,7 @@ async def _inspect_protocol(url: str, image: Path, go: asyncio.Event, delay: flo
         run = await s.upload(stclient.uploader_id(first), [image])
         assert run.status == "FINISHED_SUCCESSFULLY", run.status
         charts = _charts(run)
-        return {"image": image, "seconds": run.finished - t0, "start": t0,
+        return {"image": image, "seconds": run.finished - t0, "start": t0, "bytes": run.bytes,
                 "heat": [c for c in charts if c["meta"].get("chart") == "gate_heatmap"],
                 "top5": [c for c in charts if c["meta"].get("chart") == "top5" and c["meta"].get("image") == image.name],
                 "split": {"upload": run.asked - t0, "first_delta": run.first - t0, "last_delta": run.finished - t0,
@@ -378,6 +378,9 @@ def main() -> None:
         cols = [statistics.median(r["split"][k] for r in rs) for k in ("upload", "first_delta", "last_delta", "drawn")]
         print(f"{label:<14}" + "".join(f"{c:>12.2f}" for c in cols[:3]) + f"{cols[3]:>14.2f}"
               f"{statistics.median(r['seconds'] for r in rs):>9.2f}")
+    sent = [r["bytes"] for r in res["alone"] if "bytes" in r]
+    if sent:
+        print(f"# the server sent {statistics.median(sent) / 1e6:.2f} MB per Inspect rerun (protobuf; what a browser parses)")
     if rounds:
         attr_label = f"Attributions page, 4 methods x 2 models (n={len(rounds)} rounds)"
         print(f"{attr_label:<58}"

@@ -324,3 +324,11 @@ def test_a_sidecar_names_only_the_built_in_data_set(data: str | None, ok: bool, 
     else:
         with pytest.raises(ValueError, match="abc123.json"):
             _ = kept.probe_data
+
+
+def test_the_model_layer_names_the_baseline_axis_as_the_tables_do() -> None:
+    """ablation_models sits below se_core.runs and keeps its own copy of the name; the two must agree."""
+    from se_core.models import ablation_models
+    from se_core.runs import tables
+
+    assert ablation_models.BASELINE_AXIS == tables.BASELINE_AXIS

@@ -34,6 +34,7 @@ class Run:
     finished: float | None = None
     status: str = ""
     elements: list = field(default_factory=list)
+    bytes: int = 0  # what the server sent for this run (what a browser would parse and render)
 
     @property
     def seconds(self) -> float:
@@ -91,6 +92,7 @@ class Session:
             self._pending.pop(fm.file_urls_response.response_id).set_result(fm.file_urls_response)
         if run is None:
             return
+        run.bytes += len(data)
         if run.first is None and kind in ("delta", "new_session"):
             run.first = now
         if kind == "delta" and fm.delta.WhichOneof("type") == "new_element":
