@@ -210,7 +210,13 @@ def _protocol_users(url: str, paths: list[Path], attribute: list[Path]) -> tuple
         runs = await asyncio.gather(*(inspect(p, ready) for p in paths), return_exceptions=True)
         return runs, await asyncio.gather(*attr, return_exceptions=True)
 
-    return asyncio.run(asyncio.wait_for(main(), TIMEOUT_MS / 1000 * 3))
+    out: list = []  # on a thread of its own: the session's sync Playwright owns this thread's event loop
+    th = threading.Thread(target=lambda: out.append(asyncio.run(asyncio.wait_for(main(), TIMEOUT_MS / 1000 * 3))),
+                          daemon=True)
+    th.start()
+    th.join(timeout=TIMEOUT_MS / 1000 * 3 + 30)
+    assert out, "the protocol sessions did not finish in time (or raised: see the thread's output)"
+    return out[0]
 
 
 @pytest.mark.timeout(600)
