@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import contextlib
 import functools
-import json
 import os
 import statistics
 import sys
@@ -175,15 +174,6 @@ async def _attribute(browser, url: str, images: list[Path], rounds: list[float])
         await ctx.close()
 
 
-def _charts(run) -> list[dict]:
-    """A protocol run's Plotly charts as the browser sees them: ``meta`` (the layout's) and ``data``."""
-    out = []
-    for e in run.of_type("plotly_chart"):
-        spec = json.loads(e.plotly_chart.spec or "{}")
-        out.append({"meta": spec.get("layout", {}).get("meta") or {}, "data": spec.get("data", [])})
-    return out
-
-
 async def _inspect_protocol(url: str, image: Path, go: asyncio.Event, delay: float) -> dict:
     """One Inspect session through the protocol client: open, wait for ``go`` (+ ``delay`` s), upload, time
     from the upload's start until the server finished the rerun."""
@@ -195,7 +185,7 @@ async def _inspect_protocol(url: str, image: Path, go: asyncio.Event, delay: flo
         t0 = time.monotonic()
         run = await s.upload(stclient.uploader_id(first), [image])
         assert run.status == "FINISHED_SUCCESSFULLY", run.status
-        charts = _charts(run)
+        charts = run.charts()
         return {"image": image, "seconds": run.finished - t0, "start": t0, "bytes": run.bytes,
                 "heat": [c for c in charts if c["meta"].get("chart") == "gate_heatmap"],
                 "top5": [c for c in charts if c["meta"].get("chart") == "top5" and c["meta"].get("image") == image.name],

@@ -124,11 +124,12 @@ def _release_pair(spec: PairSpec, data: Path, docs: Path | None, written: dict, 
     res = results_table(runs_root) if runs else pd.DataFrame()
     out = data / "results"
     if res.empty:
-        results_text += [f"No finished run in `{repo_relative(runs_root)}` yet.", ""]
+        none_yet = f"No finished run in `{repo_relative(runs_root)}` yet."
+        results_text += [none_yet, ""]
         for suffix in ("", "_summary", "_per_class"):
             _remove_stale(out / f"{stem}{suffix}.csv", written)
         if docs is not None and docs.is_file():
-            fill_block(docs, spec.shipped.docs_block, [f"No finished run in `{repo_relative(runs_root)}` yet."])
+            fill_block(docs, spec.shipped.docs_block, [none_yet])
             written["results"].append(repo_relative(docs))
         return
     out.mkdir(parents=True, exist_ok=True)

@@ -38,9 +38,8 @@ def thread_nice() -> int:
 
 def _lower_priority(increment: int) -> None:
     """Raise this thread's nice value by ``increment`` (a pool thread's initializer: once, never undone)."""
-    tid = threading.get_native_id()
     try:
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, thread_nice() + increment))
     except OSError:  # a sandbox that forbids it: the job still runs, at normal priority
         pass
 

@@ -10,6 +10,7 @@ costs the load generator almost no CPU. It keeps what a rerun needs: the widget 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -42,6 +43,11 @@ class Run:
 
     def of_type(self, kind: str) -> list:
         return [e for e in self.elements if e.WhichOneof("type") == kind]
+
+    def charts(self) -> list[dict]:
+        """The run's Plotly charts as a browser holds them: ``meta`` (the layout's, ``{}`` if none) and ``data``."""
+        specs = [json.loads(e.plotly_chart.spec or "{}") for e in self.of_type("plotly_chart")]
+        return [{"meta": s.get("layout", {}).get("meta") or {}, "data": s.get("data", [])} for s in specs]
 
 
 class Session:

@@ -224,8 +224,6 @@ def test_protocol_sessions_beside_attributions_each_see_only_their_own(app_serve
                                                                        user_images: list[Path]) -> None:
     """The same check without a browser's rendering, while two more sessions run Captum on the same models:
     attributions run on pooled views at background priority, and no Inspect session sees another's numbers."""
-    import json
-
     inspect_runs, attr_runs = _protocol_users(app_server.url, user_images[2:], user_images[:2])
     want = _direct(app_server, user_images[2:])
     for run in attr_runs:
@@ -235,9 +233,8 @@ def test_protocol_sessions_beside_attributions_each_see_only_their_own(app_serve
     for i, (run, path, exp) in enumerate(zip(inspect_runs, user_images[2:], want)):
         assert not isinstance(run, BaseException), (path.name, run)
         assert run.status == "FINISHED_SUCCESSFULLY" and not run.of_type("exception"), path.name
-        charts = [json.loads(e.plotly_chart.spec) for e in run.of_type("plotly_chart")]
-        (heat,) = [c for c in charts if (c["layout"].get("meta") or {}).get("chart") == "gate_heatmap"]
-        assert heat["layout"]["meta"]["image"] == path.name
+        (heat,) = [c for c in run.charts() if c["meta"].get("chart") == "gate_heatmap"]
+        assert heat["meta"]["image"] == path.name
         z = chart_array(heat["data"][0]["z"])
         np.testing.assert_allclose(z, exp["gates"], atol=ATOL, equal_nan=True, err_msg=path.name)
         for j, other in enumerate(want):
