@@ -139,6 +139,39 @@ def test_resources_come_from_the_spec_and_flags_override_them(monkeypatch: pytes
         pass
 
 
+def test_joining_retries_only_a_failed_ray_client_session_start() -> None:
+    """Ray Client's per-driver server on the head failing to start is retried on a fresh connection
+    (logged); a wrong address or token fails at once, and the last failure is raised as it came."""
+    from se_core.runs.ablate.cluster import JOIN_ATTEMPTS, _join
+
+    transient = ConnectionAbortedError("Initialization failure from server:\nRuntimeError: Starting Ray client "
+                                       "server failed. See ray_client_server_23000.err for detailed logs.")
+
+    def flaky(failures: list[Exception]):
+        calls = {"init": 0, "reset": 0}
+
+        def init() -> None:
+            calls["init"] += 1
+            if failures:
+                raise failures.pop(0)
+
+        return init, lambda: calls.__setitem__("reset", calls["reset"] + 1), calls
+
+    logs: list[str] = []
+    init, reset, calls = flaky([transient, transient])
+    _join(init, reset, logs.append)
+    assert calls == {"init": 3, "reset": 2} and len(logs) == 2 and "attempt 2 of 3" in logs[1]
+    init, reset, calls = flaky([transient] * JOIN_ATTEMPTS)
+    with pytest.raises(ConnectionAbortedError, match="Starting Ray client server failed"):
+        _join(init, reset, logs.append)
+    assert calls["init"] == JOIN_ATTEMPTS
+    for other in (ConnectionError("failed to connect to all addresses"), ValueError("bad address")):
+        init, reset, calls = flaky([other])
+        with pytest.raises(type(other)):
+            _join(init, reset, logs.append)
+        assert calls == {"init": 1, "reset": 0}
+
+
 # ----------------------------------------------------------------------------------------- runner
 @needs_cifar
 def test_tiny_sweep_end_to_end(tiny_run: dict) -> None:

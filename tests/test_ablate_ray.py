@@ -257,7 +257,8 @@ def cluster() -> Iterator[dict]:
             sessions.append(node.pid)
             return node.pid
 
-        yield {"address": f"127.0.0.1:{port}", "client": f"ray://127.0.0.1:{client_port}", "add_node": add_node}
+        yield {"address": f"127.0.0.1:{port}", "client": f"ray://127.0.0.1:{client_port}", "add_node": add_node,
+               "tmp": Path(tmp)}
     finally:
         for sid in sessions:
             _kill_session(sid)
@@ -316,7 +317,13 @@ def test_sweep_through_ray_client(work: dict, cluster: dict) -> None:
     from outside it and gives the same table."""
     cluster["add_node"](1)
     p = _driver(work, "client", "--address", cluster["client"], "--cpus-per-trial", "1")
-    assert "2/2 trial(s)" in _finish(p)
+    try:
+        err = _finish(p)
+    except AssertionError as e:  # the head's Ray Client logs say why a session's server did not start
+        logs = sorted((cluster["tmp"] / "session_latest" / "logs").glob("ray_client_server*.err"))
+        raise AssertionError("\n".join([str(e), *(f"--- {f.name}:\n{f.read_text(errors='replace')[-2000:]}"
+                                                    for f in logs)])) from None
+    assert "2/2 trial(s)" in err
     _assert_same_table(work, work["tmp"] / "client.csv")
     assert "Ray cluster ray://" in json.loads((work["tmp"] / "client.provenance.json").read_text())["invocations"][-1]["cluster"]
 

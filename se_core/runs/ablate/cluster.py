@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from se_core import config
@@ -42,7 +42,8 @@ def _local_cpus() -> int:
 
 
 @contextlib.contextmanager
-def connect(address: str | None = None, *, cpus: int | None = None) -> Iterator[Cluster]:
+def connect(address: str | None = None, *, cpus: int | None = None,
+            log: Callable[[str], None] = lambda s: None) -> Iterator[Cluster]:
     """Join the cluster at ``address`` (``auto``, ``host:port`` or ``ray://host:port``; default
     ``SE_LENS_RAY_ADDRESS``), or start an embedded local Ray sized to this machine (``cpus`` to
     override), and shut the connection (and an embedded instance) down on exit."""
@@ -56,7 +57,7 @@ def connect(address: str | None = None, *, cpus: int | None = None) -> Iterator[
         return
     if address:
         try:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
+            _join(lambda: ray.init(address=address, log_to_driver=False, configure_logging=False), ray.shutdown, log)
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise SpecError(f"--address {address}: cannot join the Ray cluster ({e}); start it with `ray start --head` "
                             "or check the address and the auth token (RAY_AUTH_TOKEN)") from None
@@ -80,6 +81,29 @@ def connect(address: str | None = None, *, cpus: int | None = None) -> Iterator[
         yield _describe(ray, address)
     finally:
         ray.shutdown()
+
+
+# Ray Client starts one server process per driver on the cluster's head (its proxy forks it while gRPC
+# threads run). That start has failed once in CI on a healthy local cluster, the process gone before it
+# served, and Ray reports it with this phrase; a fresh connection gets a fresh process on another port.
+_CLIENT_SERVER_FAILED = "Starting Ray client server failed"
+JOIN_ATTEMPTS = 3
+
+
+def _join(init: Callable[[], object], reset: Callable[[], None], log: Callable[[str], None],
+          attempts: int = JOIN_ATTEMPTS) -> None:
+    """``init()``, again (after ``reset()``) when the cluster's Ray Client server failed to start a
+    session for this driver: a transient failure of the head, unlike a wrong address or token."""
+    for attempt in range(1, attempts + 1):
+        try:
+            init()
+            return
+        except ConnectionError as e:
+            if _CLIENT_SERVER_FAILED not in str(e) or attempt == attempts:
+                raise
+            reset()
+            log(f"the cluster's Ray Client server failed to start a session for this driver "
+                f"(attempt {attempt} of {attempts}); connecting again")
 
 
 @contextlib.contextmanager

@@ -372,7 +372,7 @@ def run_sweep(sweep: Sweep, *, table: str | os.PathLike, runs_root: str | os.Pat
 
     state, label = prog.STOPPED, ""
     pending: list[Trial] = []
-    with connect(address) as cluster:
+    with connect(address, log=log) as cluster:
         label = cluster.label
         s.prov["invocations"][-1]["cluster"] = label
         _check_fits(res, address or "", log)
