@@ -308,9 +308,16 @@ def test_ship_pair_stats_and_pair_cli(tiny_data_dir, tmp_path, capsys):
     capsys.readouterr()
     assert ko.main(["--ship", "--subset", "5"]) == 2 and "drop --subset" in capsys.readouterr().err
     assert S.main(["--ship", "--data", "x", "--subset", "5"]) == 2 and "drop --data, --subset" in capsys.readouterr().err
-    assert ko.main(["--ship", "--pair", "no-such-pair"]) == 2
-    for ref in (PAIRS[DEFAULT_PAIR].se_weights, PAIRS[SE8_PAIR].se_weights):  # no own pair has its checkpoints
-        ref.path().unlink()
+    assert ko.main(["--ship", "--pair", "no-such-pair"]) == 2 and S.main(["--ship", "--pair", "no-such-pair"]) == 2
+    assert "no-such-pair is not one" in capsys.readouterr().err
+    for bad in (["--ship", "--checkpoint", "x.safetensors"], []):
+        with pytest.raises(SystemExit):
+            S.main(bad)
+    PAIRS[DEFAULT_PAIR].se_weights.path().unlink()  # --pair narrows --ship to one own pair
+    assert S.main(["--ship", "--pair", DEFAULT_PAIR]) == 2 and ko.main(["--ship", "--pair", DEFAULT_PAIR]) == 2
+    err = capsys.readouterr().err
+    assert f"skipping {DEFAULT_PAIR}: " in err and SE8_PAIR not in err and f"{DEFAULT_PAIR} does not have its checkpoints" in err
+    PAIRS[SE8_PAIR].se_weights.path().unlink()  # no own pair has its checkpoints
     assert S.main(["--ship"]) == 2 and ko.main(["--ship"]) == 2
     err = capsys.readouterr().err
     assert f"skipping {SE8_PAIR}: " in err and "bash sweeps/final_e30.sh se:0" in err and "no own pair has its checkpoints" in err

@@ -242,12 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     argv = list(argv if argv is not None else sys.argv[1:])
     try:
-        if args.ship and args.pair is None:
-            return max(main([*argv, "--pair", n]) for n in ship_targets(ap, args, {"batch_size", "pair"}))
         if args.ship:
-            ship_targets(ap, args, {"batch_size", "pair"})
-            if PAIRS[args.pair].shipped is None:
-                raise KnockoutError(f"--ship is for the project's own pairs; {args.pair} is not one (use --out)")
+            names = ship_targets(ap, args, {"batch_size"})
+            if args.pair is None:
+                return max(main([*argv, "--pair", n]) for n in names)
     except (KnockoutError, StatsError, KeyError) as e:
         print(f"error: {e.args[0] if isinstance(e, KeyError) and e.args else e}", file=sys.stderr)
         return 2

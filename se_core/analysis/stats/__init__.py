@@ -31,7 +31,7 @@ CLI::
 
     python -m se_core.stats --pair cifar10-resnet20 [--data SPEC] [--out DIR]
     python -m se_core.stats --checkpoint FILE [--data SPEC] [--out FILE.npz]
-    python -m se_core.stats --ship          # shipped stats of the default pair into data/stats/
+    python -m se_core.stats --ship          # shipped stats of every own pair into data/stats/ (--pair: one)
     torchrun --nproc_per_node=2 -m se_core.stats ...   # each rank one shard, merged exactly
 """
 from __future__ import annotations

@@ -66,13 +66,13 @@ def _dist_setup() -> tuple[int, int, torch.device]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m se_core.stats", description=__doc__.splitlines()[0])
-    src = ap.add_mutually_exclusive_group(required=True)
+    src = ap.add_mutually_exclusive_group()
     src.add_argument("--pair", help=f"a registered pair ({', '.join(PAIRS)}) or a user pair user:<id> registered on "
                                     "the Models page: both models, into the stats cache the dashboard reads")
     src.add_argument("--checkpoint", help="one checkpoint file (.safetensors, or .pt/.pth state dict)")
     ap.add_argument("--arch", default=None, help="registered architecture of a --checkpoint without SE Lens metadata")
-    src.add_argument("--ship", action="store_true", help="the project's own pairs whose checkpoints are in data/checkpoints, "
-                     "full CIFAR-10 JPEG test set, into data/stats/")
+    ap.add_argument("--ship", action="store_true", help="the project's own pairs whose checkpoints are in data/checkpoints "
+                    "(or the one --pair names), full CIFAR-10 JPEG test set, into data/stats/")
     ap.add_argument("--data", default=DEFAULT_DATA, help="cifar10-jpeg | torchvision-cifar10:ROOT | ImageFolder path")
     ap.add_argument("--split", default="test")
     ap.add_argument("--subset", type=int, default=None, help="every n//N-th image only (as evaluate --test-subset)")
@@ -81,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--out", default=None, help="output .npz (--checkpoint) or folder (--pair); default: the stats cache")
     args = ap.parse_args(argv)
+    if not (args.ship or args.pair or args.checkpoint):
+        ap.error("one of --pair, --checkpoint or --ship is required")
+    if args.ship and args.checkpoint:
+        ap.error("--ship computes the project's own pairs; a --checkpoint goes without it (and --out)")
     command = " ".join(["python -m se_core.stats", *(argv if argv is not None else sys.argv[1:])])
     rank, world, device = _dist_setup()
     try:

@@ -329,21 +329,31 @@ def shippable_pairs() -> list[str]:
 
 
 def ship_targets(parser, args, allowed: set[str]) -> list[str]:
-    """The own pairs a ``--ship`` run computes; prints the ones skipped (checkpoints not made yet) and raises
-    :class:`StatsError` when an option other than ``allowed`` is set (``--ship`` always means the full
-    CIFAR-10 JPEG test set into ``data/stats/``) or when no own pair has its checkpoints."""
-    changed = sorted(k for k, v in vars(args).items() if k not in allowed | {"ship"} and v != parser.get_default(k))
+    """The own pairs a ``--ship`` run computes: every one whose checkpoints are made (printing the ones
+    skipped), or the one ``args.pair`` names. Raises :class:`StatsError` when an option other than
+    ``allowed`` is set (``--ship`` always means the full CIFAR-10 JPEG test set into ``data/stats/``), when
+    ``--pair`` names a pair that is not the project's own or lacks its checkpoints, or when none has them."""
+    changed = sorted(k for k, v in vars(args).items()
+                     if k not in allowed | {"ship", "pair"} and v != parser.get_default(k))
     if changed:
         raise StatsError("--ship computes the project's own pairs on the full CIFAR-10 JPEG test set into data/stats/; "
                          "drop " + ", ".join("--" + k.replace("_", "-") for k in changed))
-    ready = shippable_pairs()
-    for p in pairs.shipped_pairs():
+    own = pairs.shipped_pairs()
+    wanted = getattr(args, "pair", None)
+    if wanted is not None:
+        if wanted not in {p.name for p in own}:
+            raise StatsError(f"--ship is for the project's own pairs ({', '.join(p.name for p in own)}); {wanted} is "
+                             "not one (without --ship, --out writes its results elsewhere)")
+        own = [p for p in own if p.name == wanted]
+    ready = [name for name in shippable_pairs() if name in {p.name for p in own}]
+    for p in own:
         if p.name not in ready:
             missing = [ref for ref in (p.se_weights, p.vanilla_weights) if not ref.path().is_file()]
             print(f"skipping {p.name}: {', '.join(str(r.path()) for r in missing)} not made yet "
                   f"({missing[0].how_to_get})", file=sys.stderr)
     if not ready:
-        raise StatsError("no own pair has its checkpoints in data/checkpoints yet; see the lines above")
+        raise StatsError(f"{wanted} does not have its checkpoints in data/checkpoints yet; see the line above"
+                         if wanted else "no own pair has its checkpoints in data/checkpoints yet; see the lines above")
     return ready
 
 
