@@ -151,6 +151,45 @@ def test_shipped_sweep_rows_belong_to_the_default_sweep() -> None:
     assert int(df["epochs"].min()) >= 10 and table_problems(df) == []  # one schedule, >= 10 epochs, a baseline
 
 
+def _kept() -> list:
+    from se_core.models.ablation_models import list_kept
+
+    return list_kept("resnet20-cifar10", DATA / "ablations")
+
+
+def test_kept_sweep_checkpoints_belong_to_their_rows() -> None:
+    """Every kept copy of the shipped sweep is the compact copy its sidecar describes (size, SHA-256, listed in
+    the folder's PROVENANCE.md), of a trial the shipped table has a row for, with that row's seed, setting,
+    error and provenance; its vanilla twin is the same seed's baseline trial."""
+    from se_core.runs.tables import load_ablation_table
+    from se_core.util.files import file_sha256
+
+    rows = load_ablation_table(DATA / "ablations" / "resnet20-cifar10.csv").set_index("trial_id")
+    kept = _kept()
+    prov = (DATA / "ablations" / "resnet20-cifar10" / "PROVENANCE.md").read_text() if kept else ""
+    baselines = {int(r.seed): t for t, r in rows.iterrows() if r.axis == "baseline"}
+    for k in kept:
+        row, info = rows.loc[k.trial_id], k.info
+        assert (k.seed, k.axis, k.setting) == (row.seed, row.axis, row.setting), k.trial_id
+        assert info["top1_err"] == row.top1_err and info["commit"] == row.commit and info["date"] == row.date
+        assert k.path.stat().st_size == info["bytes"] and file_sha256(k.path) == info["sha256"]
+        assert f"## {k.path.name}" in prov and info["sha256"] in prov
+        assert k.is_baseline or k.twin == baselines[k.seed], k.trial_id
+
+
+@needs_cifar
+def test_a_kept_sweep_checkpoint_reproduces_its_row() -> None:
+    """The newest seed's default SE trial (else the first kept SE trial), restored from its float16 copy in fp32,
+    gives its row's top-1 error on the 10,000 test images within 0.1 pt."""
+    se = [k for k in _kept() if not k.is_baseline]
+    if not se:
+        pytest.skip("no SE trial of the shipped sweep is kept yet")
+    k = max(se, key=lambda k: (k.axis == "default", k.seed, -k.index))
+    model, meta = build_from_checkpoint(k.path)
+    res = evaluate(model, load_dataset("cifar10-jpeg", "test"), meta.mean, meta.std, precision="fp32")
+    assert res["n"] == 10_000 and abs((100.0 - res["top1"]) - k.info["top1_err"]) <= 0.1, (k.trial_id, res["top1"])
+
+
 def test_sweep_results_in_the_docs_are_the_shipped_table() -> None:
     """docs/ablations.md's results block is what ``ablate summary --docs`` writes from the shipped table
     today; a row added without refreshing the docs (or a hand edit) fails here."""
