@@ -158,7 +158,9 @@ def test_joining_retries_only_a_failed_ray_client_session_start() -> None:
         return init, lambda: calls.__setitem__("reset", calls["reset"] + 1), calls
 
     logs: list[str] = []
-    init, reset, calls = flaky([transient, transient])
+    no_channel = ConnectionAbortedError("Initialization failure from server:\nRuntimeError: Proxy failed to Connect "
+                                        "to backend! Check `ray_client_server.err`")
+    init, reset, calls = flaky([transient, no_channel])
     _join(init, reset, logs.append)
     assert calls == {"init": 3, "reset": 2} and len(logs) == 2 and "attempt 2 of 3" in logs[1]
     init, reset, calls = flaky([transient] * JOIN_ATTEMPTS)

@@ -84,9 +84,10 @@ def connect(address: str | None = None, *, cpus: int | None = None,
 
 
 # Ray Client starts one server process per driver on the cluster's head (its proxy forks it while gRPC
-# threads run). That start has failed once in CI on a healthy local cluster, the process gone before it
-# served, and Ray reports it with this phrase; a fresh connection gets a fresh process on another port.
-_CLIENT_SERVER_FAILED = "Starting Ray client server failed"
+# threads run), then waits for its channel. The first step failed once in CI on a healthy local cluster (the
+# process gone before it served); Ray reports either step failing with these phrases. A fresh connection
+# gets a fresh process on another port.
+_CLIENT_SERVER_FAILED = ("Starting Ray client server failed", "Proxy failed to Connect to backend")
 JOIN_ATTEMPTS = 3
 
 
@@ -99,7 +100,7 @@ def _join(init: Callable[[], object], reset: Callable[[], None], log: Callable[[
             init()
             return
         except ConnectionError as e:
-            if _CLIENT_SERVER_FAILED not in str(e) or attempt == attempts:
+            if not any(phrase in str(e) for phrase in _CLIENT_SERVER_FAILED) or attempt == attempts:
                 raise
             reset()
             log(f"the cluster's Ray Client server failed to start a session for this driver "
