@@ -324,8 +324,12 @@ def has_shipped(pair: str) -> bool:
 
 def shippable_pairs() -> list[str]:
     """The project's own pairs whose checkpoints are in ``data/checkpoints`` (what ``--ship`` computes)."""
-    return [p.name for p in pairs.shipped_pairs()
-            if all(ref.path().is_file() for ref in (p.se_weights, p.vanilla_weights))]
+    return [p.name for p in pairs.shipped_pairs() if _made(p)]
+
+
+def _made(p: pairs.PairSpec) -> bool:
+    """Both checkpoints of own pair ``p`` are in data/checkpoints."""
+    return all(ref.path().is_file() for ref in (p.se_weights, p.vanilla_weights))
 
 
 def ship_targets(parser, args, allowed: set[str]) -> list[str]:
@@ -345,7 +349,7 @@ def ship_targets(parser, args, allowed: set[str]) -> list[str]:
             raise StatsError(f"--ship is for the project's own pairs ({', '.join(p.name for p in own)}); {wanted} is "
                              "not one (without --ship, --out writes its results elsewhere)")
         own = [p for p in own if p.name == wanted]
-    ready = [name for name in shippable_pairs() if name in {p.name for p in own}]
+    ready = [p.name for p in own if _made(p)]
     for p in own:
         if p.name not in ready:
             missing = [ref for ref in (p.se_weights, p.vanilla_weights) if not ref.path().is_file()]
